@@ -1,0 +1,161 @@
+"""The mood model: one onnxruntime session over a self-describing mertag ONNX file.
+
+A mertag model takes `features` (batch, patches, FEATURE_DIM) float32, raw as `tagger.features`
+computes them (normalisation is inside the graph), and gives `probabilities` (batch, 4) over
+Q1..Q4. Its ONNX metadata says what it needs and how it was made; a file that lacks it, or whose
+feature schema is not the tagger's, is refused before any track is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
+from tagger.audio import SAMPLE_RATE
+from tagger.mood import QUADRANTS
+
+MODEL_FORMAT = "1"
+INPUT_NAME = "features"
+OUTPUT_NAME = "probabilities"
+DEFAULT_MODEL_NAME = "mertag_4q.onnx"
+# Metadata every mertag model carries (string values; JSON where structured).
+REQUIRED_METADATA = (
+    "mertag_model_format",
+    "model_id",
+    "labels",
+    "feature_schema",
+    "feature_dim",
+    "sample_rate",
+    "hop",
+    "normalisation",
+    "training_summary",
+)
+
+
+class ModelError(Exception):
+    """A model file that mertag cannot use; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about itself."""
+
+    path: Path
+    model_id: str
+    labels: tuple[str, ...]
+    feature_schema: str
+    feature_dim: int
+    sample_rate: int
+    hop: int
+    metadata: dict[str, str] = field(repr=False)
+
+    @property
+    def training_summary(self) -> dict[str, Any]:
+        return json.loads(self.metadata.get("training_summary", "{}"))
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    from models import MODELS_DIR
+
+    return MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ModelError(f"{path}: not a mertag model (metadata lacks {', '.join(missing)})")
+    if meta["mertag_model_format"] != MODEL_FORMAT:
+        raise ModelError(
+            f"{path}: model format {meta['mertag_model_format']} is not supported "
+            f"(this mertag reads format {MODEL_FORMAT})"
+        )
+    if meta["feature_schema"] != FEATURE_SCHEMA:
+        raise ModelError(
+            f"{path}: model wants feature schema {meta['feature_schema']!r}, but this mertag "
+            f"computes {FEATURE_SCHEMA!r}; retrain it with `mertag train`"
+        )
+    labels = tuple(meta["labels"].split(","))
+    if labels != QUADRANTS:
+        raise ModelError(f"{path}: labels {labels} are not {QUADRANTS}")
+    try:
+        info = ModelInfo(
+            path=path,
+            model_id=meta["model_id"],
+            labels=labels,
+            feature_schema=meta["feature_schema"],
+            feature_dim=int(meta["feature_dim"]),
+            sample_rate=int(meta["sample_rate"]),
+            hop=int(meta["hop"]),
+            metadata=dict(meta),
+        )
+    except ValueError as exc:
+        raise ModelError(f"{path}: malformed metadata ({exc})") from exc
+    if (info.feature_dim, info.sample_rate, info.hop) != (FEATURE_DIM, SAMPLE_RATE, HOP):
+        raise ModelError(
+            f"{path}: model expects dim {info.feature_dim} at {info.sample_rate} Hz hop "
+            f"{info.hop}; the tagger gives dim {FEATURE_DIM} at {SAMPLE_RATE} Hz hop {HOP}"
+        )
+    return info
+
+
+class MoodModel:
+    """One onnxruntime session over a mertag model; create once per worker process."""
+
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            reason = " ".join(str(exc).split())[:200]
+            raise ModelError(f"{self.path}: not a valid ONNX model ({reason})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = _check(self.path, meta)
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise ModelError(
+                f"{self.path}: graph must map {INPUT_NAME!r} to {OUTPUT_NAME!r} "
+                f"(has inputs {inputs}, outputs {outputs})"
+            )
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    def probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities over Q1..Q4 for each sequence: (len(sequences), 4)."""
+        out = np.empty((len(sequences), len(QUADRANTS)), dtype=np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, seq in enumerate(sequences):
+            by_length.setdefault(seq.shape[0], []).append(i)
+        for idx in by_length.values():
+            batch = np.stack([sequences[i] for i in idx]).astype(np.float32, copy=False)
+            (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+            out[idx] = probs
+        return out
+
+    def track_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """One track's probabilities: the mean over its excerpts' predictions."""
+        return self.probabilities(sequences).mean(axis=0)
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """Validate a model file and return what it says about itself (loads the session once)."""
+    return MoodModel(path).info

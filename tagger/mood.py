@@ -1,0 +1,62 @@
+"""From the model's four probabilities to what mertag reports: quadrant, mood word, valence, arousal.
+
+Valence and arousal are expectations over the quadrants' corners of Russell's plane:
+valence = (p_Q1 + p_Q4) - (p_Q2 + p_Q3) and arousal = (p_Q1 + p_Q2) - (p_Q3 + p_Q4), both in
+[-1, 1]; confidence is the largest probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+QUADRANTS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4")
+DEFAULT_MOODS: dict[str, str] = {"Q1": "Happy", "Q2": "Angry", "Q3": "Sad", "Q4": "Relaxed"}
+# Each quadrant's corner on the valence-arousal plane.
+CORNERS: dict[str, tuple[float, float]] = {
+    "Q1": (1.0, 1.0),
+    "Q2": (-1.0, 1.0),
+    "Q3": (-1.0, -1.0),
+    "Q4": (1.0, -1.0),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One track's mood as mertag reports, tags and indexes it."""
+
+    quadrant: str
+    mood: str
+    probabilities: tuple[float, float, float, float]
+    confidence: float
+    valence: float
+    arousal: float
+    model_id: str
+
+
+def predict_mood(
+    probabilities: Sequence[float],
+    model_id: str,
+    moods: Mapping[str, str] | None = None,
+) -> Prediction:
+    """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape != (4,) or not np.all(np.isfinite(p)):
+        raise ValueError(f"expected four finite probabilities, got {p!r}")
+    p = p / p.sum()
+    best = int(np.argmax(p))
+    quadrant = QUADRANTS[best]
+    words = {**DEFAULT_MOODS, **(moods or {})}
+    valence = float(sum(p[i] * CORNERS[q][0] for i, q in enumerate(QUADRANTS)))
+    arousal = float(sum(p[i] * CORNERS[q][1] for i, q in enumerate(QUADRANTS)))
+    return Prediction(
+        quadrant=quadrant,
+        mood=words[quadrant],
+        probabilities=(float(p[0]), float(p[1]), float(p[2]), float(p[3])),
+        confidence=float(p[best]),
+        valence=valence,
+        arousal=arousal,
+        model_id=model_id,
+    )

@@ -1,0 +1,294 @@
+"""The scan: walk -> plan (incremental) -> analyse and tag in worker processes -> index.
+
+Workers (joblib/loky) each hold one musicnn session and one mood-model session for their whole
+life, analyse a track, write its tags, and send back a TrackOutcome; the parent process is the
+only writer of the index and commits each outcome as it arrives, so an interrupted scan keeps
+every finished track.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tagger.audio import AudioError
+from tagger.index import Index, IndexRow, needs_analysis
+from tagger.library import walk
+from tagger.mood import Prediction
+
+STAGES = ("decode+features", "model", "tags")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a scan needs to know, as plain values (the CLI fills it)."""
+
+    roots: tuple[Path, ...]
+    index_path: Path
+    model_path: Path
+    model_id: str
+    feature_schema: str
+    exclude: tuple[str, ...] = ()
+    moods: Mapping[str, str] | None = None
+    write: bool = True
+    id3v23: bool = False
+    dry_run: bool = False
+    force: bool = False
+    retry_failed: bool = False
+    jobs: int = 1
+
+
+@dataclass
+class TrackOutcome:
+    """What happened to one track in a worker: its mood, or why it failed."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    prediction: Prediction | None = None
+    error: str | None = None
+    tagged: bool | None = None  # True: mertag's tags are in the file now
+    tag_error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.tag_error is not None
+
+
+@dataclass
+class ScanSummary:
+    """Counts and failures of a finished (or interrupted) scan."""
+
+    found: int = 0
+    passed_over: int = 0
+    excluded: int = 0
+    unchanged: int = 0
+    analysed: int = 0
+    moods: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+
+def tag_values(prediction: Prediction) -> dict[str, str]:
+    """The fields mertag writes into a file for a prediction."""
+    return {
+        "MOOD": prediction.mood,
+        "MERTAG_QUADRANT": prediction.quadrant,
+        "MERTAG_VALENCE": f"{prediction.valence:.3f}",
+        "MERTAG_AROUSAL": f"{prediction.arousal:.3f}",
+        "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
+        "MERTAG_MODEL": prediction.model_id,
+    }
+
+
+# One per worker process, kept for its whole life (loky reuses its workers between tasks).
+_MODELS: dict[str, object] = {}
+
+
+def _model(path: Path):  # type: ignore[no-untyped-def]
+    from tagger.model import MoodModel
+
+    key = str(path)
+    if key not in _MODELS:
+        _MODELS[key] = MoodModel(path, threads=1)
+    return _MODELS[key]
+
+
+def process_track(
+    path: Path,
+    size: int,
+    mtime_ns: int,
+    model_path: Path,
+    moods: Mapping[str, str] | None,
+    write: bool,
+    id3v23: bool,
+) -> TrackOutcome:
+    """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
+    from tagger.features import extract_track
+    from tagger.mood import predict_mood
+    from tagger.tags import TagError, write_tags
+
+    outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
+    model = _model(model_path)
+    try:
+        t0 = time.perf_counter()
+        features = extract_track(path)
+        t1 = time.perf_counter()
+        probs = model.track_probabilities(features.sequences)
+        outcome.prediction = predict_mood(probs, model.model_id, moods)
+        t2 = time.perf_counter()
+        outcome.timings = {"decode+features": t1 - t0, "model": t2 - t1}
+    except AudioError as exc:
+        outcome.error = str(exc)
+        return outcome
+    except MemoryError:
+        outcome.error = "out of memory while analysing"
+        return outcome
+    if not write:
+        outcome.tagged = False
+        return outcome
+    t2 = time.perf_counter()
+    try:
+        write_tags(path, tag_values(outcome.prediction), id3v23=id3v23, expect=(size, mtime_ns))
+        outcome.tagged = True
+        st = path.stat()
+        outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except TagError as exc:
+        outcome.tagged = False
+        outcome.tag_error = f"tag write failed: {exc}"
+    except OSError as exc:
+        outcome.tagged = False
+        outcome.tag_error = f"tag write failed: {exc.strerror or exc}"
+    outcome.timings["tags"] = time.perf_counter() - t2
+    return outcome
+
+
+def plan(
+    options: ScanOptions, snapshot: Mapping[str, tuple[int, int, str, str | None]]
+) -> tuple[list[tuple[Path, int, int]], list[TrackOutcome], ScanSummary]:
+    """Walk the roots and split tracks into work to do, failures found while walking, skips."""
+    found = walk(options.roots, options.exclude)
+    summary = ScanSummary(
+        found=len(found.tracks), passed_over=found.passed_over, excluded=found.excluded
+    )
+    todo: list[tuple[Path, int, int]] = []
+    early: list[TrackOutcome] = [
+        TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
+    ]
+    for path in found.tracks:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            early.append(TrackOutcome(path, 0, 0, error=exc.strerror or str(exc)))
+            continue
+        entry = snapshot.get(str(path))
+        if needs_analysis(
+            entry,
+            st.st_size,
+            st.st_mtime_ns,
+            options.model_id,
+            force=options.force,
+            retry_failed=options.retry_failed,
+        ):
+            todo.append((path, st.st_size, st.st_mtime_ns))
+        else:
+            summary.unchanged += 1
+    return todo, early, summary
+
+
+def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
+    """The index row recording an outcome."""
+    p = outcome.prediction
+    probs = p.probabilities if p else (None, None, None, None)
+    return IndexRow(
+        path=str(outcome.path),
+        size=outcome.size,
+        mtime_ns=outcome.mtime_ns,
+        status="error" if outcome.error else "ok",
+        error=outcome.error,
+        quadrant=p.quadrant if p else None,
+        mood=p.mood if p else None,
+        p_q1=probs[0],
+        p_q2=probs[1],
+        p_q3=probs[2],
+        p_q4=probs[3],
+        valence=p.valence if p else None,
+        arousal=p.arousal if p else None,
+        confidence=p.confidence if p else None,
+        model_id=p.model_id if p else None,
+        feature_schema=feature_schema if p else None,
+        analysed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tagged=None if outcome.tagged is None else int(outcome.tagged),
+        tag_error=outcome.tag_error,
+    )
+
+
+def _outcomes(
+    todo: Sequence[tuple[Path, int, int]], options: ScanOptions
+) -> Iterator[TrackOutcome]:
+    write = options.write and not options.dry_run
+    args = (options.model_path, options.moods, write, options.id3v23)
+    if options.jobs <= 1 or len(todo) <= 1:
+        for path, size, mtime in todo:
+            yield process_track(path, size, mtime, *args)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(
+        n_jobs=min(options.jobs, len(todo)), return_as="generator_unordered", batch_size=1,
+        pre_dispatch="2*n_jobs",
+    )
+    yield from parallel(delayed(process_track)(p, s, m, *args) for p, s, m in todo)
+
+
+def run_scan(
+    options: ScanOptions,
+    on_start: Callable[[int, ScanSummary], None] | None = None,
+    on_outcome: Callable[[TrackOutcome], None] | None = None,
+) -> ScanSummary:
+    """Run a whole scan; `on_start(total)` and `on_outcome` feed the progress display."""
+    index = None if options.dry_run else Index(options.index_path)
+    try:
+        snapshot = index.snapshot() if index is not None else _read_only_snapshot(options)
+        todo, early, summary = plan(options, snapshot)
+        if on_start is not None:
+            on_start(len(todo) + len(early), summary)
+        for outcome in _chain(early, _outcomes(todo, options)):
+            _record(outcome, summary, index, options)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if index is not None:
+            index.close()
+    return summary
+
+
+def _read_only_snapshot(options: ScanOptions) -> dict[str, tuple[int, int, str, str | None]]:
+    """A dry run still skips what is up to date, but never creates an index."""
+    if not options.index_path.is_file():
+        return {}
+    with Index(options.index_path) as index:
+        return index.snapshot()
+
+
+def _chain(first: Sequence[TrackOutcome], rest: Iterator[TrackOutcome]) -> Iterator[TrackOutcome]:
+    yield from first
+    yield from rest
+
+
+def _record(
+    outcome: TrackOutcome, summary: ScanSummary, index: Index | None, options: ScanOptions
+) -> None:
+    if index is not None:
+        index.upsert(index_row(outcome, options.feature_schema))
+    if outcome.error is not None:
+        summary.failures.append((outcome.path, outcome.error))
+        return
+    summary.analysed += 1
+    if outcome.prediction is not None:
+        mood = outcome.prediction.mood
+        summary.moods[mood] = summary.moods.get(mood, 0) + 1
+    if outcome.tag_error is not None:
+        summary.failures.append((outcome.path, outcome.tag_error))
+    for stage, seconds in outcome.timings.items():
+        summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

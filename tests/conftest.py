@@ -1,0 +1,38 @@
+"""Shared fixtures: the real files in ../shared, copied before anything writes to them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MERTAG_SHARED", REPO.parent / "shared"))
+CORPUS = SHARED / "corpus"
+DATA_4Q = SHARED / "data" / "4q"
+MUSICNN_DIR = SHARED / "models" / "musicnn"
+
+
+def need_shared(path: Path) -> Path:
+    """Return `path`, or skip the test when ../shared is absent (a failure under CI)."""
+    if path.exists():
+        return path
+    reason = f"{path} is absent: the real audio in ../shared is needed for this test"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"under CI ../shared must be present: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of ../shared/corpus, writable, in a temp dir."""
+    src = need_shared(CORPUS)
+    dst = tmp_path / "corpus"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and f.suffix != ".md":
+            shutil.copy2(f, dst / f.name)
+            (dst / f.name).chmod(0o644)
+    return dst
