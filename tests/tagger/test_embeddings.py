@@ -1,0 +1,84 @@
+"""The shipped musicnn front end against TensorFlow's outputs, and the log-mel patching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tagger.embeddings import (
+    EMBEDDING_DIM,
+    HOP,
+    N_FFT,
+    N_MELS,
+    PATCH_FRAMES,
+    PATCH_SAMPLES,
+    SAMPLE_RATE,
+    MusicnnEmbedder,
+    default_frontend_path,
+    mel_patches,
+)
+from tests.conftest import MUSICNN_DIR, need_shared
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MusicnnEmbedder:
+    return MusicnnEmbedder()
+
+
+def _sine(seconds: float, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_shipped_onnx_matches_tf_reference(embedder: MusicnnEmbedder) -> None:
+    x = np.load(need_shared(MUSICNN_DIR) / "MSD_musicnn_tfref_input.npy")
+    ref = np.load(MUSICNN_DIR / "MSD_musicnn_tfref.npz")
+    emb = embedder.embed_patches(x)
+    assert emb.shape == (3, EMBEDDING_DIM) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb[:, :200], ref["penultimate"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(emb[:, 200:], ref["tags"], rtol=0, atol=1e-4)
+
+
+def test_default_path_is_packaged() -> None:
+    assert default_frontend_path().is_file()
+
+
+@pytest.mark.parametrize(("seconds", "n_patches"), [(0.5, 0), (3.0, 1), (30.0, 10)])
+def test_mel_patch_shapes(seconds: float, n_patches: int) -> None:
+    patches = mel_patches(_sine(seconds))
+    assert patches.shape == (n_patches, PATCH_FRAMES, N_MELS)
+    assert patches.dtype == np.float32
+
+
+def test_patch_samples_is_one_patch_of_frames() -> None:
+    assert PATCH_SAMPLES == PATCH_FRAMES * HOP
+    assert mel_patches(np.zeros(PATCH_SAMPLES, np.float32)).shape[0] == 1
+    assert mel_patches(np.zeros(2 * PATCH_SAMPLES, np.float32)).shape[0] == 2
+
+
+def test_compression_is_log10_of_scaled_mel() -> None:
+    import librosa
+
+    y = _sine(7.0, freq=1000.0)
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS
+    ).T
+    want = np.log10(10000 * mel.astype(np.float64) + 1)[: 2 * PATCH_FRAMES]
+    got = mel_patches(y)
+    assert got.shape == (2, PATCH_FRAMES, N_MELS)
+    np.testing.assert_allclose(got.reshape(-1, N_MELS), want, rtol=1e-5, atol=1e-5)
+    # Patches follow one another without overlap.
+    np.testing.assert_array_equal(got[1, 0], got.reshape(-1, N_MELS)[PATCH_FRAMES])
+
+
+def test_short_audio_gives_no_rows(embedder: MusicnnEmbedder) -> None:
+    assert embedder.embed(_sine(0.5)).shape == (0, EMBEDDING_DIM)
+    assert embedder.embed(np.zeros(0, np.float32)).shape == (0, EMBEDDING_DIM)
+
+
+def test_embed_is_embed_patches_of_mel_patches(embedder: MusicnnEmbedder) -> None:
+    y = _sine(6.5, freq=220.0)
+    emb = embedder.embed(y)
+    assert emb.shape == (2, EMBEDDING_DIM)
+    np.testing.assert_array_equal(emb, embedder.embed_patches(mel_patches(y)))
+    assert np.all((emb[:, 200:] >= 0) & (emb[:, 200:] <= 1))
