@@ -1,0 +1,133 @@
+"""Walk a music library: find the audio files under some folders, deterministically.
+
+The walk is the first stage of a scan. It never opens a file; it only lists folders and stats
+entries, so it stays fast on large libraries. Anything it cannot list or stat is reported as a
+problem with a one-line reason instead of stopping the walk.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".m4b", ".wav", ".aif", ".aiff"}
+)
+"""File name suffixes (matched case-insensitively) that the tagger treats as audio."""
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What a walk found.
+
+    `tracks` are absolute paths, in walk order (roots in the order given, then names sorted, depth
+    first), each file at most once. `passed_over` counts regular files that are not audio (and
+    other non-folder entries such as sockets); `excluded` counts files and folders matched by an
+    exclude pattern (an excluded folder counts once); `problems` are paths that could not be
+    listed or stat'ed, each with a one-line reason.
+    """
+
+    tracks: list[Path] = field(default_factory=list)
+    passed_over: int = 0
+    excluded: int = 0
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def is_audio_name(name: str) -> bool:
+    """Whether a file name has one of the AUDIO_EXTENSIONS (case-insensitive)."""
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def _reason(exc: OSError) -> str:
+    """A one-line reason for an OSError, without the path (the caller reports the path)."""
+    if isinstance(exc, FileNotFoundError):
+        return "not found (a broken symlink or removed during the walk)"
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _is_excluded(rel: str, name: str, exclude: Sequence[str]) -> bool:
+    """Whether an entry matches a pattern, by its root-relative path or by its bare name."""
+    return any(fnmatch(rel, pat) or fnmatch(name, pat) for pat in exclude)
+
+
+def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
+    """Find the audio files under `roots` (folders or single files), recursively.
+
+    Hidden entries (names starting with '.') are skipped below a root, which also skips the
+    tagger's own temp files. `exclude` holds fnmatch patterns matched against both the path
+    relative to its root ('/'-separated) and the entry's name, so '*.wav', 'Podcasts/*' and
+    'Podcasts' all work; roots themselves are never hidden or excluded, since the user named them.
+    Symlinks are followed, but a folder (by device and inode) is entered only once, so symlink
+    loops end, and a file reachable twice is listed once. Paths are absolute but not resolved
+    through symlinks.
+    """
+    tracks: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    passed_over = 0
+    excluded = 0
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+
+    def visit_file(path: Path, st: os.stat_result) -> None:
+        nonlocal passed_over
+        if not stat.S_ISREG(st.st_mode) or not is_audio_name(path.name):
+            passed_over += 1
+            return
+        key = (st.st_dev, st.st_ino)
+        if key not in seen_files:
+            seen_files.add(key)
+            tracks.append(path)
+
+    def list_dir(path: Path, rel: str) -> list[tuple[Path, str, str]]:
+        """The entries of a folder as (path, relative path, name), sorted by name."""
+        try:
+            with os.scandir(path) as it:
+                names = sorted(entry.name for entry in it)
+        except OSError as exc:
+            problems.append((path, f"cannot list folder: {_reason(exc)}"))
+            return []
+        return [(path / name, f"{rel}/{name}" if rel else name, name) for name in names]
+
+    for root in roots:
+        root = Path(root).absolute()
+        try:
+            st = root.stat()
+        except OSError as exc:
+            problems.append((root, _reason(exc)))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            visit_file(root, st)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            continue
+        seen_dirs.add(key)
+        # An explicit stack (entries pushed in reverse) keeps name order without recursion, so a
+        # very deep tree cannot hit the recursion limit.
+        stack = list(reversed(list_dir(root, "")))
+        while stack:
+            path, rel, name = stack.pop()
+            if name.startswith("."):
+                continue
+            if _is_excluded(rel, name, exclude):
+                excluded += 1
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                problems.append((path, _reason(exc)))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key not in seen_dirs:
+                    seen_dirs.add(key)
+                    stack.extend(reversed(list_dir(path, rel)))
+            else:
+                visit_file(path, st)
+
+    return Walk(tracks=tracks, passed_over=passed_over, excluded=excluded, problems=problems)
