@@ -14,6 +14,7 @@ averages the model's probabilities over the excerpts.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,10 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 
     stft = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
     power = stft**2
-    tuning = librosa.estimate_tuning(S=stft, sr=sr, n_fft=N_FFT)
+    with warnings.catch_warnings():
+        # Silence has no pitched peaks: tuning is then 0, which is what we want.
+        warnings.simplefilter("ignore", UserWarning)
+        tuning = librosa.estimate_tuning(S=stft, sr=sr, n_fft=N_FFT)
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
     log_mel = librosa.power_to_db(mel)
     cqt = np.abs(librosa.cqt(y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84 * 3,
