@@ -1,4 +1,4 @@
-"""One track from file to Prediction: decode excerpts, features, model. Scan and evaluate share it."""
+"""One track from file to Prediction: excerpts, features, model. Scan and evaluate share it."""
 
 from __future__ import annotations
 

@@ -80,9 +80,7 @@ def probe(path: Path) -> AudioInfo:
         container.close()
 
 
-def _chunks(
-    path: Path, sr: int, offset: float, duration: float | None
-) -> Iterator[np.ndarray]:
+def _chunks(path: Path, sr: int, offset: float, duration: float | None) -> Iterator[np.ndarray]:
     """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""
     import av
 

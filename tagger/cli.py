@@ -42,7 +42,7 @@ def parse_moods(text: str | None) -> dict[str, str]:
     words = [w.strip() for w in text.split(",")]
     if len(words) != 4 or not all(words):
         raise usage_error(f"--moods needs four comma-separated words for Q1..Q4, got {text!r}")
-    return dict(zip(QUADRANTS, words))
+    return dict(zip(QUADRANTS, words, strict=True))
 
 
 IndexOption = Annotated[
@@ -65,7 +65,8 @@ def scan(
     ] = None,
     index: IndexOption = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
     exclude: Annotated[
         list[str] | None,

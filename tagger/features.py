@@ -14,6 +14,7 @@ averages the model's probabilities over the excerpts.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ class TrackFeatures:
 
     sequences: list[np.ndarray]
     duration: float
+    decode_seconds: float = 0.0
+    features_seconds: float = 0.0
     schema: str = FEATURE_SCHEMA
 
 
@@ -92,10 +95,14 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         tuning = librosa.estimate_tuning(S=stft, sr=sr, n_fft=N_FFT)
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
     log_mel = librosa.power_to_db(mel)
-    cqt = np.abs(librosa.cqt(y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84 * 3,
-                             bins_per_octave=36))
-    vqt = np.abs(librosa.vqt(y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84,
-                             bins_per_octave=12, gamma=None))
+    cqt = np.abs(
+        librosa.cqt(y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84 * 3, bins_per_octave=36)
+    )
+    vqt = np.abs(
+        librosa.vqt(
+            y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84, bins_per_octave=12, gamma=None
+        )
+    )
     chroma_cqt = librosa.feature.chroma_cqt(C=cqt, sr=sr, hop_length=HOP, bins_per_octave=36)
     onset = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
     parts = [
@@ -160,9 +167,21 @@ def features_from_audio(y: np.ndarray) -> np.ndarray:
 
 def extract_track(path: Path, windows: Any = None) -> TrackFeatures:
     """Decode a track's excerpts (by seeking) and compute each one's feature sequence."""
+    t0 = time.perf_counter()
     info = probe(path)
     plan = excerpt_windows(info.duration) if windows is None else windows
-    sequences = [
-        features_from_audio(decode(path, SAMPLE_RATE, offset, length)) for offset, length in plan
-    ]
-    return TrackFeatures(sequences=sequences, duration=info.duration or 0.0)
+    sequences = []
+    decode_seconds = features_seconds = 0.0
+    for offset, length in plan:
+        y = decode(path, SAMPLE_RATE, offset, length)
+        t1 = time.perf_counter()
+        decode_seconds += t1 - t0
+        sequences.append(features_from_audio(y))
+        t0 = time.perf_counter()
+        features_seconds += t0 - t1
+    return TrackFeatures(
+        sequences=sequences,
+        duration=info.duration or 0.0,
+        decode_seconds=decode_seconds,
+        features_seconds=features_seconds,
+    )

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
 from tagger.audio import SAMPLE_RATE
+from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
 from tagger.mood import QUADRANTS
 
 MODEL_FORMAT = "1"

@@ -1,4 +1,4 @@
-"""From the model's four probabilities to what mertag reports: quadrant, mood word, valence, arousal.
+"""From the four probabilities to what mertag reports: quadrant, mood word, valence, arousal.
 
 Valence and arousal are expectations over the quadrants' corners of Russell's plane:
 valence = (p_Q1 + p_Q4) - (p_Q2 + p_Q3) and arousal = (p_Q1 + p_Q2) - (p_Q3 + p_Q4), both in
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Prediction:
 
 
 def predict_mood(
-    probabilities: Sequence[float],
+    probabilities: Sequence[float] | np.ndarray[Any, Any],
     model_id: str,
     moods: Mapping[str, str] | None = None,
 ) -> Prediction:

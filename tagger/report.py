@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tagger.display import display
+from tagger.mood import QUADRANTS
 from tagger.scan import ScanSummary, TrackOutcome, tag_values
 
 
@@ -44,7 +45,7 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
         record.update(
             quadrant=p.quadrant,
             mood=p.mood,
-            probabilities=dict(zip(("Q1", "Q2", "Q3", "Q4"), p.probabilities)),
+            probabilities=dict(zip(QUADRANTS, p.probabilities, strict=True)),
             confidence=p.confidence,
             valence=p.valence,
             arousal=p.arousal,

@@ -20,7 +20,7 @@ from tagger.index import Index, IndexRow, needs_analysis
 from tagger.library import walk
 from tagger.mood import Prediction
 
-STAGES = ("decode+features", "model", "tags")
+STAGES = ("decode", "features", "model", "tags", "index")
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,16 @@ def process_track(
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = _model(model_path)
     try:
-        t0 = time.perf_counter()
         features = extract_track(path)
         t1 = time.perf_counter()
         probs = model.track_probabilities(features.sequences)
         outcome.prediction = predict_mood(probs, model.model_id, moods)
         t2 = time.perf_counter()
-        outcome.timings = {"decode+features": t1 - t0, "model": t2 - t1}
+        outcome.timings = {
+            "decode": features.decode_seconds,
+            "features": features.features_seconds,
+            "model": t2 - t1,
+        }
     except AudioError as exc:
         outcome.error = str(exc)
         return outcome
@@ -225,7 +228,9 @@ def _outcomes(
     from joblib import Parallel, delayed
 
     parallel = Parallel(
-        n_jobs=min(options.jobs, len(todo)), return_as="generator_unordered", batch_size=1,
+        n_jobs=min(options.jobs, len(todo)),
+        return_as="generator_unordered",
+        batch_size=1,
         pre_dispatch="2*n_jobs",
     )
     yield from parallel(delayed(process_track)(p, s, m, *args) for p, s, m in todo)
@@ -272,7 +277,9 @@ def _record(
     outcome: TrackOutcome, summary: ScanSummary, index: Index | None, options: ScanOptions
 ) -> None:
     if index is not None:
+        t0 = time.perf_counter()
         index.upsert(index_row(outcome, options.feature_schema))
+        outcome.timings["index"] = time.perf_counter() - t0
     if outcome.error is not None:
         summary.failures.append((outcome.path, outcome.error))
         return
