@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tagger.display import display
 from tagger.mood import DEFAULT_MOODS, QUADRANTS
+
+if TYPE_CHECKING:
+    from tagger.config import Config
+    from tagger.index import Index, IndexRow
 
 app = typer.Typer(
     name="mertag",
@@ -37,12 +41,50 @@ def usage_error(message: str) -> typer.Exit:
 
 def parse_moods(text: str | None) -> dict[str, str]:
     """'Happy,Angry,Sad,Relaxed' -> {Q1: Happy, ...}."""
+    from tagger.config import check_moods
+
     if not text:
         return dict(DEFAULT_MOODS)
     words = [w.strip() for w in text.split(",")]
     if len(words) != 4 or not all(words):
         raise usage_error(f"--moods needs four comma-separated words for Q1..Q4, got {text!r}")
-    return dict(zip(QUADRANTS, words, strict=True))
+    moods = dict(zip(QUADRANTS, words, strict=True))
+    try:
+        check_moods(moods)
+    except ValueError as exc:
+        raise usage_error(f"--moods: {exc}") from exc
+    return moods
+
+
+@app.callback()
+def _global_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Read this config file instead of the one in the user config folder "
+            "(or set MERTAG_CONFIG).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Options before the command apply to every command."""
+
+
+def settings(ctx: typer.Context) -> Config:
+    """The effective config (file over defaults), read once per invocation; a bad file is a
+    usage error naming the key."""
+    from tagger.config import ConfigError, load_config
+
+    root = ctx.find_root()
+    cached = root.meta.get("mertag.config")
+    if cached is None:
+        try:
+            cached = load_config(root.params.get("config"))
+        except ConfigError as exc:
+            raise usage_error(str(exc)) from exc
+        root.meta["mertag.config"] = cached
+    return cached  # type: ignore[no-any-return]
 
 
 IndexOption = Annotated[
@@ -51,14 +93,46 @@ IndexOption = Annotated[
 ]
 
 
-def resolve_index(index: Path | None) -> Path:
+def resolve_index(index: Path | None, config: Config | None = None) -> Path:
+    """--index, else the config file's index, else the default."""
     from tagger.index import default_index_path
 
-    return index if index is not None else default_index_path()
+    if index is not None:
+        return index
+    return config.index if config is not None else default_index_path()
+
+
+def open_index(path: Path) -> Index:
+    """An existing index, or a usage error (reading commands never create one)."""
+    from tagger.index import Index, IndexVersionError
+
+    if not path.is_file():
+        raise usage_error(f"{display(path)}: no index yet (run `mertag scan` first)")
+    try:
+        return Index(path)
+    except IndexVersionError as exc:
+        raise usage_error(str(exc)) from exc
+
+
+def _warn(path: str | Path, reason: str) -> None:
+    _err(f"warning: {display(path)}: {reason}")
+
+
+MinConfidenceOption = Annotated[
+    float | None,
+    typer.Option(
+        "--min-confidence", min=0.0, max=1.0, help="Only tracks at least this confident (0-1)."
+    ),
+]
+PathGlobOption = Annotated[
+    str | None,
+    typer.Option("--path", help="Only tracks whose path matches this glob, e.g. '*/Jazz/*'."),
+]
 
 
 @app.command()
 def scan(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Music folders or files to scan.")],
     model: Annotated[
         Path | None, typer.Option("--model", help="Use this mertag ONNX model instead.")
@@ -84,8 +158,13 @@ def scan(
         bool, typer.Option("--retry-failed", help="Try files that failed before again.")
     ] = False,
     id3v23: Annotated[
-        bool, typer.Option("--id3v23", help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--id3v23/--id3v24",
+            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO; the default).",
+            show_default=False,
+        ),
+    ] = None,
     moods: Annotated[
         str | None,
         typer.Option("--moods", help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed'."),
@@ -99,6 +178,7 @@ def scan(
     from tagger.report import ScanReporter
     from tagger.scan import ScanOptions, default_jobs, run_scan
 
+    config = settings(ctx)
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise usage_error(f"{display(missing[0])}: no such file or folder")
@@ -108,18 +188,18 @@ def scan(
         raise usage_error(str(exc)) from exc
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
-        index_path=resolve_index(index),
+        index_path=resolve_index(index, config),
         model_path=mood_model.path,
         model_id=mood_model.model_id,
         feature_schema=mood_model.info.feature_schema,
-        exclude=tuple(exclude or ()),
-        moods=parse_moods(moods),
+        exclude=tuple(exclude) if exclude else config.exclude,
+        moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
-        id3v23=id3v23,
+        id3v23=config.id3v23 if id3v23 is None else id3v23,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
-        jobs=jobs or default_jobs(),
+        jobs=jobs or config.jobs or default_jobs(),
     )
     del mood_model
     reporter = ScanReporter(quiet=quiet, verbose=verbose, as_json=as_json, dry_run=dry_run)
@@ -133,6 +213,7 @@ def scan(
 
 @app.command()
 def export(
+    ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
@@ -141,20 +222,329 @@ def export(
 ) -> None:
     """Write every index row (header first for CSV) to stdout or a file."""
     from tagger.export import export_rows
-    from tagger.index import Index
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
-    path = resolve_index(index)
-    if not path.is_file():
-        raise usage_error(f"{display(path)}: no index yet (run `mertag scan` first)")
-    with Index(path) as idx:
+    with open_index(resolve_index(index, settings(ctx))) as idx:
         if output is None:
             export_rows(idx.rows(), fmt, sys.stdout)
         else:
             with open(output, "w", encoding="utf-8", newline="") as out:
                 n = export_rows(idx.rows(), fmt, out)
             _err(f"wrote {n} rows to {display(output)}")
+
+
+def _quadrants(words: list[str] | None, config: Config, idx: Index) -> frozenset[str] | None:
+    from tagger.query import index_words, resolve_quadrant
+
+    if not words:
+        return None
+    known = index_words(idx.rows(status="ok"))
+    try:
+        return frozenset(resolve_quadrant(w, config.moods, known) for w in words)
+    except ValueError as exc:
+        raise usage_error(f"--mood: {exc}") from exc
+
+
+@app.command("list")
+def list_tracks(
+    ctx: typer.Context,
+    mood: Annotated[
+        list[str] | None,
+        typer.Option("--mood", "-m", help="Only this mood: a word or Q1-Q4 (repeatable)."),
+    ] = None,
+    min_confidence: MinConfidenceOption = None,
+    path_glob: PathGlobOption = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only 'ok' or only 'error' rows.")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv or json (csv/json: every column).")
+    ] = "table",
+    index: IndexOption = None,
+) -> None:
+    """List indexed tracks, filtered, as a table or as CSV/JSON."""
+    from rich.console import Console
+
+    from tagger.export import export_rows
+    from tagger.query import RowFilter, rows_table, select_rows
+
+    if fmt not in ("table", "csv", "json"):
+        raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
+    if status not in (None, "ok", "error"):
+        raise usage_error(f"--status must be ok or error, not {status!r}")
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        flt = RowFilter(
+            quadrants=_quadrants(mood, config, idx),
+            min_confidence=min_confidence,
+            path_glob=path_glob,
+            status=status,
+        )
+        if fmt == "table":
+            Console(highlight=False).print(rows_table(select_rows(idx, flt)))
+        else:
+            export_rows(select_rows(idx, flt), fmt, sys.stdout)
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    index: IndexOption = None,
+) -> None:
+    """Tracks per mood, mean confidence, failures, gone files, index size and models in use."""
+    import json
+
+    from rich.console import Console
+
+    from tagger.query import library_stats, stats_tables
+
+    if fmt not in ("table", "json"):
+        raise usage_error(f"--format must be table or json, not {fmt!r}")
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        result = library_stats(idx, config.moods)
+    if fmt == "json":
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    console = Console(highlight=False)
+    for table in stats_tables(result):
+        console.print(table)
+        console.print()
+
+
+@app.command()
+def playlist(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the mood playlists; with --journey, the playlist file, or a "
+            "folder for it (default: playlist_dir from the config).",
+        ),
+    ] = None,
+    journey: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--journey",
+            metavar="FROM TO",
+            help="One playlist moving from mood FROM to mood TO (words or Q1-Q4), e.g. sad happy.",
+        ),
+    ] = None,
+    length: Annotated[int, typer.Option("--length", "-n", min=2, help="Tracks in a journey.")] = 20,
+    max_distance: Annotated[
+        float,
+        typer.Option(
+            "--max-distance",
+            min=0.01,
+            max=2.0,
+            help="Journey: how far on the valence-arousal plane a track may be from its step.",
+        ),
+    ] = 0.3,
+    min_confidence: MinConfidenceOption = None,
+    relative_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--relative-to",
+            file_okay=False,
+            help="Write paths relative to this folder (where the playlist will live) "
+            "instead of absolute.",
+        ),
+    ] = None,
+    path_glob: PathGlobOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Write one M3U8 playlist per mood (best match first), or a mood journey (--journey)."""
+    from tagger.playlist import mood_playlists
+    from tagger.query import RowFilter, select_rows
+
+    config = settings(ctx)
+    if out is None and config.playlist_dir is None:
+        raise usage_error("--out is needed (or set playlist_dir in the config file)")
+    rel = relative_to.absolute() if relative_to is not None else None
+    with open_index(resolve_index(index, config)) as idx:
+        rows = list(select_rows(idx, RowFilter(min_confidence=min_confidence, path_glob=path_glob)))
+    if journey is not None:
+        _journey(config, rows, journey, out, length, max_distance, rel)
+        return
+    out_dir = out if out is not None else config.playlist_dir
+    assert out_dir is not None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise usage_error(f"{display(out_dir)}: not a folder (--out takes a folder here)")
+    result = mood_playlists(rows, out_dir, moods=config.moods, relative_to=rel)
+    for path, reason in result.skipped:
+        _warn(path, f"left out: {reason}")
+    for target, n in result.written.items():
+        _err(f"wrote {display(target)} ({n} track{'' if n == 1 else 's'})")
+
+
+def _journey(
+    config: Config,
+    rows: list[IndexRow],
+    ends: tuple[str, str],
+    out: Path | None,
+    length: int,
+    max_distance: float,
+    relative_to: Path | None,
+) -> None:
+    from rich.console import Console
+
+    from tagger.journey import JourneyError, journey_table, plan_journey, write_journey
+    from tagger.playlist import playable, safe_file_name
+    from tagger.query import index_words, resolve_quadrant
+
+    try:
+        start, end = (resolve_quadrant(w, config.moods, index_words(rows)) for w in ends)
+    except ValueError as exc:
+        raise usage_error(f"--journey: {exc}") from exc
+    skipped: list[tuple[str, str]] = []
+    usable = playable(rows, skipped)
+    for path, reason in skipped:
+        _warn(path, f"left out: {reason}")
+    try:
+        plan = plan_journey(
+            usable, start, end, length, max_distance=max_distance, labels=config.moods
+        )
+    except JourneyError as exc:
+        _err(f"mertag: error: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    target = out if out is not None else config.playlist_dir
+    assert target is not None
+    if target.is_dir() or target.suffix == "":
+        target = target / f"{safe_file_name(plan.title)}.m3u8"
+    entries = write_journey(plan, target, relative_to=relative_to)
+    Console(stderr=True, highlight=False).print(journey_table(plan, entries))
+    _err(f"wrote {display(target)} ({len(entries)} tracks)")
+
+
+@app.command("map")
+def map_library(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Picture to write: .png, .svg or .pdf.")],
+    min_confidence: MinConfidenceOption = None,
+    path_glob: PathGlobOption = None,
+    title: Annotated[str | None, typer.Option("--title", help="Heading of the map.")] = None,
+    index: IndexOption = None,
+) -> None:
+    """Draw every analysed track on the valence-arousal plane (needs matplotlib)."""
+    from tagger.libmap import MapError, draw_map
+    from tagger.query import RowFilter, select_rows
+
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        rows = list(select_rows(idx, RowFilter(min_confidence=min_confidence, path_glob=path_glob)))
+    try:
+        n = draw_map(rows, out, moods=config.moods, title=title)
+    except MapError as exc:
+        raise usage_error(str(exc)) from exc
+    _err(f"wrote {display(out)} ({n} track{'' if n == 1 else 's'})")
+
+
+@app.command()
+def untag(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Remove the tags mertag wrote (MOOD only if it is still mertag's word, every MERTAG_*)."""
+    from tagger.untag import untag as untag_paths
+
+    config = settings(ctx)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise usage_error(f"{display(missing[0])}: no such file or folder")
+    summary = untag_paths(paths, resolve_index(index, config), moods=config.moods, dry_run=dry_run)
+    for path, reason in summary.problems:
+        _err(f"error: {display(path)}: {reason}")
+    changed = 0
+    for o in summary.outcomes:
+        if o.error is not None:
+            _err(f"error: {display(o.path)}: {o.error}")
+            continue
+        if o.removed:
+            changed += 1
+        if quiet or not (o.removed or o.kept_mood):
+            continue
+        fields = ", ".join(f"{k}={v}" for k, v in o.removed.items()) or "nothing"
+        verb = "would remove" if dry_run else "removed"
+        note = f" (kept MOOD={o.kept_mood}: not the word mertag wrote)" if o.kept_mood else ""
+        _err(f"{display(o.path)}: {verb} {fields}{note}")
+    if not quiet:
+        failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)
+        verb = "would untag" if dry_run else "untagged"
+        _err(
+            f"{verb} {changed} of {len(summary.outcomes)} audio files"
+            + (f"; {failed} failed" if failed else "")
+        )
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the rows that would go; change nothing.")
+    ] = False,
+    path_glob: PathGlobOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
+    from tagger.query import prune as prune_index
+
+    with open_index(resolve_index(index, settings(ctx))) as idx:
+        result = prune_index(idx, path_glob=path_glob, dry_run=dry_run)
+    for path in result.gone:
+        _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
+    n = len(result.gone) if dry_run else result.dropped
+    _err(f"{'would drop' if dry_run else 'dropped'} {n} of {result.checked} rows (files gone)")
+
+
+@app.command("config")
+def show_config(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, or toml (a config file).")
+    ] = "table",
+) -> None:
+    """Print the effective configuration and where each value came from."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    if fmt not in ("table", "json", "toml"):
+        raise usage_error(f"--format must be table, json or toml, not {fmt!r}")
+    config = settings(ctx)
+    if fmt == "toml":
+        typer.echo(config.to_toml(), nl=False)
+        return
+    if fmt == "json":
+        doc = {
+            "file": str(config.path),
+            "file_from": config.origin,
+            "file_exists": config.exists,
+            "values": config.as_dict(),
+            "sources": config.sources,
+        }
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    state = "" if config.exists else " (not found: built-in defaults)"
+    console = Console(highlight=False)
+    console.print(Text(f"config file: {display(config.path)} [{config.origin}]{state}"))
+    table = Table(show_edge=False)
+    for name in ("key", "value", "from"):
+        table.add_column(name, overflow="fold")
+    for key, value, source in config.entries():
+        table.add_row(key, Text(value), source)
+    console.print(table)
 
 
 def main() -> None:

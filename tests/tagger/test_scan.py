@@ -15,11 +15,11 @@ import av
 import mutagen
 import numpy as np
 import pytest
-from trainer.cli import app
 from typer.testing import CliRunner
 
 from tagger.index import Index
 from tagger.tags import audio_fingerprint, read_tags
+from trainer.cli import app
 
 GOOD = [
     "bay.mp3",

@@ -1,0 +1,132 @@
+"""Take mertag's tags out of files again: every MERTAG_* field, and MOOD only where it still holds
+the word mertag wrote. Every other tag, the pictures and the audio stay as they were (the removal
+goes through tags.remove_tags, which saves through the crash-safe rewrite).
+
+The word mertag wrote is the index row's mood. For a file the index does not know, a MOOD is
+taken as mertag's only when the file also carries MERTAG_QUADRANT (proof mertag tagged it) and the
+MOOD is the configured or the default word for that quadrant; otherwise MOOD is kept.
+
+The index records the removal: the row keeps its analysis and gets tagged=0, and when only the
+tags changed also the file's new size and mtime, so a later scan leaves the file untagged unless
+it changes or --force is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tagger.index import Index, IndexRow
+from tagger.library import walk
+from tagger.mood import DEFAULT_MOODS, QUADRANTS
+from tagger.tags import MERTAG_FIELDS, TagError, read_tags, remove_tags
+
+
+@dataclass
+class UntagOutcome:
+    """What happened (or, in a dry run, would happen) to one file."""
+
+    path: Path
+    removed: dict[str, str] = field(default_factory=dict)  # field -> the value taken out
+    kept_mood: str | None = None  # a MOOD left in place because mertag did not write it
+    error: str | None = None
+    indexed: bool = False  # the index has a row for it (updated unless a dry run)
+
+
+@dataclass
+class UntagSummary:
+    """Every file's outcome, plus what the walk passed over or could not reach."""
+
+    outcomes: list[UntagOutcome] = field(default_factory=list)
+    passed_over: int = 0
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(o.error is None for o in self.outcomes)
+
+
+def mertag_mood(
+    row: IndexRow | None, tags: Mapping[str, str], moods: Mapping[str, str] | None = None
+) -> str | None:
+    """The MOOD value mertag wrote into this file, or None when it cannot be told (module doc)."""
+    if row is not None and row.status == "ok" and row.mood:
+        return row.mood
+    quadrant = tags.get("MERTAG_QUADRANT")
+    mood = tags.get("MOOD")
+    if quadrant not in QUADRANTS or mood is None:
+        return None
+    words = {(moods or {}).get(quadrant), DEFAULT_MOODS[quadrant]}
+    return mood if mood in words else None
+
+
+def untag_file(
+    path: Path,
+    index: Index | None,
+    *,
+    moods: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> UntagOutcome:
+    """Remove mertag's fields from one file and record it in `index` (never raises for a bad
+    file: the reason is in the outcome)."""
+    outcome = UntagOutcome(path=path)
+    row = index.get(str(path)) if index is not None else None
+    outcome.indexed = row is not None
+    try:
+        st = path.stat()
+        tags = read_tags(path)
+        mood_value = mertag_mood(row, tags, moods)
+        planned = {f: tags[f] for f in MERTAG_FIELDS[1:] if f in tags}
+        if "MOOD" in tags:
+            if tags["MOOD"] == mood_value:
+                planned = {"MOOD": tags["MOOD"], **planned}
+            else:
+                outcome.kept_mood = tags["MOOD"]
+        if dry_run:
+            outcome.removed = planned
+            return outcome
+        names = remove_tags(path, mood_value, expect=(st.st_size, st.st_mtime_ns))
+        outcome.removed = {n: planned.get(n, tags.get(n, "")) for n in names}
+    except TagError as exc:
+        outcome.error = str(exc)
+        return outcome
+    except OSError as exc:
+        outcome.error = exc.strerror or str(exc)
+        return outcome
+    if index is not None and row is not None:
+        update = replace(row, tagged=0, tag_error=None)
+        if outcome.removed and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            # Only the tags changed, so the analysis still holds for the file as it is now.
+            try:
+                after = path.stat()
+                update = replace(update, size=after.st_size, mtime_ns=after.st_mtime_ns)
+            except OSError:
+                pass  # gone again already: the old identity makes a rescan look at it
+        if update != row:
+            index.upsert(update)
+    return outcome
+
+
+def untag(
+    paths: Sequence[Path],
+    index_path: Path | None,
+    *,
+    moods: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> UntagSummary:
+    """Untag every audio file under `paths` (files or folders, walked as a scan walks them).
+
+    The index at `index_path` is opened only when it exists: untag never creates one.
+    """
+    found = walk([Path(os.path.abspath(p)) for p in paths])
+    summary = UntagSummary(passed_over=found.passed_over, problems=list(found.problems))
+    index = Index(index_path) if index_path is not None and index_path.is_file() else None
+    try:
+        for path in found.tracks:
+            summary.outcomes.append(untag_file(path, index, moods=moods, dry_run=dry_run))
+    finally:
+        if index is not None:
+            index.close()
+    return summary

@@ -1,0 +1,28 @@
+"""Fixtures of the tagger tests: no test reads the real user's config; a scanned library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tagger.scanned_library import Library, copy_library, empty_config, scanned_library
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """MERTAG_CONFIG names an empty file, so the user's own config never leaks into a test."""
+    path = empty_config(tmp_path_factory.mktemp("config"))
+    monkeypatch.setenv("MERTAG_CONFIG", str(path))
+    yield path
+
+
+@pytest.fixture
+def library(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Library:
+    """A private, writable copy of the really scanned library (files and index)."""
+    scanned, result = scanned_library(tmp_path_factory)
+    assert result.exit_code == 1, result.output  # the bad file fails, everything else is ok
+    return copy_library(scanned, tmp_path / "copy")

@@ -1,0 +1,214 @@
+"""Mood journeys: even steps from one quadrant's centre to another's, never stepping back, and a
+clear error when the library is too thin along the path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tagger.index import IndexRow
+from tagger.journey import JourneyError, plan_journey, quadrant_centre
+from tests.tagger.scanned_library import (
+    Library,
+    grid_points,
+    invoke,
+    read_playlist,
+    synthetic_library,
+)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    """225 indexed WAV files spread evenly over the valence-arousal plane."""
+    return synthetic_library(tmp_path_factory.mktemp("grid"), list(grid_points(15)))
+
+
+def _progress(point: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    ab = np.subtract(b, a)
+    return float(np.dot(np.subtract(point, a), ab) / np.dot(ab, ab))
+
+
+def _row(i: int, v: float, a: float, conf: float = 0.5) -> IndexRow:
+    q = ("Q1" if v >= 0 else "Q2") if a >= 0 else ("Q4" if v >= 0 else "Q3")
+    return IndexRow(
+        path=f"/m/{i}.mp3",
+        size=1,
+        mtime_ns=1,
+        status="ok",
+        quadrant=q,
+        mood=q,
+        valence=v,
+        arousal=a,
+        confidence=conf,
+    )
+
+
+def test_sad_to_happy_moves_steadily_toward_happy(grid: Library, tmp_path: Path) -> None:
+    out = tmp_path / "journey.m3u8"
+    args = ["playlist", "--journey", "sad", "HAPPY", "--length", 12, "--out", out]
+    result = invoke([*args, "--index", grid.index])
+    assert result.exit_code == 0, result.output
+    assert "journey: Sad to Happy" in result.stderr
+    entries = read_playlist(out)
+    assert len(entries) == 12 and len({e.path for e in entries}) == 12
+    rows = {r.path: r for r in grid.rows()}
+    chosen = [rows[str(e.path)] for e in entries]
+    assert all(e.path.is_file() for e in entries)
+    assert chosen[0].mood == "Sad" and chosen[-1].mood == "Happy"
+    start = quadrant_centre(rows.values(), "Q3")
+    end = quadrant_centre(rows.values(), "Q1")
+    progress = [_progress((r.valence, r.arousal), start, end) for r in chosen]
+    assert progress == sorted(progress)
+    assert progress[0] < 0.1 and progress[-1] > 0.9
+    to_target = [math.dist((r.valence, r.arousal), end) for r in chosen]
+    assert to_target[0] > 1.0 > 0.2 > to_target[-1]
+    # Even steps: no gap between consecutive tracks much larger than the waypoint spacing.
+    spacing = math.dist(start, end) / 11
+    gaps = np.diff(progress) * math.dist(start, end)
+    assert max(gaps) < spacing + 2 * 0.3
+
+
+def test_any_case_words_quadrants_and_configured_words(
+    grid: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for ends in (("Q2", "q4"), ("ANGRY", "relaxed")):
+        out = tmp_path / f"{ends[0]}.m3u8"
+        result = invoke(["playlist", "--journey", *ends, "-n", 6, "-o", out, "--index", grid.index])
+        assert result.exit_code == 0, result.output
+        moods = [r.mood for r in grid.rows() if r.path in {str(e.path) for e in read_playlist(out)}]
+        assert "Angry" in moods and "Relaxed" in moods
+    config = tmp_path / "config.toml"
+    config.write_text('moods = { Q3 = "Melancholy" }\nplaylist_dir = "lists"\n', encoding="utf-8")
+    monkeypatch.setenv("MERTAG_CONFIG", str(config))
+    result = invoke(
+        ["playlist", "--journey", "melancholy", "happy", "-n", 5, "--index", grid.index]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_playlist(tmp_path / "lists" / "Melancholy to Happy.m3u8")) == 5
+    unknown = invoke(["playlist", "--journey", "sad", "ecstatic", "-o", out, "--index", grid.index])
+    assert unknown.exit_code == 2 and "unknown mood 'ecstatic'" in unknown.stderr
+
+
+def test_relative_to_and_a_folder_as_out(grid: Library) -> None:
+    result = invoke(
+        ["playlist", "--journey", "Q3", "Q1", "-n", 4, "-o", grid.lib, "--relative-to", grid.lib]
+        + ["--index", grid.index]
+    )
+    assert result.exit_code == 0, result.output
+    entries = read_playlist(grid.lib / "Sad to Happy.m3u8")
+    assert all("/" not in e.location and e.path.is_file() for e in entries)
+
+
+def test_too_few_tracks_near_the_path_says_how_many_within_what(tmp_path: Path) -> None:
+    corners = [(-0.9, -0.9), (-0.85, -0.9), (0.9, 0.9), (0.88, 0.9), (0.9, -0.9)]
+    lib = synthetic_library(tmp_path, corners)
+    out = tmp_path / "j.m3u8"
+    result = invoke(
+        ["playlist", "--journey", "sad", "happy", "-n", 6, "-o", out, "--index", lib.index]
+    )
+    assert result.exit_code == 1
+    message = result.stderr
+    assert "too few tracks near the path from Sad (Q3) to Happy (Q1)" in message
+    assert "4 of the library's 5 lie within 0.3 of it and 6 are needed" in message
+    assert not out.exists()
+
+
+def test_tracks_bunched_at_the_ends_fail_at_the_first_empty_step() -> None:
+    rows = [_row(i, -0.8 + 0.01 * i, -0.8) for i in range(5)]
+    rows += [_row(10 + i, 0.8 - 0.01 * i, 0.8) for i in range(5)]
+    with pytest.raises(JourneyError) as err:
+        plan_journey(rows, "Q3", "Q1", 6)
+    text = str(err.value)
+    assert "10 lie within 0.3 of it" in text
+    assert "step 2 of 6" in text and "no unused track within 0.3" in text
+
+
+def test_gone_files_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    lib = synthetic_library(tmp_path, list(grid_points(7)))
+    victim = sorted(lib.lib.iterdir())[0]
+    victim.unlink()
+    out = tmp_path / "j.m3u8"
+    result = invoke(
+        ["playlist", "--journey", "sad", "relaxed", "-n", 4, "-o", out, "--index", lib.index]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"warning: {victim}: left out: file is gone" in result.stderr
+    assert victim not in [e.path for e in read_playlist(out)]
+
+
+def test_journey_over_the_real_scanned_library(library: Library, tmp_path: Path) -> None:
+    out = tmp_path / "real.m3u8"
+    args = ["playlist", "--journey", "sad", "relaxed", "-n", 3, "--max-distance", 2, "-o", out]
+    result = invoke([*args, "--index", library.index])
+    assert result.exit_code == 0, result.output
+    entries = read_playlist(out)
+    assert len(entries) == 3 and all(e.path.is_file() for e in entries)
+
+
+def test_the_centre_is_the_median_of_the_quadrant() -> None:
+    rows = [_row(0, -0.2, -0.3), _row(1, -0.9, -0.4), _row(2, -0.5, -0.95), _row(3, 0.5, 0.5)]
+    assert quadrant_centre(rows, "Q3") == (-0.5, -0.4)
+    with pytest.raises(JourneyError, match="no Angry \\(Q2\\) tracks"):
+        quadrant_centre(rows, "Q2", {"Q2": "Angry"})
+
+
+def test_confidence_breaks_near_ties() -> None:
+    rows = [_row(0, -0.5, -0.5, conf=0.3), _row(1, -0.505, -0.5, conf=0.9)]
+    rows += [_row(2, 0.5, 0.5, conf=0.5), _row(3, 0.0, 0.0)]
+    plan = plan_journey(rows, "Q3", "Q1", 2, max_distance=0.5)
+    assert plan.steps[0].row.path == "/m/1.mp3"
+
+
+def test_same_start_and_end_gives_the_nearest_tracks() -> None:
+    rows = [_row(i, -0.1 - 0.1 * i, -0.5) for i in range(6)]
+    plan = plan_journey(rows, "Q3", "Q3", 3, max_distance=1.0)
+    assert len(plan.steps) == 3
+    distances = [s.progress for s in plan.steps]
+    assert distances == sorted(distances)
+
+
+def test_bad_length_and_distance() -> None:
+    rows = [_row(0, -0.5, -0.5), _row(1, 0.5, 0.5)]
+    with pytest.raises(JourneyError, match="at least 2"):
+        plan_journey(rows, "Q3", "Q1", 1)
+    with pytest.raises(JourneyError, match="above 0"):
+        plan_journey(rows, "Q3", "Q1", 2, max_distance=0)
+
+
+coords = st.floats(-1, 1, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    points=st.lists(st.tuples(coords, coords), min_size=2, max_size=80),
+    ends=st.sampled_from([("Q3", "Q1"), ("Q2", "Q4"), ("Q4", "Q3"), ("Q1", "Q2")]),
+    length=st.integers(2, 12),
+    max_distance=st.floats(0.05, 1.5),
+)
+def test_any_journey_is_unique_near_its_path_and_never_steps_back(
+    points: list[tuple[float, float]],
+    ends: tuple[str, str],
+    length: int,
+    max_distance: float,
+) -> None:
+    rows = [_row(i, v, a) for i, (v, a) in enumerate(points)]
+    try:
+        plan = plan_journey(rows, *ends, length, max_distance=max_distance)
+    except JourneyError as exc:
+        assert "within" in str(exc) or "tracks to start or end" in str(exc)
+        return
+    paths = [s.row.path for s in plan.steps]
+    assert len(paths) == length == len(set(paths))
+    progress = [s.progress for s in plan.steps]
+    assert progress == sorted(progress)
+    for s in plan.steps:
+        point = (s.row.valence, s.row.arousal)
+        assert s.progress == pytest.approx(_progress(point, plan.start, plan.end))
+        t = min(1.0, max(0.0, s.progress))
+        on_path = np.add(plan.start, t * np.subtract(plan.end, plan.start))
+        assert math.dist(point, on_path) <= max_distance + 1e-9

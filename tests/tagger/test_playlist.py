@@ -1,0 +1,160 @@
+"""`mertag playlist`: one M3U8 per mood over a real scanned library, read back by line and by a
+strict third-party parser, every location resolving to the indexed file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mutagen
+import pytest
+
+from tagger.index import Index, IndexRow
+from tagger.playlist import location, playable, safe_file_name, track_entry
+from tests.tagger.scanned_library import GENERATED, Library, invoke, read_playlist
+
+
+def _ok_rows(lib: Library) -> list[IndexRow]:
+    return [r for r in lib.rows() if r.status == "ok"]
+
+
+def test_one_playlist_per_mood_ordered_by_confidence(library: Library, tmp_path: Path) -> None:
+    gone = library.path(GENERATED[1])
+    gone.unlink()
+    out = tmp_path / "playlists"
+    result = invoke(["playlist", "--out", out, "--index", library.index])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "chord.wav" in warnings[0] and "gone" in warnings[0]
+
+    rows = {r.path: r for r in _ok_rows(library) if r.path != str(gone)}
+    listed: list[str] = []
+    for mood in ("Happy", "Angry", "Sad", "Relaxed"):  # every mood has a file, even if empty
+        entries = read_playlist(out / f"{mood}.m3u8")
+        for e in entries:
+            assert Path(e.location).is_absolute() and e.path.is_file()
+            row = rows[e.location]
+            assert row.mood == mood
+            listed.append(e.location)
+        confidences = [rows[e.location].confidence for e in entries]
+        assert confidences == sorted(confidences, reverse=True)
+    assert sorted(listed) == sorted(rows)  # every playable track exactly once
+
+
+def test_extinf_has_duration_and_artist_title(library: Library, tmp_path: Path) -> None:
+    out = tmp_path / "pl"
+    assert invoke(["playlist", "-o", out, "--index", library.index]).exit_code == 0
+    entries = {e.path.name: e for f in out.glob("*.m3u8") for e in read_playlist(f)}
+    assert entries["bay.mp3"].title == "0zone0ne - Bay"
+    assert entries["hacienda.m4a"].title == "Claude Werner - Hacienda"
+    assert entries["egypt.flac"].title == "0zone0ne - Egypt"
+    assert entries["farm.ogg"].title.endswith(" - farm")  # artist, no title tag: the file name
+    assert entries["lava.wav"].title == "lava"  # no tags at all
+    assert entries["tone [A440].wav"].title == "Test Tones - A above middle C"  # ID3 in WAV
+    for name, e in entries.items():
+        assert e.seconds == round(mutagen.File(e.path).info.length), name
+
+
+def test_relative_paths_resolve_from_the_playlist_folder(library: Library) -> None:
+    out = library.lib / "Playlists"
+    result = invoke(
+        ["playlist", "--out", out, "--relative-to", out, "--index", library.index, "--path", "*"]
+    )
+    assert result.exit_code == 0, result.output
+    entries = [e for f in sorted(out.glob("*.m3u8")) for e in read_playlist(f)]
+    assert len(entries) == len(_ok_rows(library))
+    names = set()
+    for e in entries:
+        assert not Path(e.location).is_absolute() and e.location.startswith("../")
+        assert e.path.is_file()
+        assert os.path.samefile(e.path, library.lib / Path(e.location).relative_to(".."))
+        names.add(e.path.name)
+    assert {"Kart Grand Prix — Weirwood.mp3", "tone [A440].wav", "chord.wav"} <= names
+
+
+def test_filters_confidence_and_path(library: Library, tmp_path: Path) -> None:
+    rows = _ok_rows(library)
+    threshold = sorted(r.confidence for r in rows)[len(rows) // 2]
+    out = tmp_path / "conf"
+    args = ["playlist", "-o", out, "--index", library.index, "--min-confidence", threshold]
+    assert invoke(args).exit_code == 0
+    got = [e for f in out.glob("*.m3u8") for e in read_playlist(f)]
+    assert len(got) == sum(r.confidence >= threshold for r in rows)
+    out = tmp_path / "generated"
+    args = ["playlist", "-o", out, "--index", library.index, "--path", "*/Generated/*"]
+    assert invoke(args).exit_code == 0
+    got = [e for f in out.glob("*.m3u8") for e in read_playlist(f)]
+    assert [e.path.name for e in got] == ["chord.wav"]
+
+
+def test_rerun_empties_a_mood_that_lost_its_tracks(library: Library, tmp_path: Path) -> None:
+    out = tmp_path / "pl"
+    assert invoke(["playlist", "-o", out, "--index", library.index]).exit_code == 0
+    before = {f.name: len(read_playlist(f)) for f in out.glob("*.m3u8")}
+    args = ["playlist", "-o", out, "--index", library.index, "--path", "/nowhere/*"]
+    assert invoke(args).exit_code == 0
+    after = {f.name: len(read_playlist(f)) for f in out.glob("*.m3u8")}
+    assert set(after) == set(before) and not any(after.values())
+
+
+def test_out_comes_from_the_config_or_is_required(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = invoke(["playlist", "--index", library.index])
+    assert missing.exit_code == 2 and "--out" in missing.stderr
+    not_dir = tmp_path / "file.txt"
+    not_dir.write_text("x")
+    assert invoke(["playlist", "-o", not_dir, "--index", library.index]).exit_code == 2
+    config = tmp_path / "config.toml"
+    config.write_text('playlist_dir = "lists"\n', encoding="utf-8")
+    monkeypatch.setenv("MERTAG_CONFIG", str(config))
+    assert invoke(["playlist", "--index", library.index]).exit_code == 0
+    assert (tmp_path / "lists" / "Sad.m3u8").is_file()
+
+
+def test_no_index_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(["playlist", "-o", tmp_path, "--index", tmp_path / "none.sqlite3"])
+    assert result.exit_code == 2 and "no index yet" in result.stderr
+    assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_names_a_playlist_cannot_hold_are_left_out(tmp_path: Path) -> None:
+    odd = tmp_path / os.fsdecode(b"bad\xff.wav")
+    odd.write_bytes(b"x")
+    broken = tmp_path / "two\nlines.wav"
+    broken.write_bytes(b"x")
+    rows = [
+        IndexRow(path=str(p), size=1, mtime_ns=1, status="ok", quadrant="Q1", mood="Happy")
+        for p in (odd, broken, tmp_path / "gone.wav")
+    ]
+    skipped: list[tuple[str, str]] = []
+    assert playable(rows, skipped) == []
+    reasons = dict(skipped)
+    assert "UTF-8" in reasons[str(odd)]
+    assert "line break" in reasons[str(broken)]
+    assert "gone" in reasons[str(tmp_path / "gone.wav")]
+
+
+def test_locations_and_file_names() -> None:
+    assert location("/m/a b.mp3", None) == "/m/a b.mp3"
+    assert location("/m/x/a.mp3", Path("/m/lists")) == "../x/a.mp3"
+    assert location("/m/#1 hit.mp3", Path("/m")) == "./#1 hit.mp3"  # not a comment line
+    assert safe_file_name("Calm/Quiet") == "Calm_Quiet"
+    assert safe_file_name("..hidden") == "hidden"
+    assert safe_file_name("") == "mood"
+
+
+def test_track_entry_of_an_unreadable_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp3"
+    junk.write_text("not audio")
+    assert track_entry(str(junk)) == track_entry(str(junk))
+    entry = track_entry(str(junk))
+    assert entry.seconds == -1 and entry.title == "junk"
+
+
+def test_index_untouched_by_playlists(library: Library, tmp_path: Path) -> None:
+    with Index(library.index) as idx:
+        before = list(idx.rows())
+    assert invoke(["playlist", "-o", tmp_path, "--index", library.index]).exit_code == 0
+    with Index(library.index) as idx:
+        assert list(idx.rows()) == before
