@@ -13,6 +13,17 @@ SHARED = Path(os.environ.get("MERTAG_SHARED", REPO.parent / "shared"))
 CORPUS = SHARED / "corpus"
 DATA_4Q = SHARED / "data" / "4q"
 MUSICNN_DIR = SHARED / "models" / "musicnn"
+# The eight tracks of ../shared/corpus (CREDITS.md there says where they come from).
+CORPUS_FILES = (
+    "bay.mp3",
+    "celtic.mp3",
+    "egypt.flac",
+    "farm.ogg",
+    "garden.opus",
+    "hacienda.m4a",
+    "lava.wav",
+    "Kart Grand Prix — Weirwood.mp3",
+)
 
 
 def need_shared(path: Path) -> Path:

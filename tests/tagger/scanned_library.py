@@ -29,17 +29,9 @@ from typer.testing import CliRunner, Result
 from tagger.cli import app
 from tagger.index import Index, IndexRow
 from tagger.mood import predict_mood
+from tests.conftest import CORPUS_FILES
 
-CORPUS_NAMES = (
-    "bay.mp3",
-    "celtic.mp3",
-    "egypt.flac",
-    "farm.ogg",
-    "garden.opus",
-    "hacienda.m4a",
-    "lava.wav",
-    "Kart Grand Prix — Weirwood.mp3",
-)
+CORPUS_NAMES = CORPUS_FILES
 GENERATED = ("tone [A440].wav", "Generated/chord.wav")
 BAD = "bad/text.mp3"
 

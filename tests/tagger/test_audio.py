@@ -4,43 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from tagger.audio import SAMPLE_RATE, AudioError, decode, probe
-
-CORPUS_FILES = [
-    "bay.mp3",
-    "celtic.mp3",
-    "egypt.flac",
-    "farm.ogg",
-    "garden.opus",
-    "hacienda.m4a",
-    "lava.wav",
-    "Kart Grand Prix — Weirwood.mp3",
-]
-
-
-def write_tone(path: Path, seconds: float, fmt: str, codec: str, rate: int = 44100) -> Path:
-    """A stereo 440 Hz tone written by PyAV (FFmpeg inside the wheel)."""
-    t = np.arange(int(seconds * rate)) / rate
-    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="stereo")
-        fmt_name = stream.codec_context.format.name
-        pcm = np.stack([tone, tone])
-        if fmt_name == "s16":
-            pcm = (pcm * 32767).astype(np.int16).T.reshape(1, -1)
-        elif fmt_name == "s16p":
-            pcm = (pcm * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm, format=fmt_name, layout="stereo")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+from tests.audio_files import encode_tone
+from tests.conftest import CORPUS_FILES
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
@@ -55,7 +24,7 @@ def test_every_corpus_format_decodes_to_mono_16k(corpus: Path, name: str) -> Non
 
 
 def test_aiff_decodes(tmp_path: Path) -> None:
-    path = write_tone(tmp_path / "tone.aiff", 2.0, "aiff", "pcm_s16be")
+    path = encode_tone(tmp_path / "tone.aiff", 2.0, "aiff", "pcm_s16be")
     y = decode(path)
     assert abs(y.size - 2 * SAMPLE_RATE) <= 2
     spectrum = np.abs(np.fft.rfft(y))

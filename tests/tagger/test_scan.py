@@ -19,18 +19,11 @@ from typer.testing import CliRunner
 
 from tagger.index import Index
 from tagger.tags import audio_fingerprint, read_tags
+from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+from tests.tagger.scanned_library import empty_config
 from trainer.cli import app
 
-GOOD = [
-    "bay.mp3",
-    "celtic.mp3",
-    "egypt.flac",
-    "farm.ogg",
-    "garden.opus",
-    "hacienda.m4a",
-    "lava.wav",
-    "Kart Grand Prix — Weirwood.mp3",
-]
+GOOD = CORPUS_FILES
 runner = CliRunner()
 
 
@@ -71,8 +64,6 @@ def add_bad_files(lib: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real scan (2 jobs) of the corpus plus bad files, shared by the tests below."""
-    from tests.conftest import CORPUS, need_shared
-
     src = need_shared(CORPUS)
     root = tmp_path_factory.mktemp("scan")
     lib = root / "lib"
@@ -84,7 +75,11 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     before = {name: audio_fingerprint(lib / name) for name in GOOD}
     tags_before = {name: _other_tags(lib / name) for name in GOOD}
     index = root / "index.sqlite3"
-    result = runner.invoke(app, ["scan", str(lib), "--index", str(index), "--jobs", "2", "--json"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MERTAG_CONFIG", str(empty_config(root)))
+        result = runner.invoke(
+            app, ["scan", str(lib), "--index", str(index), "--jobs", "2", "--json"]
+        )
     return {
         "lib": lib,
         "index": index,

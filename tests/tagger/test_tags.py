@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import mutagen
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +32,7 @@ from tagger.tags import (
     remove_tags,
     write_tags,
 )
+from tests.audio_files import encode_tone
 
 VALUES = {
     "MOOD": "Happy",
@@ -76,19 +75,7 @@ GENERATED = {
 def make_audio(path: Path, seconds: float = 0.3, rate: int = 22050) -> Path:
     """Encode a short stereo sine into `path`, in the container/codec GENERATED gives its name."""
     fmt, codec = GENERATED[path.name]
-    t = np.arange(int(seconds * rate)) / rate
-    wave = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(
-            np.repeat(wave, 2)[None, :], format="s16", layout="stereo"
-        )
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return encode_tone(path, seconds, fmt, codec, rate)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,27 @@
+"""Audio the tests make themselves: short tones encoded by PyAV (FFmpeg inside its wheel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def encode_tone(
+    path: Path, seconds: float, fmt: str, codec: str, rate: int = 44100, freq: float = 440.0
+) -> Path:
+    """A stereo sine of `freq` Hz encoded with `codec` into container `fmt` at `path`."""
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (np.sin(2 * np.pi * freq * t) * 8000).astype(np.int16)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(pcm, 2)[None, :], format="s16", layout="stereo"
+        )
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
