@@ -1,0 +1,55 @@
+"""Augmentations: the right amount of change, same copy for the same clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tagger.audio import SAMPLE_RATE
+from trainer.augment import AUGMENTATIONS, Noise, Pitch, Shift, rng_for
+
+
+def tone(seconds: float = 2.0, f: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+def test_noise_lands_in_the_snr_range():
+    y = tone()
+    out = Noise(15.0, 15.0).apply(y, rng_for("d", "s"))
+    snr = 10 * np.log10(np.mean(y**2) / np.mean((out - y) ** 2))
+    assert snr == pytest.approx(15.0, abs=0.3)
+    assert out.dtype == np.float32 and out.shape == y.shape
+
+
+def test_noise_leaves_silence_alone():
+    assert not np.any(Noise().apply(np.zeros(100, np.float32), rng_for("d", "s")))
+
+
+def test_shift_is_a_circular_roll_within_bounds():
+    y = np.arange(SAMPLE_RATE * 4, dtype=np.float32)
+    out = Shift(1.0, 1.0).apply(y, rng_for("d", "s"))
+    k = (y.size - int(out[0])) % y.size  # np.roll(y, k)[0] == y[-k]
+    assert np.array_equal(out, np.roll(y, k))
+    assert k in (SAMPLE_RATE, y.size - SAMPLE_RATE)
+
+
+def test_pitch_shift_moves_the_peak_by_whole_semitones():
+    y = tone(f=440.0)
+    out = Pitch(2).apply(y, rng_for("d", "s"))
+    assert out.shape == y.shape
+    spectrum = np.abs(np.fft.rfft(out))
+    peak = np.argmax(spectrum) * SAMPLE_RATE / y.size
+    semitones = 12 * np.log2(peak / 440.0)
+    assert round(semitones) in (-2, -1, 1, 2)
+    assert abs(semitones - round(semitones)) < 0.2
+
+
+def test_same_clip_same_copy_and_specs_are_distinct():
+    y = tone()
+    for aug in AUGMENTATIONS[:2]:  # pitch is slower and just as deterministic
+        a = aug.apply(y, rng_for("digest", aug.spec))
+        b = aug.apply(y, rng_for("digest", aug.spec))
+        assert np.array_equal(a, b)
+    assert len({a.spec for a in AUGMENTATIONS}) == len(AUGMENTATIONS)
+    assert Noise(10, 30).spec != Noise(5, 30).spec

@@ -1,0 +1,171 @@
+"""`mertag train` and `mertag evaluate` end to end on synthetic clips, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tagger.model import MoodModel
+from trainer.cli import app
+
+pytestmark = pytest.mark.usefixtures("need_frontend")
+runner = CliRunner()
+
+
+def mertag(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [*map(str, args)], catch_exceptions=False)
+
+
+def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, tmp_path: Path):
+    pytest.importorskip("torch")
+    model = tmp_path / "model.onnx"
+    report = tmp_path / "cv.md"
+    result = mertag(
+        "train",
+        tiny_data / "labels.csv",
+        "--output",
+        model,
+        "--folds",
+        2,
+        "--epochs",
+        2,
+        "--arch",
+        "lstm",
+        "--cache",
+        shared_cache,
+        "--jobs",
+        1,
+        "--report",
+        report,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "lstm    both     macro-F1" in result.output
+    loaded = MoodModel(model)
+    summary = loaded.info.training_summary
+    assert summary["arch"] == "lstm" and summary["epochs"] == 2 and summary["n_clips"] == 16
+    assert summary["cv"]["folds"] == 2 and 0 <= summary["cv"]["macro_f1_mean"] <= 1
+    assert len(summary["augment"]) == 3
+    assert json.loads(report.with_suffix(".json").read_text())["results"][0]["model"] == "lstm"
+    assert "| lstm | net | both |" in report.read_text()
+
+    result = mertag("evaluate", tiny_data, "--model", model, "--jobs", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert f"model {loaded.model_id} on 16 clips" in result.output
+    for text in ("accuracy", "macro-F1", "confusion matrix", "Q4"):
+        assert text in result.output
+
+
+def test_same_seed_same_model(tiny_data: Path, shared_cache: Path, tmp_path: Path):
+    pytest.importorskip("torch")
+    ids = []
+    for name in ("a", "b"):
+        result = mertag(
+            "train",
+            tiny_data,
+            "-o",
+            tmp_path / f"{name}.onnx",
+            "--folds",
+            0,
+            "--epochs",
+            1,
+            "--arch",
+            "birnn",
+            "--no-augment",
+            "--seed",
+            5,
+            "--cache",
+            shared_cache,
+            "-j",
+            1,
+            "--no-progress",
+        )
+        assert result.exit_code == 0, result.output
+        ids.append(MoodModel(tmp_path / f"{name}.onnx").model_id)
+    assert ids[0] == ids[1]
+
+
+def test_bad_rows_are_named_and_skipped(tiny_data: Path, shared_cache: Path, tmp_path: Path):
+    pytest.importorskip("torch")
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "Q3" / "broken.wav").write_text("just text\n")
+    with open(data / "labels.csv", "a", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["gone", "Q1/missing.wav", "Q1", "x"])
+        writer.writerow(["five", "Q2/q2_0.wav", "Q5", "x"])
+        writer.writerow(["text", "Q3/broken.wav", "Q3", "y"])
+    model = tmp_path / "m.onnx"
+    result = mertag(
+        "train",
+        data / "labels.csv",
+        "-o",
+        model,
+        "--folds",
+        2,
+        "--epochs",
+        1,
+        "--no-augment",
+        "--cache",
+        shared_cache,
+        "-j",
+        1,
+        "--no-progress",
+    )
+    assert result.exit_code == 1, result.output  # finished, but some rows were skipped
+    out = result.output
+    assert "labels.csv line 18 (gone): file not found" in out
+    assert "labels.csv line 19 (five): unknown label 'Q5'" in out
+    assert "skipped text: not a readable audio file" in out
+    assert "3 row(s) skipped" in out
+    assert MoodModel(model).info.training_summary["n_clips"] == 16
+
+    result = mertag("evaluate", data, "--model", model, "-j", 1, "--no-progress")
+    assert result.exit_code == 1
+    assert "skipped Q3/broken.wav: not a readable audio file" in result.output
+    assert "on 16 clips" in result.output
+
+
+def test_too_few_rows_is_a_clear_error(tiny_data: Path, tmp_path: Path):
+    data = tmp_path / "few"
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        (data / q).mkdir(parents=True)
+        shutil.copy(tiny_data / q / f"{q.lower()}_0.wav", data / q)
+    result = mertag(
+        "train",
+        data,
+        "-o",
+        tmp_path / "m.onnx",
+        "--folds",
+        5,
+        "--cache",
+        tmp_path / "c",
+        "--no-progress",
+    )
+    assert result.exit_code == 2
+    assert "too few usable clips to train: 4 in all" in result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_model_is_refused(tiny_data: Path, tmp_path: Path):
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"nope")
+    result = mertag("evaluate", tiny_data, "--model", bogus, "--no-progress")
+    assert result.exit_code == 2 and "not a valid ONNX model" in result.output
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from trainer.cli import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['train', '--help']); assert r.exit_code == 0, r.output;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,81 @@
+"""Export: the ONNX graph matches torch for any batch and length, and loads in the tagger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tagger.features import FEATURE_DIM, LIBROSA_SLICE  # noqa: E402
+from tagger.model import REQUIRED_METADATA, MoodModel  # noqa: E402
+from trainer.choices import ARCHS, FEATURE_SETS  # noqa: E402
+from trainer.export import export_onnx, model_id  # noqa: E402
+from trainer.nets import MoodNet  # noqa: E402
+
+
+def random_net(arch: str, features: str, seed: int = 0) -> MoodNet:
+    rng = np.random.default_rng(seed)
+    lo, hi = FEATURE_SETS[features]
+    torch.manual_seed(seed)
+    net = MoodNet(
+        arch,
+        features,
+        rng.normal(size=hi - lo).astype(np.float32),
+        rng.uniform(0.5, 2.0, size=hi - lo).astype(np.float32),
+        hidden=16,
+    )
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_onnx_matches_torch_at_any_length(arch: str, tmp_path: Path):
+    net = random_net(arch, "both")
+    path = tmp_path / "m.onnx"
+    export_onnx(net, path, {"arch": arch})
+    model = MoodModel(path)
+    rng = np.random.default_rng(1)
+    for batch, length in [(1, 1), (3, 2), (2, 10), (1, 25)]:
+        x = rng.normal(size=(batch, length, FEATURE_DIM)).astype(np.float32)
+        with torch.no_grad():
+            expected = net(torch.from_numpy(x)).numpy()
+        got = model.probabilities(list(x))
+        assert np.max(np.abs(got - expected)) <= 1e-5
+        assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_metadata_is_exactly_what_the_tagger_requires(tmp_path: Path):
+    net = random_net("lstm", "librosa")
+    path = tmp_path / "m.onnx"
+    summary = {"arch": "lstm", "epochs": 3}
+    mid = export_onnx(net, path, summary)
+    model = MoodModel(path)
+    meta = model.info.metadata
+    assert set(meta) == set(REQUIRED_METADATA)
+    assert mid == model.model_id == model_id(net)
+    assert mid.startswith("mertag-lstm-") and len(mid) == len("mertag-lstm-") + 8
+    norm = json.loads(meta["normalisation"])
+    assert norm["columns"] == "librosa"
+    assert len(norm["mean"]) == len(norm["std"]) == LIBROSA_SLICE.stop - LIBROSA_SLICE.start
+    assert model.info.training_summary == summary
+
+
+def test_a_librosa_model_ignores_the_musicnn_columns(tmp_path: Path):
+    path = tmp_path / "m.onnx"
+    export_onnx(random_net("birnn", "librosa"), path, {})
+    model = MoodModel(path)
+    x = np.random.default_rng(2).normal(size=(2, 4, FEATURE_DIM)).astype(np.float32)
+    y = x.copy()
+    y[:, :, LIBROSA_SLICE.stop :] = 1e3
+    assert np.array_equal(model.probabilities(list(x)), model.probabilities(list(y)))
+
+
+def test_model_id_follows_the_weights():
+    a, b = random_net("rnn", "both", seed=0), random_net("rnn", "both", seed=0)
+    assert model_id(a) == model_id(b)
+    with torch.no_grad():
+        b.head.bias += 1
+    assert model_id(a) != model_id(b)

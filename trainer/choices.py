@@ -1,0 +1,32 @@
+"""What can be trained, by name: sequence architectures, baselines and feature sets.
+
+Kept free of torch and scikit-learn so the command line can offer the choices cheaply.
+"""
+
+from __future__ import annotations
+
+from tagger.features import FEATURE_DIM, LIBROSA_SLICE, MUSICNN_SLICE
+
+ARCHS: dict[str, tuple[str, bool]] = {
+    "rnn": ("rnn", False),
+    "birnn": ("rnn", True),
+    "lstm": ("lstm", False),
+    "bilstm": ("lstm", True),
+}
+"""Sequence architecture name -> (recurrent cell, bidirectional)."""
+
+BASELINES = ("logreg", "linsvm", "rbfsvm", "forest", "knn")
+"""scikit-learn baselines on pooled features (see trainer.baselines)."""
+
+FEATURE_SETS: dict[str, tuple[int, int]] = {
+    "both": (0, FEATURE_DIM),
+    "librosa": (LIBROSA_SLICE.start or 0, LIBROSA_SLICE.stop),
+    "musicnn": (MUSICNN_SLICE.start, MUSICNN_SLICE.stop),
+}
+"""Feature set name -> [start, stop) columns of a feature row."""
+
+
+def feature_columns(features: str) -> slice:
+    """The columns of a feature row that a feature set uses."""
+    lo, hi = FEATURE_SETS[features]
+    return slice(lo, hi)

@@ -1,0 +1,176 @@
+"""`mertag train` and `mertag evaluate`, added to the tagger's command line.
+
+The console script points here (`mertag = "trainer.cli:main"`) so one `mertag` offers every
+command. Thin: each command parses options and calls one core function. torch is imported only
+inside `train`; `evaluate` needs neither torch nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app
+from tagger.display import display
+from trainer.choices import ARCHS, FEATURE_SETS
+
+__all__ = ["app", "main"]
+
+# Typer offers an Enum's values as the choices of an option.
+Arch = Enum("Arch", {name: name for name in ARCHS}, type=str)  # type: ignore[misc]
+FeatureSet = Enum("FeatureSet", {name: name for name in FEATURE_SETS}, type=str)  # type: ignore[misc]
+
+JobsOption = Annotated[
+    int,
+    typer.Option("--jobs", "-j", help="Worker processes for extraction/analysis (-1: all cores)."),
+]
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress bars on stderr.")
+]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _err(f"mertag: error: {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _report_problems(problems: list) -> None:
+    for problem in problems:
+        _err(f"skipped {display(problem.name)}: {problem.reason}")
+    if problems:
+        _err(f"{len(problems)} row(s) skipped")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Folder with Q1..Q4 subfolders, or a labels CSV.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the trained model here (.onnx).")
+    ] = None,
+    arch: Annotated[
+        Arch, typer.Option("--arch", help="Sequence architecture of the exported model.")
+    ] = Arch["bilstm"],
+    features: Annotated[
+        FeatureSet, typer.Option("--features", help="Feature columns the model uses.")
+    ] = FeatureSet["both"],
+    folds: Annotated[
+        int, typer.Option("--folds", min=0, help="Cross-validation folds (0: no CV).")
+    ] = 5,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for folds and training.")] = 0,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Add noise/shift/pitch copies of training clips (training folds only).",
+        ),
+    ] = True,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Cross-validate every architecture and baseline on every feature set.",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the CV table here (markdown, plus .json beside it)."),
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Feature cache folder (default: user cache).")
+    ] = None,
+    jobs: JobsOption = -1,
+    progress: ProgressOption = True,
+) -> None:
+    """Cross-validate a mood model on labelled clips, then train it on all of them and export it."""
+    if folds == 1:
+        raise _fail("--folds must be 0 (no cross-validation) or at least 2")
+    if output is None and report is None and not compare and folds == 0:
+        raise _fail("nothing to do: give --output, --report, --compare or --folds")
+    from trainer.dataset import DatasetError
+    from trainer.fit import FitConfig
+    from trainer.train import train as run_training
+
+    config = FitConfig(arch=arch.value, features=features.value, epochs=epochs, seed=seed)
+    try:
+        result = run_training(
+            data,
+            output,
+            config,
+            folds=folds,
+            augment=augment,
+            compare_all=compare,
+            report=report,
+            cache_dir=cache,
+            n_jobs=jobs,
+            progress=progress,
+        )
+    except DatasetError as exc:
+        raise _fail(str(exc)) from exc
+    _report_problems(result.problems)
+    _err(
+        f"{result.n_clips} clips; features: {result.cache_hits} from cache, "
+        f"{result.computed} computed"
+    )
+    for r in result.results:
+        s = r.summary()
+        typer.echo(
+            f"{s['model']:<8}{s['features']:<9}macro-F1 {s['macro_f1_mean']:.3f} ± "
+            f"{s['macro_f1_std']:.3f}  accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
+        )
+    for path in result.report_paths:
+        _err(f"wrote {display(path)}")
+    if result.model_path is not None:
+        typer.echo(f"model {result.model_id} written to {display(result.model_path)}")
+    raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Folder with Q1..Q4 subfolders, or a labels CSV.")],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="The mertag ONNX model to test (default: the shipped one)."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write the scores here as JSON.")
+    ] = None,
+    jobs: JobsOption = -1,
+    progress: ProgressOption = True,
+) -> None:
+    """Score a model on labelled clips through the same path `mertag scan` uses."""
+    import json
+
+    from tagger.model import ModelError
+    from trainer.dataset import DatasetError
+    from trainer.evaluate import evaluate as run_evaluation
+    from trainer.metrics import format_scores
+
+    try:
+        result = run_evaluation(data, model, n_jobs=jobs, progress=progress)
+    except (DatasetError, ModelError) as exc:
+        raise _fail(str(exc)) from exc
+    _report_problems(result.problems)
+    typer.echo(f"model {result.model_id} on {len(result.names)} clips")
+    typer.echo(format_scores(result.scores))
+    if report is not None:
+        payload = {
+            "model_id": result.model_id,
+            "n_clips": len(result.names),
+            "skipped": [str(p) for p in result.problems],
+            **result.scores.as_dict(),
+        }
+        report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        _err(f"wrote {display(report)}")
+    raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,196 @@
+"""Cross-validation of sequence models and baselines under the same folds, and its report.
+
+Every (model, feature set, fold) is one task with its own seed (the run's seed plus the fold), so
+results are identical whatever the number of parallel jobs. Augmented copies of a clip join the
+training set only when the clip itself is in the training part of the fold; test clips are always
+the clean audio. A clip's prediction from a sequence model is the mean of its excerpts'
+probabilities, as in `mertag scan`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from tagger.mood import QUADRANTS
+from trainer.baselines import make_baseline, pooled
+from trainer.choices import ARCHS, BASELINES, FEATURE_SETS
+from trainer.fit import FitConfig, fit_net, predict_net
+from trainer.metrics import score
+from trainer.progress import track
+from trainer.table import FeatureTable
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to cross-validate: a sequence architecture or a baseline, on a feature set."""
+
+    model: str
+    features: str
+
+    @property
+    def kind(self) -> str:
+        return "net" if self.model in ARCHS else "baseline"
+
+
+def all_candidates(
+    archs: Sequence[str] = tuple(ARCHS),
+    baselines: Sequence[str] = BASELINES,
+    feature_sets: Sequence[str] = tuple(FEATURE_SETS),
+) -> list[Candidate]:
+    return [Candidate(m, f) for m in (*archs, *baselines) for f in feature_sets]
+
+
+@dataclass
+class CVResult:
+    """Per-fold scores of one candidate and its out-of-fold prediction for every clip."""
+
+    candidate: Candidate
+    accuracy: list[float] = field(default_factory=list)
+    macro_f1: list[float] = field(default_factory=list)
+    predictions: np.ndarray | None = None  # per clip, class index
+
+    def summary(self) -> dict:
+        return {
+            "model": self.candidate.model,
+            "kind": self.candidate.kind,
+            "features": self.candidate.features,
+            "accuracy_mean": float(np.mean(self.accuracy)),
+            "accuracy_std": float(np.std(self.accuracy)),
+            "macro_f1_mean": float(np.mean(self.macro_f1)),
+            "macro_f1_std": float(np.std(self.macro_f1)),
+            "folds": {"accuracy": self.accuracy, "macro_f1": self.macro_f1},
+        }
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    return seed + 1000 * (fold + 1)
+
+
+def _clip_mean(probs: np.ndarray, clip_of: np.ndarray, clips: np.ndarray) -> np.ndarray:
+    """Mean probabilities per clip (in `clips` order) over that clip's sequences."""
+    position = {int(c): i for i, c in enumerate(clips)}
+    where = np.array([position[int(c)] for c in clip_of])
+    sums = np.zeros((len(clips), probs.shape[1]))
+    np.add.at(sums, where, probs)
+    return sums / np.bincount(where, minlength=len(clips))[:, None]
+
+
+def _pooled_by(
+    table: FeatureTable, rows: np.ndarray, features: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled vectors per (clip, variant) among `rows`, and each one's clip index."""
+    keys = sorted({(int(table.clip[r]), int(table.variant[r])) for r in rows})
+    members: dict[tuple[int, int], list[int]] = {k: [] for k in keys}
+    for r in rows:
+        members[(int(table.clip[r]), int(table.variant[r]))].append(int(r))
+    x = np.stack([pooled(table.sequences(members[k]), features) for k in keys])
+    return x, np.array([k[0] for k in keys])
+
+
+def run_fold(
+    table: FeatureTable,
+    candidate: Candidate,
+    train: np.ndarray,
+    test: np.ndarray,
+    config: FitConfig,
+    augment: bool,
+    seed: int,
+) -> np.ndarray:
+    """Train on the `train` clips, return predicted class indices for the `test` clips."""
+    train_rows = table.rows(train, augmented=augment)
+    test_rows = table.rows(test, augmented=False)
+    if candidate.kind == "net":
+        cfg = replace(config, arch=candidate.model, features=candidate.features, seed=seed)
+        net = fit_net(table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg)
+        probs = predict_net(net, table.sequences(test_rows))
+        return _clip_mean(probs, table.clip[test_rows], test).argmax(axis=1)
+    x_train, clip_train = _pooled_by(table, train_rows, candidate.features)
+    x_test, clip_test = _pooled_by(table, test_rows, candidate.features)
+    model = make_baseline(candidate.model, seed)
+    model.fit(x_train, table.labels[clip_train])
+    predicted = model.predict(x_test)
+    order = {int(c): i for i, c in enumerate(clip_test)}
+    return np.array([predicted[order[int(c)]] for c in test])
+
+
+def _task(
+    table: FeatureTable,
+    candidate: Candidate,
+    fold: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    config: FitConfig,
+    augment: bool,
+) -> tuple[Candidate, int, np.ndarray, np.ndarray]:
+    predicted = run_fold(
+        table, candidate, train, test, config, augment, fold_seed(config.seed, fold)
+    )
+    return candidate, fold, test, predicted
+
+
+def cross_validate(
+    table: FeatureTable,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    candidates: Sequence[Candidate],
+    config: FitConfig,
+    augment: bool,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> list[CVResult]:
+    """Scores of every candidate on every fold, in candidate order."""
+    from joblib import Parallel, delayed
+
+    jobs = [
+        delayed(_task)(table, cand, k, train, test, config, augment)
+        for cand in candidates
+        for k, (train, test) in enumerate(folds)
+    ]
+    results: Iterable = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    results = track(results, len(jobs), "Cross-validating", progress)
+    by_fold: dict[tuple[Candidate, int], tuple[np.ndarray, np.ndarray]] = {}
+    for cand, k, test, predicted in results:
+        by_fold[(cand, k)] = (test, predicted)
+    out = []
+    for cand in candidates:
+        result = CVResult(cand, predictions=np.full(table.n_clips, -1, dtype=np.int64))
+        for k in range(len(folds)):
+            test, predicted = by_fold[(cand, k)]
+            s = score(table.labels[test], predicted)
+            result.accuracy.append(s.accuracy)
+            result.macro_f1.append(s.macro_f1)
+            result.predictions[test] = predicted
+        out.append(result)
+    return out
+
+
+def report_json(results: Sequence[CVResult], meta: dict) -> str:
+    return json.dumps(
+        {**meta, "labels": list(QUADRANTS), "results": [r.summary() for r in results]}, indent=2
+    )
+
+
+def report_markdown(results: Sequence[CVResult], meta: dict) -> str:
+    """A markdown table, best macro-F1 first; std is over folds."""
+    lines = [
+        "# mertag model comparison",
+        "",
+        f"{meta.get('n_clips')} clips from `{meta.get('data')}`, {meta.get('folds')}-fold "
+        f"StratifiedGroupKFold ({meta.get('grouping')}), seed {meta.get('seed')}, "
+        f"{meta.get('epochs')} epochs for sequence models, augmentation "
+        f"{'on' if meta.get('augment') else 'off'}. Mean ± std over folds.",
+        "",
+        "| model | kind | features | macro-F1 | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    rows = sorted((r.summary() for r in results), key=lambda s: -s["macro_f1_mean"])
+    for s in rows:
+        lines.append(
+            f"| {s['model']} | {s['kind']} | {s['features']} | "
+            f"{s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} | "
+            f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""`mertag evaluate` as one function: a model's scores on labelled data, through the scan path.
+
+Every clip goes through `tagger.analyse.analyse_track` with a `tagger.model.MoodModel`, exactly as
+`mertag scan` tags a file (no feature cache, no torch), so the numbers are those a user gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tagger.audio import AudioError
+from tagger.mood import QUADRANTS
+from trainer.dataset import DatasetError, Problem, load_dataset
+from trainer.metrics import Scores, score
+from trainer.progress import track
+
+_MODELS: dict[tuple, object] = {}
+
+
+@dataclass
+class Evaluation:
+    """Scores of one model on the clips that could be analysed, and the ones that could not."""
+
+    model_id: str
+    model_path: Path
+    names: list[str]
+    truth: np.ndarray
+    predicted: np.ndarray
+    scores: Scores
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _model(path: Path | None):  # type: ignore[no-untyped-def]
+    """The process's MoodModel for `path`, loaded once per worker."""
+    from tagger.model import MoodModel
+
+    # Keyed by the file's identity too, so a model rewritten in place is loaded afresh.
+    stat = path.stat() if path is not None and path.is_file() else None
+    key = (path, stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+    if key not in _MODELS:
+        _MODELS[key] = MoodModel(path, threads=1)
+    return _MODELS[key]
+
+
+def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, str | None, str]:
+    from tagger.analyse import analyse_track
+
+    try:
+        return index, analyse_track(path, _model(model_path)).quadrant, ""
+    except AudioError as exc:
+        return index, None, str(exc)
+
+
+def evaluate(
+    data: Path, model_path: Path | None = None, n_jobs: int = -1, progress: bool = False
+) -> Evaluation:
+    """Analyse every labelled clip with the model; raises ModelError / DatasetError if unusable."""
+    from joblib import Parallel, delayed
+
+    model = _model(model_path)  # fail on a bad model before touching any audio
+    dataset = load_dataset(data)
+    if not dataset.clips:
+        raise DatasetError(f"{data}: no usable clips to evaluate on")
+    jobs = (delayed(_analyse)(i, c.path, model_path) for i, c in enumerate(dataset.clips))
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    got: dict[int, str | None] = {}
+    problems = list(dataset.problems)
+    for i, quadrant, reason in track(results, len(dataset.clips), "Evaluating", progress):
+        got[i] = quadrant
+        if quadrant is None:
+            problems.append(Problem(dataset.clips[i].name, reason))
+    kept = [i for i in range(len(dataset.clips)) if got.get(i) is not None]
+    if not kept:
+        raise DatasetError(f"{data}: none of the {len(dataset.clips)} clips could be analysed")
+    truth = np.array([dataset.clips[i].label for i in kept])
+    predicted = np.array([QUADRANTS.index(got[i]) for i in kept])
+    return Evaluation(
+        model_id=model.model_id,
+        model_path=model.path,
+        names=[dataset.clips[i].name for i in kept],
+        truth=truth,
+        predicted=predicted,
+        scores=score(truth, predicted),
+        problems=problems,
+    )

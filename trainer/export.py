@@ -1,0 +1,111 @@
+"""Export a trained MoodNet to a self-describing mertag ONNX model.
+
+The graph maps `features` (batch, seq, FEATURE_DIM), both axes dynamic, to `probabilities`
+(batch, 4); the column selection and normalisation are inside it. The metadata carries exactly
+what `tagger.model` requires, so the file loads in `tagger.model.MoodModel`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tagger.audio import SAMPLE_RATE
+from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
+from tagger.model import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, REQUIRED_METADATA
+from tagger.mood import QUADRANTS
+from trainer.nets import MoodNet
+
+OPSET = 20
+
+
+class ExportError(Exception):
+    """The exported graph is not what mertag needs (e.g. a fixed sequence length)."""
+
+
+def weights_digest(net: MoodNet) -> str:
+    """SHA-256 over the state dict (names and float32 bytes, in name order)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+    return h.hexdigest()
+
+
+def model_id(net: MoodNet) -> str:
+    return f"mertag-{net.arch}-{weights_digest(net)[:8]}"
+
+
+def model_metadata(net: MoodNet, summary: dict) -> dict[str, str]:
+    """The metadata_props of a mertag model: exactly tagger.model.REQUIRED_METADATA."""
+    meta = {
+        "mertag_model_format": MODEL_FORMAT,
+        "model_id": model_id(net),
+        "labels": ",".join(QUADRANTS),
+        "feature_schema": FEATURE_SCHEMA,
+        "feature_dim": str(FEATURE_DIM),
+        "sample_rate": str(SAMPLE_RATE),
+        "hop": str(HOP),
+        "normalisation": json.dumps(
+            {
+                "mean": [float(x) for x in net.mean.tolist()],
+                "std": [float(x) for x in net.std.tolist()],
+                "columns": net.features,
+            }
+        ),
+        "training_summary": json.dumps(summary, sort_keys=True),
+    }
+    assert tuple(meta) == REQUIRED_METADATA
+    return meta
+
+
+def export_onnx(net: MoodNet, path: Path, summary: dict) -> str:
+    """Write `net` as ONNX to `path` with the mertag metadata; returns the model id."""
+    import onnx
+
+    net.eval()
+    example = torch.zeros(2, 3, FEATURE_DIM)
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    # The exporter's chatter (torchvision absent, deprecations inside torch) is not the user's.
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            program = torch.onnx.export(
+                net,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")}},
+                opset_version=OPSET,
+                verbose=False,
+            )
+    finally:
+        onnx_logger.setLevel(level)
+    proto = program.model_proto
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 3 or not dims[0].dim_param or not dims[1].dim_param:
+        raise ExportError(
+            f"exported graph has a fixed input shape {[d.dim_value or d.dim_param for d in dims]}"
+            "; batch and sequence length must be dynamic"
+        )
+    meta = model_metadata(net, summary)
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    return meta["model_id"]

@@ -1,0 +1,118 @@
+"""Training loop for the sequence models: Adam with weight decay, dropout, class-balanced loss,
+a fixed number of epochs (no early stopping, so the final model trained on all clips sees exactly
+what each cross-validation model saw), batches of equal-length sequences (no padding, which would
+leak into the backward direction of a bidirectional layer). Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer.choices import feature_columns
+from trainer.nets import MoodNet
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    arch: str = "bilstm"
+    features: str = "both"
+    epochs: int = 30
+    hidden: int = 64
+    dropout: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    seed: int = 0
+
+
+def make_deterministic(seed: int, threads: int = 1) -> None:
+    """Seed torch and pin it to deterministic kernels and a fixed thread count."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+
+
+def column_stats(sequences: Sequence[np.ndarray], features: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over all patches of the training sequences, for the feature set's columns."""
+    stacked = np.concatenate([s[:, feature_columns(features)] for s in sequences]).astype(
+        np.float64
+    )
+    return stacked.mean(axis=0).astype(np.float32), stacked.std(axis=0).astype(np.float32)
+
+
+def class_weights(labels: np.ndarray, n_classes: int = 4) -> np.ndarray:
+    """Inverse-frequency weights, 1 on average over the samples (sklearn's 'balanced')."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def _by_length(
+    sequences: Sequence[np.ndarray], labels: np.ndarray
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One (x, y) pair of stacked tensors per distinct sequence length, in length order."""
+    lengths = np.array([len(s) for s in sequences])
+    groups = []
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        x = torch.from_numpy(np.stack([sequences[i] for i in idx]).astype(np.float32))
+        groups.append((x, torch.from_numpy(labels[idx].astype(np.int64))))
+    return groups
+
+
+def fit_net(
+    sequences: Sequence[np.ndarray],
+    labels: np.ndarray,
+    config: FitConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> MoodNet:
+    """Train a MoodNet on sequences (raw feature rows) and their labels (0..3)."""
+    make_deterministic(config.seed)
+    rng = np.random.default_rng(config.seed)
+    mean, std = column_stats(sequences, config.features)
+    net = MoodNet(config.arch, config.features, mean, std, config.hidden, config.dropout)
+    groups = _by_length(sequences, labels)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.as_tensor(class_weights(labels), dtype=torch.float32)
+    )
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    net.train()
+    for epoch in range(config.epochs):
+        batches = []
+        for g, (x, _) in enumerate(groups):
+            order = rng.permutation(len(x))
+            batches += [
+                (g, order[i : i + config.batch_size])
+                for i in range(0, len(order), config.batch_size)
+            ]
+        total = 0.0
+        for b in rng.permutation(len(batches)):
+            g, idx = batches[b]
+            x, y = groups[g]
+            index = torch.from_numpy(idx)
+            optimiser.zero_grad()
+            loss = loss_fn(net.logits(x[index]), y[index])
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(labels))
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def predict_net(net: MoodNet, sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """Probabilities (len(sequences), 4), batching sequences of equal length."""
+    net.eval()
+    out = np.empty((len(sequences), 4), dtype=np.float32)
+    lengths = np.array([len(s) for s in sequences])
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        x = torch.from_numpy(np.stack([sequences[i] for i in idx]).astype(np.float32))
+        out[idx] = net(x).numpy()
+    return out

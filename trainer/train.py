@@ -1,0 +1,166 @@
+"""`mertag train` as one function: load data, extract (cached), cross-validate, fit, export, report.
+
+Cross-validation measures the chosen architecture (or, with `compare_all`, every architecture and
+baseline on every feature set under the same folds); the exported model is then trained on all
+usable clips with the same settings, so the numbers in its training summary describe it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tagger import __version__
+from trainer.augment import AUGMENTATIONS
+from trainer.cache import default_cache_dir
+from trainer.compare import (
+    Candidate,
+    CVResult,
+    all_candidates,
+    cross_validate,
+    report_json,
+    report_markdown,
+)
+from trainer.dataset import Problem, check_usable, load_dataset
+from trainer.export import export_onnx
+from trainer.extract import extract_clips
+from trainer.fit import FitConfig, fit_net
+from trainer.folds import make_folds
+from trainer.progress import counter
+from trainer.table import build_table
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; `problems` are the clips and rows it skipped."""
+
+    n_clips: int
+    problems: list[Problem] = field(default_factory=list)
+    results: list[CVResult] = field(default_factory=list)
+    chosen: CVResult | None = None
+    model_path: Path | None = None
+    model_id: str | None = None
+    report_paths: list[Path] = field(default_factory=list)
+    cache_hits: int = 0
+    computed: int = 0
+
+
+def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
+    """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = path.with_suffix(".json")
+    json_path.write_text(report_json(results, meta) + "\n", encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        return [json_path]
+    path.write_text(report_markdown(results, meta), encoding="utf-8")
+    return [path, json_path]
+
+
+def train(
+    data: Path,
+    output: Path | None = None,
+    config: FitConfig | None = None,
+    folds: int = 5,
+    augment: bool = True,
+    compare_all: bool = False,
+    report: Path | None = None,
+    cache_dir: Path | None = None,
+    n_jobs: int = -1,
+    progress: bool = False,
+) -> TrainResult:
+    """Train (and cross-validate) a mood model on DATA; raises DatasetError if data is unusable."""
+    config = config or FitConfig()
+    dataset = load_dataset(data)
+    check_usable(dataset.clips, folds)
+    augmentations = AUGMENTATIONS if augment else ()
+    extraction = extract_clips(
+        dataset.clips, cache_dir or default_cache_dir(), augmentations, n_jobs, progress
+    )
+    problems = dataset.problems + extraction.problems
+    check_usable([c.clip for c in extraction.clips], folds)
+    table = build_table(extraction)
+    result = TrainResult(
+        n_clips=table.n_clips,
+        problems=problems,
+        cache_hits=extraction.cache_hits,
+        computed=extraction.computed,
+    )
+
+    meta = {
+        "data": str(dataset.source),
+        "n_clips": table.n_clips,
+        "folds": folds,
+        "grouping": dataset.grouping,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "augment": [a.spec for a in augmentations],
+        "config": asdict(config),
+    }
+    chosen = Candidate(config.arch, config.features)
+    if folds >= 2:
+        splits = make_folds(table.labels, table.groups, folds, config.seed)
+        candidates = all_candidates() if compare_all else [chosen]
+        result.results = cross_validate(
+            table, splits, candidates, config, augment, n_jobs, progress
+        )
+        result.chosen = next(r for r in result.results if r.candidate == chosen)
+        if report is not None:
+            result.report_paths = write_report(result.results, meta, report)
+
+    if output is not None:
+        rows = table.rows(table.clip_indices(), augmented=augment)
+        with counter(config.epochs, "Training final model", progress) as advance:
+            net = fit_net(
+                table.sequences(rows),
+                table.labels[table.clip[rows]],
+                config,
+                on_epoch=lambda _epoch, _loss: advance(),
+            )
+        summary = training_summary(
+            config, augment, table.n_clips, folds, result.chosen, dataset.grouping
+        )
+        summary["data"] = dataset.source.name
+        result.model_id = export_onnx(net, output, summary)
+        result.model_path = output
+    return result
+
+
+def training_summary(
+    config: FitConfig,
+    augment: bool,
+    n_clips: int,
+    folds: int,
+    cv: CVResult | None,
+    grouping: str,
+) -> dict:
+    """The model's `training_summary` metadata (JSON-able)."""
+    scores = cv.summary() if cv is not None else None
+    return {
+        "arch": config.arch,
+        "features": config.features,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "augment": [a.spec for a in AUGMENTATIONS] if augment else [],
+        "n_clips": n_clips,
+        "hyperparameters": {
+            "hidden": config.hidden,
+            "dropout": config.dropout,
+            "lr": config.lr,
+            "weight_decay": config.weight_decay,
+            "batch_size": config.batch_size,
+            "pooling": "mean of recurrent outputs over time",
+        },
+        "cv": None
+        if scores is None
+        else {
+            "folds": folds,
+            "grouping": grouping,
+            "macro_f1_mean": scores["macro_f1_mean"],
+            "macro_f1_std": scores["macro_f1_std"],
+            "accuracy_mean": scores["accuracy_mean"],
+            "accuracy_std": scores["accuracy_std"],
+        },
+        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "trainer_version": __version__,
+    }
