@@ -1,20 +1,26 @@
-"""Scan throughput against decode-only throughput of the same tracks.
+"""Scan throughput against decoding alone and against the seed paper's pipeline, same tracks.
 
-    python bench/scan_bench.py FOLDER [--jobs N] [--model FILE]
+    python bench/scan_bench.py FOLDER [--jobs N] [--model FILE] [--long]
 
-Copies FOLDER's tracks to a temp dir (tags are written to the copies, never to FOLDER), then in
-one run measures: decoding every whole track (joblib, N workers), and a full `mertag scan`
-(decode, features, model, tag write, index) of the same tracks with the same workers already
-warm. Prints tracks per minute, seconds per stage and the ratio scan / decode-only.
+Copies FOLDER's tracks to a temp dir (tags are written to the copies, never to FOLDER); with
+`--long` it adds a generated 10-minute and a 2-hour track. Then, in one run and with the same
+number of worker processes, it measures:
+  - a full `mertag scan` (decode, features, model, tag write, index), workers warmed first;
+  - decoding every whole track and nothing else;
+  - the seed paper's pipeline: each whole track at 22.05 kHz, 14 separate librosa calls.
+It prints tracks per minute for each, the ratios, CPU seconds per scan stage, and the peak
+resident memory of the largest scan worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,13 +35,46 @@ def decode_whole(path: Path) -> int:
     return int(decode(path).size)
 
 
-def decode_only(tracks: list[Path], jobs: int) -> float:
-    """Seconds to decode every track whole, in `jobs` worker processes."""
+def seed_pipeline(path: Path) -> int:
+    """The seed paper's extraction: whole track, 22.05 kHz, each feature its own librosa call."""
+    import librosa
+
+    sr = 22050
+    y = decode(path, sr=sr)
+    f = librosa.feature
+    calls = [
+        lambda: f.chroma_stft(y=y, sr=sr),
+        lambda: f.chroma_cqt(y=y, sr=sr),
+        lambda: f.chroma_vqt(y=y, sr=sr, intervals="equal"),
+        lambda: f.melspectrogram(y=y, sr=sr),
+        lambda: f.mfcc(y=y, sr=sr),
+        lambda: f.rms(y=y),
+        lambda: f.spectral_centroid(y=y, sr=sr),
+        lambda: f.spectral_bandwidth(y=y, sr=sr),
+        lambda: f.spectral_contrast(y=y, sr=sr),
+        lambda: f.spectral_flatness(y=y),
+        lambda: f.spectral_rolloff(y=y, sr=sr),
+        lambda: f.tonnetz(y=y, sr=sr),
+        lambda: f.zero_crossing_rate(y),
+        lambda: f.tempo(y=y, sr=sr),
+    ]
+    return sum(int(call().size) for call in calls)
+
+
+def in_workers(task: Callable[[Path], int], tracks: list[Path], jobs: int) -> float:
+    """Seconds to run `task` over every track in `jobs` worker processes (warmed first)."""
     from joblib import Parallel, delayed
 
+    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(tracks[0]) for _ in range(jobs))
     t0 = time.perf_counter()
-    Parallel(n_jobs=jobs, batch_size=1)(delayed(decode_whole)(p) for p in tracks)
+    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(p) for p in tracks)
     return time.perf_counter() - t0
+
+
+def stop_workers() -> None:
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 def scan(folder: Path, index: Path, model: MoodModel, jobs: int) -> tuple[float, dict, int]:
@@ -53,11 +92,39 @@ def scan(folder: Path, index: Path, model: MoodModel, jobs: int) -> tuple[float,
     return time.perf_counter() - t0, summary.timings, summary.analysed
 
 
+def write_long_track(path: Path, seconds: float) -> Path:
+    """A generated MP3 (22.05 kHz mono) of chords and noise bursts, `seconds` long."""
+    import av
+    import numpy as np
+
+    rate = 22050
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
+        stream.bit_rate = 64000
+        for start in range(0, int(seconds), 10):
+            t = np.arange(10 * rate) / rate
+            base = 110 * 2 ** (rng.integers(0, 12) / 12)
+            y = sum(np.sin(2 * np.pi * base * k * t) / k for k in (1, 1.25, 1.5, 2))
+            y = 0.2 * y + 0.02 * rng.standard_normal(t.size)
+            frame = av.AudioFrame.from_ndarray(
+                (y * 20000).astype(np.int16)[None, :], format="s16", layout="mono"
+            )
+            frame.sample_rate = rate
+            frame.pts = start * rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--jobs", type=int, default=default_jobs())
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--long", action="store_true", help="add a 10-min and a 2-hour track")
     args = parser.parse_args()
 
     model = MoodModel(args.model)
@@ -67,25 +134,34 @@ def main() -> None:
         for p in lib.rglob("*"):
             if p.is_file():
                 p.chmod(0o644)
+        if args.long:
+            write_long_track(lib / "long-10min.mp3", 600)
+            write_long_track(lib / "long-2h.mp3", 7200)
         tracks = walk([lib]).tracks
         n = len(tracks)
         print(f"{n} tracks, {args.jobs} jobs, model {model.model_id}")
 
-        # Warm the workers (imports, numba caches, ONNX sessions) on a small scan first.
+        # Warm the workers (imports, numba caches, ONNX sessions) on a one-track scan first.
         warm = Path(tmp) / "warm"
         warm.mkdir()
         shutil.copy2(tracks[0], warm / tracks[0].name)
         scan(warm, Path(tmp) / "warm.sqlite3", model, args.jobs)
-
-        t_decode = decode_only(tracks, args.jobs)
         t_scan, stages, analysed = scan(lib, Path(tmp) / "index.sqlite3", model, args.jobs)
+        stop_workers()
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    rate_decode = 60 * n / t_decode
+        t_decode = in_workers(decode_whole, tracks, args.jobs)
+        t_seed = in_workers(seed_pipeline, tracks, args.jobs)
+
+    rate = {name: 60 * n / t for name, t in (("decode", t_decode), ("seed", t_seed))}
     rate_scan = 60 * analysed / t_scan
-    print(f"decode only (whole tracks): {t_decode:7.2f} s  {rate_decode:7.1f} tracks/min")
-    print(f"scan (end to end):          {t_scan:7.2f} s  {rate_scan:7.1f} tracks/min")
-    print(f"ratio scan / decode-only:   {rate_scan / rate_decode:7.2f}")
-    print("seconds per stage (summed over workers, per track):")
+    print(f"scan (end to end):            {t_scan:8.2f} s {rate_scan:8.1f} tracks/min")
+    print(f"decode only (whole tracks):   {t_decode:8.2f} s {rate['decode']:8.1f} tracks/min")
+    print(f"seed pipeline (14 calls):     {t_seed:8.2f} s {rate['seed']:8.1f} tracks/min")
+    print(f"ratio scan / decode-only:     {rate_scan / rate['decode']:8.2f}")
+    print(f"ratio scan / seed pipeline:   {rate_scan / rate['seed']:8.2f}")
+    print(f"peak RSS of a scan worker:    {peak_mb:8.0f} MB")
+    print("CPU seconds per scan stage (summed over workers):")
     for stage in STAGES:
         total = stages.get(stage, 0.0)
         print(f"  {stage:<9} {total:8.2f} s  {total / max(analysed, 1):6.3f} s/track")
