@@ -56,7 +56,7 @@ def train(
     ] = None,
     arch: Annotated[
         Arch, typer.Option("--arch", help="Sequence architecture of the exported model.")
-    ] = Arch["bilstm"],
+    ] = Arch["lstm"],
     features: Annotated[
         FeatureSet, typer.Option("--features", help="Feature columns the model uses.")
     ] = FeatureSet["both"],
@@ -64,6 +64,19 @@ def train(
         int, typer.Option("--folds", min=0, help="Cross-validation folds (0: no CV).")
     ] = 5,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 30,
+    ensemble: Annotated[
+        int,
+        typer.Option("--ensemble", min=1, help="Nets trained from different seeds, averaged."),
+    ] = 5,
+    linear_weight: Annotated[
+        float,
+        typer.Option(
+            "--linear-weight",
+            min=0.0,
+            max=0.99,
+            help="Weight of a logistic regression on pooled features beside the nets (0: none).",
+        ),
+    ] = 0.3,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds and training.")] = 0,
     augment: Annotated[
         bool,
@@ -98,7 +111,14 @@ def train(
     from trainer.fit import FitConfig
     from trainer.train import train as run_training
 
-    config = FitConfig(arch=arch.value, features=features.value, epochs=epochs, seed=seed)
+    config = FitConfig(
+        arch=arch.value,
+        features=features.value,
+        epochs=epochs,
+        seed=seed,
+        ensemble=ensemble,
+        linear_weight=linear_weight,
+    )
     try:
         result = run_training(
             data,
@@ -122,7 +142,7 @@ def train(
     for r in result.results:
         s = r.summary()
         typer.echo(
-            f"{s['model']:<8}{s['features']:<9}macro-F1 {s['macro_f1_mean']:.3f} ± "
+            f"{s['model']:<13}{s['features']:<9}macro-F1 {s['macro_f1_mean']:.3f} ± "
             f"{s['macro_f1_std']:.3f}  accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
         )
     for path in result.report_paths:

@@ -18,7 +18,8 @@ import numpy as np
 from tagger.mood import QUADRANTS
 from trainer.baselines import make_baseline, pooled
 from trainer.choices import ARCHS, BASELINES, FEATURE_SETS
-from trainer.fit import FitConfig, fit_net, predict_net
+from trainer.ensemble import ensemble_name, fit_model
+from trainer.fit import FitConfig, predict_net
 from trainer.metrics import score
 from trainer.progress import track
 from trainer.table import FeatureTable
@@ -26,14 +27,22 @@ from trainer.table import FeatureTable
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model to cross-validate: a sequence architecture or a baseline, on a feature set."""
+    """One model to cross-validate: a sequence architecture (one net, or an ensemble of
+    `ensemble` nets from different seeds, with a pooled linear head of weight `linear_weight`
+    when that is not 0) or a baseline, on a feature set."""
 
     model: str
     features: str
+    ensemble: int = 1
+    linear_weight: float = 0.0
 
     @property
     def kind(self) -> str:
         return "net" if self.model in ARCHS else "baseline"
+
+    @property
+    def name(self) -> str:
+        return ensemble_name(self.model, self.ensemble, self.linear_weight > 0)
 
 
 def all_candidates(
@@ -55,7 +64,7 @@ class CVResult:
 
     def summary(self) -> dict:
         return {
-            "model": self.candidate.model,
+            "model": self.candidate.name,
             "kind": self.candidate.kind,
             "features": self.candidate.features,
             "accuracy_mean": float(np.mean(self.accuracy)),
@@ -104,8 +113,15 @@ def run_fold(
     train_rows = table.rows(train, augmented=augment)
     test_rows = table.rows(test, augmented=False)
     if candidate.kind == "net":
-        cfg = replace(config, arch=candidate.model, features=candidate.features, seed=seed)
-        net = fit_net(table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg)
+        cfg = replace(
+            config,
+            arch=candidate.model,
+            features=candidate.features,
+            seed=seed,
+            ensemble=candidate.ensemble,
+            linear_weight=candidate.linear_weight,
+        )
+        net = fit_model(table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg)
         probs = predict_net(net, table.sequences(test_rows))
         return _clip_mean(probs, table.clip[test_rows], test).argmax(axis=1)
     x_train, clip_train = _pooled_by(table, train_rows, candidate.features)

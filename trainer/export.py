@@ -1,4 +1,4 @@
-"""Export a trained MoodNet to a self-describing mertag ONNX model.
+"""Export a trained MoodNet (or MoodEnsemble of them) to a self-describing mertag ONNX model.
 
 The graph maps `features` (batch, seq, FEATURE_DIM), both axes dynamic, to `probabilities`
 (batch, 4); the column selection and normalisation are inside it. The metadata carries exactly
@@ -20,7 +20,10 @@ from tagger.audio import SAMPLE_RATE
 from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
 from tagger.model import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, REQUIRED_METADATA
 from tagger.mood import QUADRANTS
+from trainer.ensemble import MoodEnsemble
 from trainer.nets import MoodNet
+
+Net = MoodNet | MoodEnsemble
 
 OPSET = 20
 
@@ -29,7 +32,7 @@ class ExportError(Exception):
     """The exported graph is not what mertag needs (e.g. a fixed sequence length)."""
 
 
-def weights_digest(net: MoodNet) -> str:
+def weights_digest(net: Net) -> str:
     """SHA-256 over the state dict (names and float32 bytes, in name order)."""
     h = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
@@ -38,11 +41,11 @@ def weights_digest(net: MoodNet) -> str:
     return h.hexdigest()
 
 
-def model_id(net: MoodNet) -> str:
+def model_id(net: Net) -> str:
     return f"mertag-{net.arch}-{weights_digest(net)[:8]}"
 
 
-def model_metadata(net: MoodNet, summary: dict) -> dict[str, str]:
+def model_metadata(net: Net, summary: dict) -> dict[str, str]:
     """The metadata_props of a mertag model: exactly tagger.model.REQUIRED_METADATA."""
     meta = {
         "mertag_model_format": MODEL_FORMAT,
@@ -65,7 +68,7 @@ def model_metadata(net: MoodNet, summary: dict) -> dict[str, str]:
     return meta
 
 
-def export_onnx(net: MoodNet, path: Path, summary: dict) -> str:
+def export_onnx(net: Net, path: Path, summary: dict) -> str:
     """Write `net` as ONNX to `path` with the mertag metadata; returns the model id."""
     import onnx
 

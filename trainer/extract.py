@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.audio import SAMPLE_RATE, AudioError, decode, probe
-from tagger.features import excerpt_windows, extract_track, features_from_audio
+from tagger.audio import AudioError
+from tagger.features import decode_excerpt, extract_track, features_from_audio
 from trainer.augment import Augmentation, rng_for
 from trainer.cache import CLEAN, FeatureCache, cache_key, file_digest
 from trainer.dataset import Clip, Problem
@@ -63,10 +63,7 @@ def _compute(
         if CLEAN in missing:
             out[CLEAN] = extract_track(path).sequences
         if wanted:
-            audio = [
-                decode(path, SAMPLE_RATE, offset, length)
-                for offset, length in excerpt_windows(probe(path).duration)
-            ]
+            audio = [decode_excerpt(path)[0]]
     except AudioError as exc:
         return {}, {v: str(exc) for v in missing}
     for aug in wanted:

@@ -19,7 +19,10 @@ from trainer.nets import MoodNet
 
 @dataclass(frozen=True)
 class FitConfig:
-    arch: str = "bilstm"
+    """How to train a model. The defaults are the shipped model's (models/MODEL_CARD.md);
+    input dropout, label smoothing and mixup are off because they did not help on 4Q."""
+
+    arch: str = "lstm"
     features: str = "both"
     epochs: int = 30
     hidden: int = 64
@@ -28,6 +31,11 @@ class FitConfig:
     weight_decay: float = 1e-4
     batch_size: int = 32
     seed: int = 0
+    input_dropout: float = 0.0
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(mixup, mixup) mixing weight between clips of a batch; 0: off
+    ensemble: int = 5  # nets trained from different seeds, averaged (trainer.ensemble)
+    linear_weight: float = 0.3  # weight of a pooled logistic-regression head beside them
 
 
 def make_deterministic(seed: int, threads: int = 1) -> None:
@@ -74,10 +82,19 @@ def fit_net(
     make_deterministic(config.seed)
     rng = np.random.default_rng(config.seed)
     mean, std = column_stats(sequences, config.features)
-    net = MoodNet(config.arch, config.features, mean, std, config.hidden, config.dropout)
+    net = MoodNet(
+        config.arch,
+        config.features,
+        mean,
+        std,
+        config.hidden,
+        config.dropout,
+        config.input_dropout,
+    )
     groups = _by_length(sequences, labels)
     loss_fn = nn.CrossEntropyLoss(
-        weight=torch.as_tensor(class_weights(labels), dtype=torch.float32)
+        weight=torch.as_tensor(class_weights(labels), dtype=torch.float32),
+        label_smoothing=config.label_smoothing,
     )
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     net.train()
@@ -95,7 +112,14 @@ def fit_net(
             x, y = groups[g]
             index = torch.from_numpy(idx)
             optimiser.zero_grad()
-            loss = loss_fn(net.logits(x[index]), y[index])
+            xb, yb = x[index], y[index]
+            if config.mixup > 0 and len(idx) > 1:
+                lam = float(rng.beta(config.mixup, config.mixup))
+                perm = torch.from_numpy(rng.permutation(len(idx)))
+                logits = net.logits(lam * xb + (1 - lam) * xb[perm])
+                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
+            else:
+                loss = loss_fn(net.logits(xb), yb)
             loss.backward()
             optimiser.step()
             total += loss.item() * len(idx)
@@ -106,7 +130,7 @@ def fit_net(
 
 
 @torch.no_grad()
-def predict_net(net: MoodNet, sequences: Sequence[np.ndarray]) -> np.ndarray:
+def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
     """Probabilities (len(sequences), 4), batching sequences of equal length."""
     net.eval()
     out = np.empty((len(sequences), 4), dtype=np.float32)

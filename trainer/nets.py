@@ -29,6 +29,7 @@ class MoodNet(nn.Module):
         std: np.ndarray,
         hidden: int = 64,
         dropout: float = 0.3,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         cell, bidirectional = ARCHS[arch]
@@ -44,6 +45,7 @@ class MoodNet(nn.Module):
         )
         rnn_class = nn.RNN if cell == "rnn" else nn.LSTM
         self.rnn = rnn_class(width, hidden, batch_first=True, bidirectional=bidirectional)
+        self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), 4)
 
@@ -94,7 +96,7 @@ class MoodNet(nn.Module):
         return y.permute(2, 0, 1, 3).reshape(z.shape[0], z.shape[1], -1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x[:, :, self.lo : self.hi] - self.mean) / self.std
+        z = self.input_dropout((x[:, :, self.lo : self.hi] - self.mean) / self.std)
         pooled = self._recur(z).mean(dim=1)
         return self.head(self.dropout(pooled))
 

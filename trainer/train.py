@@ -23,9 +23,10 @@ from trainer.compare import (
     report_markdown,
 )
 from trainer.dataset import Problem, check_usable, load_dataset
+from trainer.ensemble import fit_model
 from trainer.export import export_onnx
 from trainer.extract import extract_clips
-from trainer.fit import FitConfig, fit_net
+from trainer.fit import FitConfig
 from trainer.folds import make_folds
 from trainer.progress import counter
 from trainer.table import build_table
@@ -97,10 +98,12 @@ def train(
         "augment": [a.spec for a in augmentations],
         "config": asdict(config),
     }
-    chosen = Candidate(config.arch, config.features)
+    chosen = Candidate(config.arch, config.features, config.ensemble, config.linear_weight)
     if folds >= 2:
         splits = make_folds(table.labels, table.groups, folds, config.seed)
-        candidates = all_candidates() if compare_all else [chosen]
+        candidates = all_candidates() if compare_all else []
+        if chosen not in candidates:
+            candidates.append(chosen)
         result.results = cross_validate(
             table, splits, candidates, config, augment, n_jobs, progress
         )
@@ -110,8 +113,9 @@ def train(
 
     if output is not None:
         rows = table.rows(table.clip_indices(), augmented=augment)
-        with counter(config.epochs, "Training final model", progress) as advance:
-            net = fit_net(
+        steps = config.epochs * config.ensemble
+        with counter(steps, "Training final model", progress) as advance:
+            net = fit_model(
                 table.sequences(rows),
                 table.labels[table.clip[rows]],
                 config,
@@ -138,6 +142,8 @@ def training_summary(
     scores = cv.summary() if cv is not None else None
     return {
         "arch": config.arch,
+        "ensemble": config.ensemble,
+        "linear_weight": config.linear_weight,
         "features": config.features,
         "epochs": config.epochs,
         "seed": config.seed,
@@ -149,6 +155,9 @@ def training_summary(
             "lr": config.lr,
             "weight_decay": config.weight_decay,
             "batch_size": config.batch_size,
+            "input_dropout": config.input_dropout,
+            "label_smoothing": config.label_smoothing,
+            "mixup": config.mixup,
             "pooling": "mean of recurrent outputs over time",
         },
         "cv": None

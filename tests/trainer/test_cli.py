@@ -38,6 +38,8 @@ def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, t
         2,
         "--arch",
         "lstm",
+        "--ensemble",
+        2,
         "--cache",
         shared_cache,
         "--jobs",
@@ -47,14 +49,17 @@ def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, t
         "--no-progress",
     )
     assert result.exit_code == 0, result.output
-    assert "lstm    both     macro-F1" in result.output
+    assert "lstm-x2-lin  both     macro-F1" in result.output
     loaded = MoodModel(model)
+    assert loaded.model_id.startswith("mertag-lstm-x2-lin-")
     summary = loaded.info.training_summary
     assert summary["arch"] == "lstm" and summary["epochs"] == 2 and summary["n_clips"] == 16
+    assert summary["ensemble"] == 2 and summary["linear_weight"] == 0.3
     assert summary["cv"]["folds"] == 2 and 0 <= summary["cv"]["macro_f1_mean"] <= 1
     assert len(summary["augment"]) == 3
-    assert json.loads(report.with_suffix(".json").read_text())["results"][0]["model"] == "lstm"
-    assert "| lstm | net | both |" in report.read_text()
+    results = json.loads(report.with_suffix(".json").read_text())["results"]
+    assert results[0]["model"] == "lstm-x2-lin"
+    assert "| lstm-x2-lin | net | both |" in report.read_text()
 
     result = mertag("evaluate", tiny_data, "--model", model, "--jobs", 1, "--no-progress")
     assert result.exit_code == 0, result.output
@@ -78,6 +83,10 @@ def test_same_seed_same_model(tiny_data: Path, shared_cache: Path, tmp_path: Pat
             1,
             "--arch",
             "birnn",
+            "--ensemble",
+            1,
+            "--linear-weight",
+            0,
             "--no-augment",
             "--seed",
             5,
@@ -111,6 +120,8 @@ def test_bad_rows_are_named_and_skipped(tiny_data: Path, shared_cache: Path, tmp
         "--folds",
         2,
         "--epochs",
+        1,
+        "--ensemble",
         1,
         "--no-augment",
         "--cache",

@@ -57,13 +57,13 @@ def test_augmented_copies_of_test_clips_never_reach_training(monkeypatch):
     for r in np.flatnonzero(poisoned):
         t.patches[t.start[r] : t.start[r] + t.length[r]] = np.nan
     seen = []
-    real_fit = compare.fit_net
+    real_fit = compare.fit_model
 
     def spy(sequences, labels, config, on_epoch=None):
         seen.extend(sequences)
         return real_fit(sequences, labels, config, on_epoch)
 
-    monkeypatch.setattr(compare, "fit_net", spy)
+    monkeypatch.setattr(compare, "fit_model", spy)
     for model in ("lstm", "logreg"):
         predicted = run_fold(t, Candidate(model, "both"), train, test, CONFIG, True, seed=1)
         assert predicted.shape == test.shape
