@@ -7,6 +7,7 @@ long track is read without decoding the whole file. Training and tagging both de
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,18 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16000
+
+JUNK_LIMIT = 64 << 20
+"""Bytes FFmpeg may read without any audio coming out before the rest of the file counts as junk.
+
+Looking for the next frame, FFmpeg reads on to the end of the file, so a huge zero-filled or
+sparse file, or a long damaged tail, would cost a read of the whole file. Generous enough for
+cover art of tens of megabytes in front of the audio."""
+
+_SEEK_COST = 64
+"""What one seek counts for against JUNK_LIMIT. Some demuxers walk junk by seeking (given a huge
+tail of empty chunks, the WAV demuxer asks for the file size every 8 bytes); this bounds that walk
+at about a million seeks, while a real file, even a long fragmented MP4, needs far fewer."""
 
 
 class AudioError(Exception):
@@ -30,7 +43,52 @@ class AudioInfo:
     channels: int
 
 
+class _Source(io.RawIOBase):
+    """A file as FFmpeg reads it, which ends once JUNK_LIMIT bytes have gone by without audio."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.name = str(path)  # FFmpeg's format probe also weighs the file name's extension
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
+        self._unproductive = 0
+        self.exhausted = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._unproductive >= JUNK_LIMIT:
+            self.exhausted = True
+            return 0
+        n = self._file.readinto(buffer) or 0
+        self._unproductive += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._unproductive += _SEEK_COST
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def audio_seen(self) -> None:
+        """Audio came out: what was read so far was not junk."""
+        self._unproductive = 0
+
+
+def _junk_reason() -> str:
+    return f"no audio found in {JUNK_LIMIT >> 20} MB of data (a zero-filled or sparse file?)"
+
+
 def _open(path: Path):  # type: ignore[no-untyped-def]
+    """The container of `path` and the _Source it reads from; AudioError if it has no audio."""
     import av
 
     try:
@@ -38,21 +96,27 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
             raise AudioError("is a directory")
         if path.stat().st_size == 0:
             raise AudioError("empty file (0 bytes)")
-        container = av.open(str(path), metadata_errors="ignore")
-    except AudioError:
-        raise
+        source = _Source(path)
     except PermissionError as exc:
         raise AudioError("permission denied") from exc
     except FileNotFoundError as exc:
         raise AudioError("file not found") from exc
-    except av.error.FFmpegError as exc:
-        raise AudioError(f"not a readable audio file ({_reason(exc)})") from exc
     except OSError as exc:
         raise AudioError(exc.strerror or str(exc)) from exc
+    try:
+        container = av.open(source, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        source.close()
+        if source.exhausted:
+            raise AudioError(_junk_reason()) from exc
+        raise AudioError(f"not a readable audio file ({_reason(exc)})") from exc
+    except BaseException:
+        source.close()
+        raise
     if not container.streams.audio:
         container.close()
         raise AudioError("no audio stream in the file")
-    return container
+    return container, source
 
 
 def _reason(exc: BaseException) -> str:
@@ -62,7 +126,7 @@ def _reason(exc: BaseException) -> str:
 
 def probe(path: Path) -> AudioInfo:
     """Read the duration and codec of the first audio stream without decoding."""
-    container = _open(path)
+    container, _ = _open(path)
     try:
         stream = container.streams.audio[0]
         duration: float | None = None
@@ -84,24 +148,25 @@ def _chunks(path: Path, sr: int, offset: float, duration: float | None) -> Itera
     """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""
     import av
 
-    container = _open(path)
+    container, source = _open(path)
     try:
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        if offset > 0:
-            # Seek lands on a packet at or before `offset`; samples before it are cut below.
-            container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
         first = True
         skip = 0
         wanted = None if duration is None else int(round(duration * sr))
         produced = 0
         try:
+            if offset > 0:
+                # Seek lands on a packet at or before `offset`; samples before it are cut below.
+                container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
             for frame in container.decode(stream):
                 if first:
                     start = frame.time if frame.time is not None else 0.0
                     skip = max(0, int(round((offset - start) * sr))) if offset > 0 else 0
                     first = False
+                source.audio_seen()
                 for out in resampler.resample(frame):
                     pcm = out.to_ndarray().reshape(-1)
                     if skip:
@@ -125,6 +190,8 @@ def _chunks(path: Path, sr: int, offset: float, duration: float | None) -> Itera
             if produced == 0:
                 raise AudioError(f"cannot decode audio ({_reason(exc)})") from exc
             # A damaged tail: keep what decoded cleanly, as players do.
+        if produced == 0 and source.exhausted:
+            raise AudioError(_junk_reason())
     finally:
         container.close()
 

@@ -112,6 +112,8 @@ class MoodModel:
         import onnxruntime as ort
 
         self.path = Path(path) if path is not None else default_model_path()
+        if self.path.is_dir():
+            raise ModelError(f"{self.path}: is a folder, not a model file")
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
         options = ort.SessionOptions()

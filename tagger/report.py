@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -98,6 +99,12 @@ class ScanReporter:
             self.err.print(
                 f"{summary.found} tracks found, {summary.unchanged} unchanged, {total} to analyse"
             )
+
+    def waiting(self, index_path: Path) -> None:
+        """Another scan holds the index: say so once, then wait for it."""
+        self.progress.console.print(
+            Text(f"{display(index_path)} is in use by another scan; waiting (Ctrl-C to stop)")
+        )
 
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)

@@ -3,6 +3,11 @@
 A tag save done in place can leave a half-written music file behind if the process is killed or
 the disk fills up. Here the original is never opened for writing: a copy is edited, synced to disk
 and renamed over it, so at every instant the path holds either the old file or the new one.
+
+A writer killed mid-way leaves only its hidden temp copy, which the walker skips. The writer holds
+an flock on the copy while it works, so `remove_stale_temps` can tell a dead writer's copy from a
+live one and delete only the former. The replaced file gets a new mtime, as after any tag editor;
+its owner, group and permission bits are kept.
 """
 
 from __future__ import annotations
@@ -16,10 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so stale temp files are left for the user to delete
+    fcntl = None  # type: ignore[assignment]
+
 #: Every temp file ends with this; the library walker skips names starting with '.' or ending so.
 TEMP_SUFFIX = ".mertag-tmp"
 
 _COPY_CHUNK = 1 << 20
+
+_SPACE_MARGIN = 1 << 20
+"""Free space wanted beyond the copy itself (the new tags), so a write never fills the disk."""
 
 _REASONS: dict[int, str] = {
     errno.ENOSPC: "no space left on device",
@@ -76,6 +89,52 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _check_space(folder: Path, size: int) -> None:
+    """Refuse before copying when the folder's file system cannot hold a copy of `size` bytes."""
+    st = os.statvfs(folder)
+    if st.f_bavail * st.f_frsize < size + _SPACE_MARGIN:
+        mb = -(-(size + _SPACE_MARGIN) // (1 << 20))
+        raise SafeWriteError(f"no space left on device (the tag write needs {mb} MB free)")
+
+
+def _is_temp_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temp copies in `folder` left by writers that were killed; returns them.
+
+    A live writer holds an flock on its copy, so its copy is left alone. A copy that cannot be
+    checked or removed stays too: it is hidden and skipped by the walker, and the next call tries
+    again.
+    """
+    if fcntl is None:
+        return []
+    try:
+        with os.scandir(folder) as it:
+            names = [
+                e.name for e in it if _is_temp_name(e.name) and e.is_file(follow_symlinks=False)
+            ]
+    except OSError:
+        return []  # the walk has already reported a folder it could not list
+    removed: list[Path] = []
+    for name in names:
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue  # gone already (another scan cleaned it) or unreadable: leave it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            continue  # locked by a live writer, or not ours to delete
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _check_unchanged(path: Path, before: os.stat_result) -> None:
     now = os.stat(path)
     same = (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
@@ -112,11 +171,14 @@ def rewrite_file(
         raise SafeWriteError("read-only file (no write permission)")
 
     tmp_name: str | None = None
+    lock_fd: int | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(
+        _check_space(real.parent, before.st_size)
+        lock_fd, tmp_name = tempfile.mkstemp(
             prefix=_temp_prefix(real), suffix=TEMP_SUFFIX, dir=real.parent
         )
-        os.close(fd)
+        if fcntl is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # held until the end: this copy is in use
         # Reopened by name so the file object carries it (mutagen and errors show it).
         with open(tmp_name, "w+b") as tmp:
             with open(real, "rb") as src:
@@ -145,6 +207,8 @@ def rewrite_file(
                 os.unlink(tmp_name)
             except FileNotFoundError:
                 pass
+        if lock_fd is not None:
+            os.close(lock_fd)
     try:
         _fsync_dir(real.parent)
     except OSError as e:

@@ -327,25 +327,52 @@ _FAMILIES: dict[type, type[_Storage]] = {
 }
 
 
+def _os_reason(error: OSError) -> str:
+    # mutagen raises a bare OSError when a read comes up short (its read_full).
+    if error.errno is None and not str(error):
+        return "file ends too early (truncated or damaged)"
+    return describe_os_error(error)
+
+
 def _reason(error: BaseException) -> str:
     """One line saying why, digging out the OS error mutagen wraps in its own exceptions."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, OSError):
-            return describe_os_error(seen)
+            return _os_reason(seen)
         if seen.args and isinstance(seen.args[0], OSError):
-            return describe_os_error(seen.args[0])
+            return _os_reason(seen.args[0])
         seen = seen.__cause__ or seen.__context__
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
 
+def _kind_by_content(path: Path) -> type | None:
+    """The supported mutagen class whose header test `path` passes best, ignoring its name."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(128)
+            kinds: list[Any] = list(_FAMILIES)  # mutagen's FileType.score is untyped
+            scores = [(kind.score("", f, header), kind.__name__, kind) for kind in kinds]
+    except OSError:
+        return None  # the caller reports the error mutagen.File met first
+    score, _, kind = max(scores)
+    return kind if score > 0 else None
+
+
 def _detect(path: Path) -> type:
-    """The mutagen class for `path`, chosen by its content (mutagen.File), or TagError."""
+    """The mutagen class for `path`, or TagError.
+
+    mutagen.File weighs the file name's extension as well as the content, so a FLAC file named
+    .mp3 fails to load as MP3; the content alone then decides.
+    """
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError) as e:
-        raise TagError(f"cannot parse file: {_reason(e)}") from e
+        kind = _kind_by_content(path)
+        if kind is None:
+            raise TagError(f"cannot parse file: {_reason(e)}") from e
+        return kind
     if audio is None:
         raise TagError("unrecognised audio format")
     kind = type(audio)
@@ -473,7 +500,8 @@ def audio_fingerprint(path: Path) -> str:
     digest = hashlib.sha256()
     packets = 0
     try:
-        with av.open(str(path)) as container:
+        # Tag text is not the audio: undecodable metadata must not stop the hash.
+        with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise TagError("no audio stream")
             stream = container.streams.audio[0]

@@ -1,0 +1,173 @@
+"""Shared by the fault trials: small libraries made by the tests, the mertag command, and the
+checks that every file is intact and the index is whole after a scan was killed or stopped."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mutagen
+import numpy as np
+from mutagen.flac import FLAC, Picture
+
+from tagger.audio import decode
+from tagger.safe_write import TEMP_SUFFIX
+from tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
+from tests.audio_files import encode_tone
+
+REPO = Path(__file__).resolve().parents[2]
+
+# suffix -> (container, codec, sample rate): one entry per container family mertag tags.
+FORMATS = {
+    ".wav": ("wav", "pcm_s16le", 22050),
+    ".flac": ("flac", "flac", 22050),
+    ".mp3": ("mp3", "libmp3lame", 22050),
+    ".m4a": ("ipod", "aac", 22050),
+    ".opus": ("ogg", "libopus", 48000),
+    ".aiff": ("aiff", "pcm_s16be", 22050),
+}
+
+
+def make_track(path: Path, seconds: float = 3.5, index: int = 0) -> Path:
+    """A short tone (just long enough to analyse) in the format its suffix names."""
+    fmt, codec, rate = FORMATS[path.suffix]
+    return encode_tone(path, seconds, fmt, codec, rate=rate, freq=220.0 * 2 ** (index / 5))
+
+
+def make_library(folder: Path, names: list[str]) -> dict[Path, str]:
+    """Tracks named `names` in `folder`; returns path -> audio fingerprint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        (p := make_track(folder / name, index=i)): audio_fingerprint(p)
+        for i, name in enumerate(names)
+    }
+
+
+def add_picture(path: Path, size: int) -> None:
+    """Embed `size` bytes of cover art in a FLAC file, so that copying it takes a while."""
+    flac = FLAC(path)
+    picture = Picture()
+    picture.type, picture.mime = 3, "image/jpeg"
+    picture.data = np.random.default_rng(0).bytes(size)
+    flac.add_picture(picture)
+    flac.save()
+
+
+def mertag_command() -> list[str]:
+    """The mertag entry point (trainer.cli:main) as a command for subprocess."""
+    return [sys.executable, "-c", "from trainer.cli import main; main()"]
+
+
+def start_scan(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
+    """`mertag scan ARGS` in its own process group, so the test can signal it and its workers."""
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [*mertag_command(), "scan", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that still run (zombies wait for init and do nothing)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def wait_group_gone(pgid: int, timeout: float) -> list[int]:
+    """Wait up to `timeout` s for the group to end; returns what is still running."""
+    deadline = time.monotonic() + timeout
+    while (left := live_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """mertag's temp copies in `folder` (hidden, skipped by the walker)."""
+    return sorted(p for p in folder.iterdir() if p.name.endswith(TEMP_SUFFIX))
+
+
+def check_track(path: Path, fingerprint: str, model_ids: set[str]) -> bool:
+    """Assert the file is undamaged: it decodes, its audio is bit-identical to before, mutagen
+    reads it, and it holds either none or all of mertag's fields. Returns whether it is tagged."""
+    assert decode(path).size > 0, path
+    assert audio_fingerprint(path) == fingerprint, f"{path.name}: audio changed"
+    assert mutagen.File(path) is not None, path
+    tags = read_tags(path)
+    assert len(tags) in (0, len(MERTAG_FIELDS)), f"{path.name}: partly tagged {tags}"
+    if tags:
+        assert tags["MERTAG_MODEL"] in model_ids, tags
+    return bool(tags)
+
+
+OK_COLUMNS = (
+    "quadrant",
+    "mood",
+    "p_q1",
+    "p_q2",
+    "p_q3",
+    "p_q4",
+    "valence",
+    "arousal",
+    "confidence",
+    "model_id",
+    "feature_schema",
+    "tagged",
+)
+
+
+def check_index(index: Path) -> dict[str, sqlite3.Row]:
+    """Assert the index is sound and every row whole; returns its rows by path."""
+    if not index.exists():
+        return {}
+    conn = sqlite3.connect(index)
+    conn.row_factory = sqlite3.Row
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = {os.fsdecode(r["path"]): r for r in conn.execute("SELECT * FROM tracks")}
+    finally:
+        conn.close()
+    for path, row in rows.items():
+        assert row["size"] is not None and row["mtime_ns"] is not None and row["analysed_at"]
+        if row["status"] == "error":
+            assert row["error"], path
+            continue
+        assert row["status"] == "ok", path
+        missing = [c for c in OK_COLUMNS if row[c] is None]
+        assert not missing, (path, missing)
+        assert abs(sum(row[f"p_q{i}"] for i in range(1, 5)) - 1.0) < 1e-3
+    return rows
+
+
+def finished(rows: dict[str, sqlite3.Row], model_id: str) -> set[str]:
+    """Paths the index records as done with `model_id` for the file as it is now."""
+    done = set()
+    for path, row in rows.items():
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if (
+            row["status"] == "ok"
+            and row["model_id"] == model_id
+            and (row["size"], row["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+        ):
+            done.add(path)
+    return done

@@ -1,0 +1,200 @@
+"""Kill trials: `mertag scan` killed with SIGKILL at random moments, and stopped with Ctrl-C.
+
+After every kill each file must decode with its audio bit-identical and hold none or all of
+mertag's fields, the index must pass SQLite's integrity check with every row whole, and the next
+scan must analyse only what is not finished. Each trial is one real scan in a subprocess (its own
+process group, so the kill takes the workers too), on tracks the test encodes itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tagger.model import default_model_path, read_model_info
+from tagger.safe_write import TEMP_SUFFIX, remove_stale_temps
+from tagger.tags import read_tags
+from tests.tagger.fault_helpers import (
+    add_picture,
+    check_index,
+    check_track,
+    finished,
+    make_library,
+    start_scan,
+    temp_files,
+    wait_group_gone,
+)
+from tests.tagger.onnx_models import linear_model
+
+TRIALS = int(os.environ.get("MERTAG_KILL_TRIALS", "20"))  # ~2.7 s each
+SEED = 20250601
+# Every container family; the FLAC with 8 MB of cover art makes one tag write slow enough that
+# the kills aimed at writes often land inside it.
+NAMES = [
+    "00-tone.wav",
+    "01-art.flac",
+    "02-tone.mp3",
+    "03-tone.m4a",
+    "04-tone.opus",
+    "05-tone.aiff",
+    "06-tone.flac",
+    "07-tone.mp3",
+]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two small mertag models; switching between them makes every track due again."""
+    folder = tmp_path_factory.mktemp("models")
+    return [linear_model(folder / f"m{seed}.onnx", seed=seed) for seed in (0, 1)]
+
+
+def _kill(proc: subprocess.Popen[str], lib: Path, rng: random.Random, aim: str) -> bool:
+    """SIGKILL the scan's process group, at a random moment ('any') or within 3 ms of seeing a
+    temp copy appear ('write'). False if the scan finished first."""
+    start = time.monotonic()
+    if aim == "any":
+        deadline = start + rng.uniform(0.0, 4.0)
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+    else:
+        while proc.poll() is None and time.monotonic() < start + 30 and not temp_files(lib):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.003))
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    return True
+
+
+def _reported(stderr: str) -> set[str]:
+    """Paths of the results a -v scan printed ('Q3 Sad      0.48  /path')."""
+    return {
+        line.split(maxsplit=3)[3]
+        for line in stderr.splitlines()
+        if line[:2] in ("Q1", "Q2", "Q3", "Q4")
+    }
+
+
+def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: list[Path]) -> None:
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    fingerprints = make_library(lib, NAMES)
+    add_picture(lib / "01-art.flac", 8 << 20)
+    model_ids = {"test-linear-0", "test-linear-1"}
+    rng = random.Random(SEED)
+    phase = 0
+    counts: Counter[str] = Counter()
+    leftovers: list[Path] = []
+    for trial in range(TRIALS):
+        model_id = f"test-linear-{phase % 2}"
+        due = {str(p) for p in fingerprints} - finished(check_index(index), model_id)
+        jobs = "2" if trial % 5 == 4 else "1"
+        proc = start_scan(
+            [str(lib), "--index", str(index), "--model", str(models[phase % 2]), "-j", jobs, "-v"]
+        )
+        aim = "write" if trial % 2 else "any"
+        killed = _kill(proc, lib, rng, aim)
+        _, stderr = proc.communicate(timeout=60)
+        assert not wait_group_gone(proc.pid, 10), "workers outlived the kill"
+        counts[f"killed ({aim})" if killed else "finished before the kill"] += 1
+
+        # Only due tracks were analysed: finished ones are never redone.
+        assert _reported(stderr) <= due, (trial, stderr)
+        tagged = [check_track(p, fp, model_ids) for p, fp in fingerprints.items()]
+        rows = check_index(index)
+        for path, row in rows.items():
+            st = os.stat(path)
+            if row["tagged"] == 1 and (row["size"], row["mtime_ns"]) == (
+                st.st_size,
+                st.st_mtime_ns,
+            ):
+                tags = read_tags(Path(path))
+                assert tags["MERTAG_MODEL"] == row["model_id"]
+                assert tags["MERTAG_QUADRANT"] == row["quadrant"]
+        # The temp copy a killed writer leaves is gone once the next scan has planned its work.
+        if _reported(stderr):
+            assert not set(leftovers) & set(temp_files(lib)), trial
+        leftovers = temp_files(lib)
+        counts["left a temp copy (killed inside a tag write)"] += bool(leftovers)
+        counts["tracks fully tagged after the kill"] += sum(tagged)
+        if not killed:
+            assert proc.returncode == 0, stderr
+            phase += 1
+    counts["file checks passed"] = TRIALS * len(fingerprints)
+    print(f"\nSIGKILL trials: {TRIALS}, seed {SEED}: {dict(counts)}")
+
+    # One more scan finishes the job, analysing exactly what the index did not record as done.
+    model_id = f"test-linear-{phase % 2}"
+    due = {str(p) for p in fingerprints} - finished(check_index(index), model_id)
+    proc = start_scan(
+        [str(lib), "--index", str(index), "--model", str(models[phase % 2]), "-j", "1", "--json"]
+    )
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    doc = json.loads(stdout)
+    assert {r["path"] for r in doc["results"]} == due
+    assert not temp_files(lib)
+    for path, fp in fingerprints.items():
+        assert check_track(path, fp, model_ids)
+        assert read_tags(path)["MERTAG_MODEL"] == model_id
+    rows = check_index(index)
+    assert set(rows) == {str(p) for p in fingerprints}
+    assert all(r["status"] == "ok" and r["tagged"] == 1 for r in rows.values())
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_workers_keeps_results_and_exits_130(tmp_path: Path, jobs: str) -> None:
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    names = [f"{i:02d}-tone{s}" for i, s in enumerate([".wav", ".flac", ".mp3"] * 4)]
+    fingerprints = make_library(lib, names)
+    proc = start_scan([str(lib), "--index", str(index), "-j", jobs, "-v"])
+    watchdog = threading.Timer(90, os.killpg, (proc.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        printed = []
+        for line in proc.stderr:
+            printed.append(line)
+            if len(_reported("".join(printed))) == 2:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = time.monotonic()
+        _, rest = proc.communicate(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        watchdog.cancel()
+    stderr = "".join(printed) + rest
+    assert proc.returncode == 130, stderr
+    assert stopped_after < 5, stopped_after
+    assert not wait_group_gone(proc.pid, 5), "a worker outlived Ctrl-C"
+    assert "Traceback" not in stderr
+    assert "analysed" in stderr and "interrupted: finished tracks are kept" in stderr
+    rows = check_index(index)
+    assert _reported(stderr) <= set(rows) and len(rows) >= 2
+    shipped = read_model_info(default_model_path()).model_id
+    for path, fp in fingerprints.items():
+        check_track(path, fp, {shipped})
+    print(f"\nCtrl-C with -j {jobs}: exit 130 after {stopped_after:.2f} s, {len(rows)} rows kept")
+
+
+def test_only_a_dead_writers_temp_copy_is_removed(tmp_path: Path) -> None:
+    live, dead = tmp_path / f".a.flac.x{TEMP_SUFFIX}", tmp_path / f".b.flac.y{TEMP_SUFFIX}"
+    mine = tmp_path / ".b.flac.y.bak"  # hidden, but not a mertag temp copy
+    for path in (live, dead, mine):
+        path.write_bytes(b"half a copy")
+    with open(live, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # a scan still writing this copy
+        assert remove_stale_temps(tmp_path) == [dead]
+        assert live.exists() and mine.exists()
+    assert remove_stale_temps(tmp_path) == [live]
+    assert mine.exists()
