@@ -141,10 +141,12 @@ def main() -> None:
         n = len(tracks)
         print(f"{n} tracks, {args.jobs} jobs, model {model.model_id}")
 
-        # Warm the workers (imports, numba caches, ONNX sessions) on a one-track scan first.
+        # Warm the workers (imports, numba caches, ONNX sessions) on a scan of one track per
+        # worker first (a one-track scan runs in this process and would warm no worker).
         warm = Path(tmp) / "warm"
         warm.mkdir()
-        shutil.copy2(tracks[0], warm / tracks[0].name)
+        for i in range(max(2, args.jobs)):
+            shutil.copy2(tracks[0], warm / f"{i}-{tracks[0].name}")
         scan(warm, Path(tmp) / "warm.sqlite3", model, args.jobs)
         t_scan, stages, analysed = scan(lib, Path(tmp) / "index.sqlite3", model, args.jobs)
         stop_workers()

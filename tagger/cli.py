@@ -142,6 +142,19 @@ def scan(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="Where tracks are analysed: local (processes here) or dask (needs --scheduler).",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786."
+        ),
+    ] = None,
     exclude: Annotated[
         list[str] | None,
         typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
@@ -176,9 +189,14 @@ def scan(
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
     from tagger.model import ModelError, MoodModel
     from tagger.report import ScanReporter
-    from tagger.scan import ScanOptions, default_jobs, run_scan
+    from tagger.scan import ScanOptions, ScanRefused, default_jobs, run_scan
+    from tagger.workers import BACKENDS, BackendError
 
     config = settings(ctx)
+    if backend not in BACKENDS:
+        raise usage_error(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if (backend == "dask") != (scheduler is not None):
+        raise usage_error("--backend dask and --scheduler ADDRESS go together")
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise usage_error(f"{display(missing[0])}: no such file or folder")
@@ -200,11 +218,16 @@ def scan(
         force=force,
         retry_failed=retry_failed,
         jobs=jobs or config.jobs or default_jobs(),
+        backend=backend,
+        scheduler=scheduler,
     )
     del mood_model
     reporter = ScanReporter(quiet=quiet, verbose=verbose, as_json=as_json, dry_run=dry_run)
-    with reporter:
-        summary = run_scan(options, reporter.start, reporter.outcome)
+    try:
+        with reporter:
+            summary = run_scan(options, reporter.start, reporter.outcome, reporter.waiting)
+    except (BackendError, ScanRefused) as exc:
+        raise usage_error(str(exc)) from exc
     reporter.finish(summary)
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

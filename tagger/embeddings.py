@@ -73,6 +73,10 @@ class MusicnnEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Tensors reuse the arena piece by piece instead of one block planned per run: a worker
+        # peaks ~15 MB lower, as fast. (Without the arena, glibc's heap fragments and a worker
+        # grows to 400-500 MB over a few tracks, differently from run to run.)
+        options.enable_mem_pattern = False
         self.session: onnxruntime.InferenceSession = ort.InferenceSession(
             str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -6,10 +6,12 @@ standard deviation) over the same 3-s patches that the pretrained musicnn networ
 of a sequence is [librosa pooled stats | musicnn penultimate + tags]. Tagger and trainer both call
 `features_from_audio` (trainer, on augmented clips) and `extract_track` (both, on files).
 
-Excerpt policy for full-length tracks: the model was trained on 30-s clips, so a track is analysed
-as 30-s excerpts read by seeking: one centred excerpt for tracks up to 90 s, three (centred at
-1/4, 1/2 and 3/4 of the track) for longer ones; tracks up to 45 s are analysed whole. The tagger
-averages the model's probabilities over the excerpts.
+Excerpt policy (`excerpt_windows`, a runtime choice that FEATURE_SCHEMA does not cover): clips
+up to WHOLE_TRACK_MAX, as long as every training clip, are analysed whole, exactly as the model
+was trained; a longer track is heard as SNIPPETS one-patch snippets spread evenly over it, each
+read by seeking and joined into one short sequence, so a track costs at most SNIPPETS patches
+whatever its length, and a 2-hour file is never decoded whole. bench/excerpt_agreement.py
+measures how often that agrees with analysing the whole track.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ HOP = 512
 N_FFT = 2048
 N_MELS = 40
 N_MFCC = 20
-EXCERPT_SECONDS = 30.0
-WHOLE_TRACK_MAX = 45.0
-ONE_EXCERPT_MAX = 90.0
+WHOLE_TRACK_MAX = 31.0
+"""Seconds up to which a track is analysed whole: every 4Q training clip (at most 30.2 s) is."""
+SNIPPETS = 4
+"""One-patch snippets heard from a longer track (bench/excerpt_agreement.py weighs this)."""
+UNKNOWN_LENGTH_SECONDS = 30.0
+"""What is analysed, from the start, of a file whose container does not say how long it is."""
 
 # Per-frame feature rows, in order: name -> number of rows.
 FRAME_FEATURES: dict[str, int] = {
@@ -62,7 +67,8 @@ MIN_SECONDS = PATCH_SAMPLES / SAMPLE_RATE
 
 @dataclass(frozen=True)
 class TrackFeatures:
-    """The analysed excerpts of one track: one (patches, FEATURE_DIM) array per excerpt."""
+    """What was analysed of one track: its (patches, FEATURE_DIM) sequence, in a list (the model
+    averages over the sequences it is given)."""
 
     sequences: list[np.ndarray]
     duration: float
@@ -72,15 +78,69 @@ class TrackFeatures:
 
 
 def excerpt_windows(duration: float | None) -> list[tuple[float, float | None]]:
-    """(offset, length) of each excerpt to analyse; length None means to the end."""
-    if duration is None or duration <= WHOLE_TRACK_MAX:
+    """(offset, length) of the pieces of a track to analyse, joined in order into one sequence;
+    length None means to the end.
+
+    Up to WHOLE_TRACK_MAX: the whole track, as the model was trained. Longer: SNIPPETS snippets
+    of exactly one patch, centred at (i + 1/2) / SNIPPETS of the track. Unknown length: the first
+    UNKNOWN_LENGTH_SECONDS, so that memory stays bounded whatever the file holds.
+    """
+    if duration is None:
+        return [(0.0, UNKNOWN_LENGTH_SECONDS)]
+    if duration <= WHOLE_TRACK_MAX:
         return [(0.0, None)]
-    centres = [0.5] if duration <= ONE_EXCERPT_MAX else [0.25, 0.5, 0.75]
-    half = EXCERPT_SECONDS / 2
+    return snippet_windows(duration)
+
+
+def snippet_windows(duration: float, count: int = SNIPPETS) -> list[tuple[float, float | None]]:
+    """`count` one-patch windows centred at (i + 1/2) / count of a track of `duration` s."""
     return [
-        (min(max(0.0, c * duration - half), duration - EXCERPT_SECONDS), EXCERPT_SECONDS)
-        for c in centres
+        (max(0.0, (i + 0.5) * duration / count - MIN_SECONDS / 2), MIN_SECONDS)
+        for i in range(count)
     ]
+
+
+_FILTER_CACHE_SIZE = 4096
+"""Constant-Q filter banks kept per process: one per (octave, tuning) pair, ~2 kB each."""
+
+
+def cache_filters() -> None:
+    """Keep librosa's constant-Q filter banks in memory for the life of the process.
+
+    `frame_features` runs two constant-Q transforms, and librosa builds their filters anew on
+    every call (its own cache only works through a joblib disk cache): ~25 ms of the ~60 ms it
+    spends on four 3-s snippets. The banks depend only on the sample rate and the (tuned)
+    frequencies, so keeping them changes no value (tests/tagger/test_features.py checks that).
+    Idempotent.
+    """
+    from librosa.core import constantq
+
+    name = "__vqt_filter_fft"
+    build = constantq.__dict__.get(name)
+    if build is None or hasattr(build, "mertag_original"):
+        return  # another librosa layout: filters are then built per call, as before
+    kept: dict[tuple[object, ...], tuple[Any, int, np.ndarray]] = {}
+
+    def cached(sr, freqs, filter_scale, norm, sparsity, hop_length=None, window="hann",
+               gamma=0.0, dtype=np.complex64, alpha=None):  # fmt: skip
+        args = (sr, freqs, filter_scale, norm, sparsity, hop_length, window, gamma, dtype, alpha)
+        key = tuple(
+            (a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else a for a in args
+        )
+        try:
+            hit = kept.get(key)
+        except TypeError:  # an unhashable argument (a window given as an array): build it
+            return build(*args)
+        if hit is None:
+            if len(kept) >= _FILTER_CACHE_SIZE:
+                kept.pop(next(iter(kept)))
+            hit = kept[key] = build(*args)
+        basis, n_fft, lengths = hit
+        # librosa rescales the basis in place after the call: hand out copies.
+        return basis.copy(), n_fft, lengths.copy()
+
+    cached.mertag_original = build  # type: ignore[attr-defined]
+    constantq.__dict__[name] = cached
 
 
 def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -165,23 +225,44 @@ def features_from_audio(y: np.ndarray) -> np.ndarray:
     return seq
 
 
-def extract_track(path: Path, windows: Any = None) -> TrackFeatures:
-    """Decode a track's excerpts (by seeking) and compute each one's feature sequence."""
-    t0 = time.perf_counter()
+def decode_excerpt(path: Path, windows: Any = None) -> tuple[np.ndarray, float]:
+    """The audio to analyse of a track, by the excerpt policy (or `windows`), and its duration.
+
+    Each window is read by seeking and the pieces are joined in order. When there are several,
+    a piece shorter than one patch (a snippet past the real end of a file whose container
+    overstates its length) is left out, so every patch of the sequence is one snippet.
+    """
     info = probe(path)
     plan = excerpt_windows(info.duration) if windows is None else windows
-    sequences = []
-    decode_seconds = features_seconds = 0.0
+    pieces = []
     for offset, length in plan:
-        y = decode(path, SAMPLE_RATE, offset, length)
-        t1 = time.perf_counter()
-        decode_seconds += t1 - t0
-        sequences.append(features_from_audio(y))
-        t0 = time.perf_counter()
-        features_seconds += t0 - t1
+        try:
+            y = decode(path, SAMPLE_RATE, offset, length)
+        except AudioError:
+            if len(plan) == 1:
+                raise
+            continue
+        if len(plan) == 1 or y.size >= PATCH_SAMPLES:
+            pieces.append(y)
+    if not pieces:
+        raise AudioError("no audio decoded where the file says its audio is")
+    audio = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    return audio, info.duration or audio.size / SAMPLE_RATE
+
+
+def extract_track(path: Path, windows: Any = None) -> TrackFeatures:
+    """Decode a track's excerpt (by seeking) and compute its feature sequence.
+
+    `windows` overrides the policy, e.g. [(0.0, None)] for the whole track.
+    """
+    cache_filters()
+    t0 = time.perf_counter()
+    y, duration = decode_excerpt(path, windows)
+    t1 = time.perf_counter()
+    sequence = features_from_audio(y)
     return TrackFeatures(
-        sequences=sequences,
-        duration=info.duration or 0.0,
-        decode_seconds=decode_seconds,
-        features_seconds=features_seconds,
+        sequences=[sequence],
+        duration=duration,
+        decode_seconds=t1 - t0,
+        features_seconds=time.perf_counter() - t1,
     )

@@ -4,21 +4,32 @@ Workers (joblib/loky) each hold one musicnn session and one mood-model session f
 life, analyse a track, write its tags, and send back a TrackOutcome; the parent process is the
 only writer of the index and commits each outcome as it arrives, so an interrupted scan keeps
 every finished track.
+
+Faults: a tag write replaces the file in one rename (tagger.safe_write), so a scan killed at any
+moment leaves each file as it was or fully tagged, and the next scan deletes the killed writer's
+temp copy and picks up the tracks without a row. Ctrl-C reaches only this process (workers start
+with SIGINT ignored), which stops the workers and returns the summary so far. One scan at a time
+uses an index: a second one waits for the first, then skips what it finished.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tagger.audio import AudioError
+from tagger.display import display
 from tagger.index import Index, IndexRow, needs_analysis
 from tagger.library import walk
 from tagger.mood import Prediction
+from tagger.safe_write import remove_stale_temps
 
 STAGES = ("decode", "features", "model", "tags", "index")
 
@@ -40,6 +51,8 @@ class ScanOptions:
     force: bool = False
     retry_failed: bool = False
     jobs: int = 1
+    backend: str = "local"  # or "dask": see tagger.workers
+    scheduler: str | None = None  # the Dask scheduler's address, for backend "dask"
 
 
 @dataclass
@@ -73,10 +86,15 @@ class ScanSummary:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    temps_removed: int = 0  # temp copies left by a killed earlier scan, now deleted
 
     @property
     def ok(self) -> bool:
         return not self.failures and not self.interrupted
+
+
+class ScanRefused(Exception):
+    """The scan cannot run as asked and nothing was touched; the message says why and what to do."""
 
 
 def tag_values(prediction: Prediction) -> dict[str, str]:
@@ -159,11 +177,17 @@ def process_track(
 def plan(
     options: ScanOptions, snapshot: Mapping[str, tuple[int, int, str, str | None]]
 ) -> tuple[list[tuple[Path, int, int]], list[TrackOutcome], ScanSummary]:
-    """Walk the roots and split tracks into work to do, failures found while walking, skips."""
+    """Walk the roots and split tracks into work to do, failures found while walking, skips.
+
+    When tags are to be written, temp copies left beside the tracks by a killed scan go too.
+    """
     found = walk(options.roots, options.exclude)
     summary = ScanSummary(
         found=len(found.tracks), passed_over=found.passed_over, excluded=found.excluded
     )
+    if options.write and not options.dry_run:
+        for folder in dict.fromkeys(path.parent for path in found.tracks):
+            summary.temps_removed += len(remove_stale_temps(folder))
     todo: list[tuple[Path, int, int]] = []
     early: list[TrackOutcome] = [
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
@@ -216,14 +240,51 @@ def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
     )
 
 
+def _current(todo: Sequence[tuple[Path, int, int]]) -> Iterator[tuple[Path, int, int]]:
+    """Each planned track with its state as it is now, just before it is analysed.
+
+    A long scan reaches a track long after planning; its results must be checked against the
+    file that was analysed, not the one that was planned.
+    """
+    for path, size, mtime_ns in todo:
+        try:
+            st = path.stat()
+        except OSError:
+            yield path, size, mtime_ns  # gone or unreadable: process_track says why
+            continue
+        yield path, st.st_size, st.st_mtime_ns
+
+
+@contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start: they inherit that, so a Ctrl-C reaches only
+    this process, which then stops them (a worker hit while importing would print a traceback).
+
+    A signal mask would not lose a Ctrl-C in this short window, but the standard library's
+    resource tracker unblocks SIGINT when it starts, so only the ignored disposition survives.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _outcomes(
     todo: Sequence[tuple[Path, int, int]], options: ScanOptions
 ) -> Iterator[TrackOutcome]:
+    from tagger import workers
+
+    if options.backend == "dask":
+        yield from workers.dask_outcomes(_current(todo), options)
+        return
     write = options.write and not options.dry_run
     args = (options.model_path, options.moods, write, options.id3v23)
     if options.jobs <= 1 or len(todo) <= 1:
-        for path, size, mtime in todo:
-            yield process_track(path, size, mtime, *args)
+        yield from workers.analyse_here(_current(todo), *args)
         return
     from joblib import Parallel, delayed
 
@@ -233,30 +294,83 @@ def _outcomes(
         batch_size=1,
         pre_dispatch="2*n_jobs",
     )
-    yield from parallel(delayed(process_track)(p, s, m, *args) for p, s, m in todo)
+    with _workers_ignore_sigint():
+        outcomes = parallel(delayed(workers.analyse)(p, s, m, *args) for p, s, m in _current(todo))
+    yield from outcomes
+
+
+def refuse_read_only(roots: Sequence[Path]) -> None:
+    """ScanRefused if a root is on a read-only file system (tags could not be written there)."""
+    for root in roots:
+        try:
+            read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        except OSError:
+            continue  # the walk reports a root it cannot read
+        if read_only:
+            raise ScanRefused(
+                f"{display(root)} is on a read-only file system, so no tags can be written: "
+                "scan it with --no-write to analyse and index only"
+            )
+
+
+@contextmanager
+def _scan_lock(index_path: Path, on_wait: Callable[[Path], None] | None) -> Iterator[None]:
+    """Hold the index's scan lock (an flock on '<index>.lock'), waiting while another scan does.
+
+    Two scans planning from the same snapshot would analyse and tag the same tracks twice, and the
+    second one's writes would fail as 'file changed'; one after the other, the second skips what
+    the first finished. The kernel drops the lock of a killed scan.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent scans then rely on SQLite alone
+        yield
+        return
+    lock_path = index_path.with_name(index_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(index_path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def run_scan(
     options: ScanOptions,
     on_start: Callable[[int, ScanSummary], None] | None = None,
     on_outcome: Callable[[TrackOutcome], None] | None = None,
+    on_wait: Callable[[Path], None] | None = None,
 ) -> ScanSummary:
-    """Run a whole scan; `on_start(total)` and `on_outcome` feed the progress display."""
-    index = None if options.dry_run else Index(options.index_path)
-    try:
-        snapshot = index.snapshot() if index is not None else _read_only_snapshot(options)
-        todo, early, summary = plan(options, snapshot)
-        if on_start is not None:
-            on_start(len(todo) + len(early), summary)
-        for outcome in _chain(early, _outcomes(todo, options)):
-            _record(outcome, summary, index, options)
-            if on_outcome is not None:
-                on_outcome(outcome)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        if index is not None:
-            index.close()
+    """Run a whole scan; `on_start(total)` and `on_outcome` feed the progress display, and
+    `on_wait(index_path)` says that another scan holds the index and this one waits for it.
+
+    Raises ScanRefused, before any work, when tags are to be written to a read-only library. A
+    Ctrl-C ends the scan early with `interrupted` set and every finished track kept.
+    """
+    if options.write and not options.dry_run:
+        refuse_read_only(options.roots)
+    summary = ScanSummary()
+    with ExitStack() as stack:
+        try:
+            if options.dry_run:
+                index = None
+                snapshot = _read_only_snapshot(options)
+            else:
+                stack.enter_context(_scan_lock(options.index_path, on_wait))
+                index = stack.enter_context(Index(options.index_path))
+                snapshot = index.snapshot()
+            todo, early, summary = plan(options, snapshot)
+            if on_start is not None:
+                on_start(len(todo) + len(early), summary)
+            for outcome in _chain(early, _outcomes(todo, options)):
+                _record(outcome, summary, index, options)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        except KeyboardInterrupt:
+            summary.interrupted = True
     return summary
 
 

@@ -10,11 +10,14 @@ import pytest
 from tagger.audio import SAMPLE_RATE, AudioError
 from tagger.embeddings import PATCH_SAMPLES
 from tagger.features import (
-    EXCERPT_SECONDS,
     FEATURE_DIM,
     FRAME_DIM,
     LIBROSA_SLICE,
+    MIN_SECONDS,
     MUSICNN_SLICE,
+    SNIPPETS,
+    UNKNOWN_LENGTH_SECONDS,
+    cache_filters,
     excerpt_windows,
     extract_track,
     features_from_audio,
@@ -58,19 +61,53 @@ def test_silence_is_analysable() -> None:
 
 
 def test_excerpt_policy() -> None:
-    assert excerpt_windows(None) == [(0.0, None)]
-    assert excerpt_windows(30.0) == [(0.0, None)]
-    (one,) = excerpt_windows(80.0)
-    assert one == (25.0, EXCERPT_SECONDS)
-    three = excerpt_windows(600.0)
-    assert [o for o, _ in three] == [135.0, 285.0, 435.0]
-    assert all(o + n <= 600.0 for o, n in three)  # type: ignore[operator]
+    # Training clips (<= 30.2 s) are analysed whole, as the model was trained.
+    assert excerpt_windows(12.0) == [(0.0, None)]
+    assert excerpt_windows(30.2) == [(0.0, None)]
+    # Unknown length: a bounded piece from the start, never the whole file.
+    assert excerpt_windows(None) == [(0.0, UNKNOWN_LENGTH_SECONDS)]
+    for duration in (40.0, 600.0, 7200.0):
+        snippets = excerpt_windows(duration)
+        assert len(snippets) == SNIPPETS
+        assert all(n == MIN_SECONDS for _, n in snippets)
+        offsets = [o for o, _ in snippets]
+        assert offsets == sorted(offsets) and offsets[0] >= 0.0
+        assert offsets[-1] + MIN_SECONDS <= duration
+    # Spread evenly: centred at 1/8, 3/8, 5/8, 7/8 of the track.
+    centres = [o + MIN_SECONDS / 2 for o, _ in excerpt_windows(800.0)]
+    assert centres == pytest.approx([100.0, 300.0, 500.0, 700.0])
+
+
+def test_filter_cache_changes_no_value() -> None:
+    from librosa.core import constantq
+
+    y = chord(7.0, seed=3)
+    name = "__vqt_filter_fft"
+    before = constantq.__dict__[name]
+    try:
+        constantq.__dict__[name] = getattr(before, "mertag_original", before)
+        plain = frame_features(y)
+        cache_filters()
+        assert hasattr(constantq.__dict__[name], "mertag_original")
+        first, second = frame_features(y), frame_features(y)
+    finally:
+        constantq.__dict__[name] = before
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(second, plain)
 
 
 def test_extract_track_on_a_real_long_track(corpus: Path) -> None:
     tf = extract_track(corpus / "bay.mp3")
-    assert len(tf.sequences) == 3
-    assert all(s.shape == (10, FEATURE_DIM) for s in tf.sequences)
+    (seq,) = tf.sequences
+    assert seq.shape == (SNIPPETS, FEATURE_DIM)
     assert tf.duration == pytest.approx(132.4, abs=0.1)
     # Different parts of the track give different features.
-    assert not np.allclose(tf.sequences[0], tf.sequences[2])
+    assert not np.allclose(seq[0], seq[-1])
+    whole = extract_track(corpus / "bay.mp3", windows=[(0.0, None)])
+    assert whole.sequences[0].shape == (int(132.4 * SAMPLE_RATE) // PATCH_SAMPLES, FEATURE_DIM)
+
+
+def test_extract_track_on_a_short_track_is_the_whole_track(corpus: Path) -> None:
+    tf = extract_track(corpus / "lava.wav")
+    whole = extract_track(corpus / "lava.wav", windows=[(0.0, None)])
+    np.testing.assert_array_equal(tf.sequences[0], whole.sequences[0])

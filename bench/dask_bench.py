@@ -1,0 +1,104 @@
+"""The Dask backend on loopback: scan throughput with 1 and with 2 workers.
+
+    python bench/dask_bench.py FOLDER [--workers 1,2] [--copies K]
+
+For each worker count it starts a LocalCluster on 127.0.0.1 (one single-threaded worker process
+each), warms every worker (imports, sessions) on one track, then runs `run_scan` with the dask
+backend over a copy of FOLDER's tracks (K copies of each, so that every worker has work; tags are
+written to the copies) and prints tracks per minute. On one 2-core machine, 2 workers can at
+best double 1; what it shows is the overhead of the scheduler and of the client writing tags and
+the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tagger.library import walk  # noqa: E402
+from tagger.model import MoodModel  # noqa: E402
+from tagger.scan import ScanOptions, run_scan  # noqa: E402
+
+
+def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
+    folder.mkdir(parents=True)
+    for k in range(copies):
+        for track in tracks:
+            dst = folder / f"{k}-{track.name}"
+            shutil.copy2(track, dst)
+            dst.chmod(0o644)
+
+
+def warm_worker(track: str) -> None:
+    """Run on every worker: import and load everything a track needs."""
+    from tagger.features import extract_track
+    from tagger.workers import warm_process
+
+    warm_process()
+    extract_track(Path(track))
+
+
+def scan(folder: Path, index: Path, model: MoodModel, scheduler: str) -> tuple[float, int]:
+    options = ScanOptions(
+        roots=(folder,),
+        index_path=index,
+        model_path=model.path,
+        model_id=model.model_id,
+        feature_schema=model.info.feature_schema,
+        backend="dask",
+        scheduler=scheduler,
+    )
+    t0 = time.perf_counter()
+    summary = run_scan(options)
+    assert summary.ok, summary.failures
+    return time.perf_counter() - t0, summary.analysed
+
+
+def main() -> None:
+    from distributed import Client, LocalCluster
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args()
+
+    model = MoodModel(args.model)
+    tracks = walk([args.folder]).tracks
+    rates = {}
+    for n in (int(w) for w in args.workers.split(",")):
+        with (
+            tempfile.TemporaryDirectory(prefix="mertag-dask-") as tmp,
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+        ):
+            with Client(cluster) as client:
+                client.run(warm_worker, str(tracks[0]))
+            copy_tracks(tracks[:1], Path(tmp) / "warm", n)
+            scan(Path(tmp) / "warm", Path(tmp) / "warm.sqlite3", model, cluster.scheduler_address)
+            copy_tracks(tracks, Path(tmp) / "lib", args.copies)
+            seconds, analysed = scan(
+                Path(tmp) / "lib", Path(tmp) / "index.sqlite3", model, cluster.scheduler_address
+            )
+        rates[n] = 60 * analysed / seconds
+        print(f"{n} worker(s): {analysed} tracks in {seconds:6.2f} s = {rates[n]:6.1f} tracks/min")
+    if 1 in rates:
+        for n, rate in rates.items():
+            if n != 1:
+                print(f"speed-up of {n} workers over 1: {rate / rates[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The Dask backend on loopback: a LocalCluster of two worker processes scans a copy of the
+corpus; every track lands once in the index with the local scan's results, also when a worker is
+killed mid-scan. And an unchanged library's rescan asks the index one query, not one per file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tagger.index import Index, IndexRow
+from tagger.model import MoodModel
+from tagger.scan import ScanOptions, TrackOutcome, run_scan
+from tagger.tags import read_tags
+from tagger.workers import BackendError
+from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+
+# Columns that must match between two scans of the same files (not paths or times).
+RESULT_COLUMNS = ("status", "error", "quadrant", "mood", "model_id", "feature_schema", "tagged")
+PROBABILITY_COLUMNS = ("p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence")
+
+
+def need_dask() -> Any:
+    """dask.distributed, or a skip (a failure under CI, which installs it with the test extra)."""
+    try:
+        import distributed
+    except ImportError:
+        reason = "dask.distributed is not installed: pip install 'mertag[dask]'"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"under CI the test extra installs it: {reason}")
+        pytest.skip(reason)
+    return distributed
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two single-threaded worker processes and a scheduler, all on 127.0.0.1."""
+    distributed = need_dask()
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as local:
+        yield local
+
+
+def options(lib: Path, **changes: Any) -> ScanOptions:
+    model = MoodModel()
+    base = ScanOptions(
+        roots=(lib,),
+        index_path=lib.parent / f"{lib.name}.sqlite3",
+        model_path=model.path,
+        model_id=model.model_id,
+        feature_schema=model.info.feature_schema,
+        jobs=1,
+    )
+    return replace(base, **changes)
+
+
+def rows_by_name(index_path: Path) -> dict[str, IndexRow]:
+    with Index(index_path) as index:
+        rows = list(index.rows())
+    by_name = {Path(r.path).name: r for r in rows}
+    assert len(by_name) == len(rows)
+    return by_name
+
+
+def assert_same_results(got: dict[str, IndexRow], want: dict[str, IndexRow]) -> None:
+    assert sorted(got) == sorted(want) == sorted(CORPUS_FILES)
+    for name, row in got.items():
+        for column in RESULT_COLUMNS:
+            assert getattr(row, column) == getattr(want[name], column), (name, column)
+        for column in PROBABILITY_COLUMNS:
+            assert getattr(row, column) == pytest.approx(getattr(want[name], column), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def local_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, IndexRow]]:
+    """The corpus scanned in this process: the reference the cluster must match."""
+    src = need_shared(CORPUS)
+    lib = tmp_path_factory.mktemp("local") / "lib"
+    lib.mkdir()
+    for name in CORPUS_FILES:
+        (lib / name).write_bytes((src / name).read_bytes())
+    summary = run_scan(options(lib))
+    assert summary.ok and summary.analysed == len(CORPUS_FILES)
+    return lib, rows_by_name(lib.parent / "lib.sqlite3")
+
+
+def test_cluster_scan_equals_local_scan(
+    cluster: Any, corpus: Path, local_scan: tuple[Path, dict[str, IndexRow]]
+) -> None:
+    local_lib, want = local_scan
+    seen: list[Path] = []
+    summary = run_scan(
+        options(corpus, backend="dask", scheduler=cluster.scheduler_address),
+        on_outcome=lambda o: seen.append(o.path),
+    )
+    assert summary.ok and summary.analysed == len(CORPUS_FILES)
+    assert sorted(p.name for p in seen) == sorted(CORPUS_FILES)
+    assert_same_results(rows_by_name(corpus.parent / "corpus.sqlite3"), want)
+    # The client wrote the same tags into the files as the local workers did.
+    for name in CORPUS_FILES:
+        assert read_tags(corpus / name) == read_tags(local_lib / name), name
+
+
+def test_a_worker_killed_mid_scan_loses_and_duplicates_nothing(
+    cluster: Any, corpus: Path, local_scan: tuple[Path, dict[str, IndexRow]]
+) -> None:
+    distributed = need_dask()
+    killed: list[int] = []
+    seen: list[Path] = []
+
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+
+        def kill_a_busy_worker(outcome: TrackOutcome) -> None:
+            seen.append(outcome.path)
+            if killed:
+                return
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)  # the nanny starts a new worker in its place
+                killed.append(pid)
+
+        summary = run_scan(
+            options(corpus, backend="dask", scheduler=cluster.scheduler_address),
+            on_outcome=kill_a_busy_worker,
+        )
+    assert killed, "no worker was busy after the first track came back"
+    assert summary.ok and summary.analysed == len(CORPUS_FILES)
+    assert sorted(p.name for p in seen) == sorted(CORPUS_FILES)  # each once
+    assert_same_results(rows_by_name(corpus.parent / "corpus.sqlite3"), local_scan[1])
+
+
+def test_unreachable_scheduler_is_a_clear_error(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_dask()
+    monkeypatch.setattr("tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    with pytest.raises(BackendError, match="cannot reach the Dask scheduler"):
+        run_scan(options(corpus, backend="dask", scheduler="tcp://127.0.0.1:9", write=False))
+
+
+def test_unchanged_rescan_asks_the_index_once(tmp_path: Path) -> None:
+    """10,000 indexed, unchanged files: planning reads one snapshot, with no query per file."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    opts = options(lib)
+    with Index(opts.index_path) as index:
+        for i in range(10_000):
+            path = lib / f"{i:05d}.mp3"
+            path.write_bytes(b"")
+            st = path.stat()
+            index.upsert(
+                IndexRow(
+                    path=str(path),
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    status="ok",
+                    model_id=opts.model_id,
+                )
+            )
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sqlite3, "connect", traced)
+        summary = run_scan(opts)
+    assert summary.found == summary.unchanged == 10_000 and summary.analysed == 0
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    track_queries = [s for s in statements if "tracks" in s and "CREATE" not in s.upper()]
+    assert len(track_queries) == 1, track_queries  # the snapshot
+    assert len(reads) <= 2, reads  # and the schema version
+
+
+def test_cli_backend_options_are_checked(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+
+    runner = CliRunner()
+    index = str(corpus.parent / "cli.sqlite3")
+    for args, message in (
+        (["--backend", "dask"], "go together"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "go together"),
+        (["--backend", "spark"], "--backend must be one of local, dask"),
+    ):
+        result = runner.invoke(app, ["scan", str(corpus), "--index", index, *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    need_dask()
+    monkeypatch.setattr("tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    args = ["--backend", "dask", "--scheduler", "tcp://127.0.0.1:9", "--no-write"]
+    result = runner.invoke(app, ["scan", str(corpus), "--index", index, *args])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
