@@ -158,6 +158,23 @@ class MoodModel:
         return self.probabilities(sequences).mean(axis=0)
 
 
+_SHARED: dict[tuple[str, int, int], MoodModel] = {}
+
+
+def shared_model(path: Path | None = None) -> MoodModel:
+    """This process's session for the model at `path` (default: the shipped one), made on first
+    use and kept, so a worker loads each model once; a file rewritten in place is loaded anew."""
+    resolved = Path(path) if path is not None else default_model_path()
+    try:
+        st = resolved.stat()
+        key = (str(resolved), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(resolved), -1, -1)  # MoodModel raises the clear error
+    if key not in _SHARED:
+        _SHARED[key] = MoodModel(resolved, threads=1)
+    return _SHARED[key]
+
+
 def read_model_info(path: Path) -> ModelInfo:
     """Validate a model file and return what it says about itself (loads the session once)."""
     return MoodModel(path).info

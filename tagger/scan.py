@@ -110,18 +110,6 @@ def tag_values(prediction: Prediction) -> dict[str, str]:
 
 
 # One per worker process, kept for its whole life (loky reuses its workers between tasks).
-_MODELS: dict[str, object] = {}
-
-
-def _model(path: Path):  # type: ignore[no-untyped-def]
-    from tagger.model import MoodModel
-
-    key = str(path)
-    if key not in _MODELS:
-        _MODELS[key] = MoodModel(path, threads=1)
-    return _MODELS[key]
-
-
 def process_track(
     path: Path,
     size: int,
@@ -133,11 +121,12 @@ def process_track(
 ) -> TrackOutcome:
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
     from tagger.features import extract_track
+    from tagger.model import shared_model
     from tagger.mood import predict_mood
     from tagger.tags import TagError, write_tags
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
-    model = _model(model_path)
+    model = shared_model(model_path)
     try:
         features = extract_track(path)
         t1 = time.perf_counter()

@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from tagger.audio import AudioError
+from tagger.model import shared_model
 from tagger.mood import QUADRANTS
 from trainer.dataset import DatasetError, Problem, load_dataset
 from trainer.metrics import Scores, score
 from trainer.progress import track
-
-_MODELS: dict[tuple, object] = {}
 
 
 @dataclass
@@ -33,23 +32,11 @@ class Evaluation:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _model(path: Path | None):  # type: ignore[no-untyped-def]
-    """The process's MoodModel for `path`, loaded once per worker."""
-    from tagger.model import MoodModel
-
-    # Keyed by the file's identity too, so a model rewritten in place is loaded afresh.
-    stat = path.stat() if path is not None and path.is_file() else None
-    key = (path, stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
-    if key not in _MODELS:
-        _MODELS[key] = MoodModel(path, threads=1)
-    return _MODELS[key]
-
-
 def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, str | None, str]:
     from tagger.analyse import analyse_track
 
     try:
-        return index, analyse_track(path, _model(model_path)).quadrant, ""
+        return index, analyse_track(path, shared_model(model_path)).quadrant, ""
     except AudioError as exc:
         return index, None, str(exc)
 
@@ -60,7 +47,7 @@ def evaluate(
     """Analyse every labelled clip with the model; raises ModelError / DatasetError if unusable."""
     from joblib import Parallel, delayed
 
-    model = _model(model_path)  # fail on a bad model before touching any audio
+    model = shared_model(model_path)  # fail on a bad model before touching any audio
     dataset = load_dataset(data)
     if not dataset.clips:
         raise DatasetError(f"{data}: no usable clips to evaluate on")
