@@ -44,6 +44,12 @@ def warm_worker(track: str) -> None:
     extract_track(Path(track))
 
 
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def scan(folder: Path, index: Path, model: MoodModel, scheduler: str) -> tuple[float, int]:
     options = ScanOptions(
         roots=(folder,),
@@ -92,8 +98,13 @@ def main() -> None:
             seconds, analysed = scan(
                 Path(tmp) / "lib", Path(tmp) / "index.sqlite3", model, cluster.scheduler_address
             )
+            with Client(cluster) as client:
+                peak_mb = max(client.run(peak_rss_mb).values())
         rates[n] = 60 * analysed / seconds
-        print(f"{n} worker(s): {analysed} tracks in {seconds:6.2f} s = {rates[n]:6.1f} tracks/min")
+        print(
+            f"{n} worker(s): {analysed} tracks in {seconds:6.2f} s = {rates[n]:6.1f} tracks/min;"
+            f" peak worker RSS {peak_mb:.0f} MB"
+        )
     if 1 in rates:
         for n, rate in rates.items():
             if n != 1:

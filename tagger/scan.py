@@ -123,7 +123,6 @@ def process_track(
     from tagger.features import extract_track
     from tagger.model import shared_model
     from tagger.mood import predict_mood
-    from tagger.tags import TagError, write_tags
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = shared_model(model_path)
@@ -147,11 +146,26 @@ def process_track(
     if not write:
         outcome.tagged = False
         return outcome
-    t2 = time.perf_counter()
+    write_outcome_tags(outcome, id3v23)
+    return outcome
+
+
+def write_outcome_tags(outcome: TrackOutcome, id3v23: bool) -> None:
+    """Write an analysed track's tags, unless the file changed since it was stat'ed for
+    analysis; a failure is recorded in the outcome, never raised."""
+    from tagger.tags import TagError, write_tags
+
+    assert outcome.prediction is not None
+    t0 = time.perf_counter()
     try:
-        write_tags(path, tag_values(outcome.prediction), id3v23=id3v23, expect=(size, mtime_ns))
+        write_tags(
+            outcome.path,
+            tag_values(outcome.prediction),
+            id3v23=id3v23,
+            expect=(outcome.size, outcome.mtime_ns),
+        )
         outcome.tagged = True
-        st = path.stat()
+        st = outcome.path.stat()
         outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
     except TagError as exc:
         outcome.tagged = False
@@ -159,8 +173,7 @@ def process_track(
     except OSError as exc:
         outcome.tagged = False
         outcome.tag_error = f"tag write failed: {exc.strerror or exc}"
-    outcome.timings["tags"] = time.perf_counter() - t2
-    return outcome
+    outcome.timings["tags"] = time.perf_counter() - t0
 
 
 def plan(
@@ -262,6 +275,27 @@ def _workers_ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def _sigint_between_tracks() -> Iterator[Callable[[], None]]:
+    """Analysing in this process, a Ctrl-C is noted and raised between tracks by the returned
+    check: PyAV swallows an exception raised inside its read callbacks, so one landing there
+    would otherwise be lost and the scan would run on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+
+    def check() -> None:
+        if noted:
+            raise KeyboardInterrupt
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _outcomes(
     todo: Sequence[tuple[Path, int, int]], options: ScanOptions
 ) -> Iterator[TrackOutcome]:
@@ -273,7 +307,10 @@ def _outcomes(
     write = options.write and not options.dry_run
     args = (options.model_path, options.moods, write, options.id3v23)
     if options.jobs <= 1 or len(todo) <= 1:
-        yield from workers.analyse_here(_current(todo), *args)
+        with _sigint_between_tracks() as check:
+            for outcome in workers.analyse_here(_current(todo), *args):
+                yield outcome
+                check()
         return
     from joblib import Parallel, delayed
 

@@ -14,16 +14,17 @@ finishes, in any order; the scan alone writes the index.
 
 A worker process is prepared once, on its first track: BLAS is held to one thread (the pipeline
 multiplies small matrices, where BLAS threads only fight the other workers for the cores: with
-two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms) and the
-constant-Q filter banks are kept (`tagger.features.cache_filters`).
+two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms), the
+constant-Q filter banks are kept (`tagger.features.cache_filters`), and glibc's allocator gets
+fixed thresholds (see `_steady_malloc`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -45,11 +46,36 @@ class BackendError(Exception):
 _WARM = False
 
 
+def _steady_malloc() -> None:
+    """Give glibc's allocator the thresholds it settles on by itself in a long-lived process.
+
+    dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins the mmap
+    threshold at 128 kB: every larger array (the constant-Q transforms make many) is then a fresh
+    mmap, page-faulted in and unmapped again, and a track costs ~40 % more CPU. 32 MB / 64 MB is
+    where glibc's dynamic thresholds end up; set explicitly, every worker behaves the same.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return  # not glibc (e.g. musl)
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 64 << 20)
+
+
 def warm_process() -> None:
     """Prepare a worker process once, before its first track (see the module docstring)."""
     global _WARM
     if _WARM:
         return
+    _steady_malloc()
     from threadpoolctl import threadpool_limits
 
     from tagger.features import cache_filters
@@ -135,37 +161,13 @@ def analyse_remote(
     return process_track(path, size, mtime_ns, model.local_path(), moods, False, False)
 
 
-def write_tags_here(outcome: TrackOutcome, id3v23: bool) -> None:
-    """Write an analysed track's tags from the client, as `process_track` does in a worker."""
-    from tagger.scan import tag_values
-    from tagger.tags import TagError, write_tags
-
-    assert outcome.prediction is not None
-    t0 = time.perf_counter()
-    try:
-        write_tags(
-            outcome.path,
-            tag_values(outcome.prediction),
-            id3v23=id3v23,
-            expect=(outcome.size, outcome.mtime_ns),
-        )
-        outcome.tagged = True
-        st = outcome.path.stat()
-        outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
-    except TagError as exc:
-        outcome.tagged = False
-        outcome.tag_error = f"tag write failed: {exc}"
-    except OSError as exc:
-        outcome.tagged = False
-        outcome.tag_error = f"tag write failed: {exc.strerror or exc}"
-    outcome.timings["tags"] = time.perf_counter() - t0
-
-
 def dask_outcomes(
     todo: Iterable[tuple[Path, int, int]], options: ScanOptions
 ) -> Iterator[TrackOutcome]:
     """Analyse `todo` on the Dask cluster at `options.scheduler`, writing tags here as results
     arrive. Connects only when there is a track to analyse."""
+    from tagger.scan import write_outcome_tags
+
     tracks = iter(todo)
     first = next(tracks, None)
     if first is None:
@@ -189,7 +191,7 @@ def dask_outcomes(
     with (
         client,
         parallel_config(
-            backend="dask",
+            backend=_register_dask_backend(),
             client=client,
             scatter=[model],
             wait_for_workers_timeout=CONNECT_TIMEOUT_S,
@@ -202,10 +204,34 @@ def dask_outcomes(
             delayed(analyse_remote)(path, size, mtime_ns, model, options.moods)
             for path, size, mtime_ns in _prepend(first, tracks)
         )
-        for outcome in parallel(tasks):
+        try:
+            outcomes = parallel(tasks)
+        except TimeoutError as exc:
+            raise BackendError(
+                f"no Dask worker joined the scheduler at {options.scheduler} "
+                f"within {CONNECT_TIMEOUT_S:.0f} s"
+            ) from exc
+        for outcome in outcomes:
             if write and outcome.prediction is not None:
-                write_tags_here(outcome, options.id3v23)
+                write_outcome_tags(outcome, options.id3v23)
             yield outcome
+
+
+def _register_dask_backend() -> str:
+    """joblib's Dask backend, except that a cluster of one worker thread still gets the work.
+
+    joblib runs a call in the calling process when its backend counts a single worker, so on a
+    one-thread cluster the client would decode and analyse every track itself.
+    """
+    from joblib import register_parallel_backend
+    from joblib._dask import DaskDistributedBackend
+
+    class RemoteOnly(DaskDistributedBackend):  # type: ignore[misc]
+        def effective_n_jobs(self, n_jobs: int) -> int:
+            return max(2, int(super().effective_n_jobs(n_jobs)))
+
+    register_parallel_backend("mertag-dask", RemoteOnly)
+    return "mertag-dask"
 
 
 def _prepend(
