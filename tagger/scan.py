@@ -109,7 +109,6 @@ def tag_values(prediction: Prediction) -> dict[str, str]:
     }
 
 
-# One per worker process, kept for its whole life (loky reuses its workers between tasks).
 def process_track(
     path: Path,
     size: int,
