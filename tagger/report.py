@@ -28,11 +28,14 @@ from tagger.scan import ScanSummary, TrackOutcome, tag_values
 
 
 class RateColumn(ProgressColumn):
-    """Tracks per minute."""
+    """Tracks per minute since the scan started (results arrive in bursts from the workers,
+    so rich's short-window speed would jump)."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed * 60:.0f} tracks/min")
+        elapsed = task.elapsed
+        if not task.completed or not elapsed:
+            return Text("")
+        return Text(f"{60 * task.completed / elapsed:.0f} tracks/min")
 
 
 def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:

@@ -61,12 +61,13 @@ def test_silence_is_analysable() -> None:
 
 
 def test_excerpt_policy() -> None:
-    # Training clips (<= 30.2 s) are analysed whole, as the model was trained.
+    # Clips of the training clips' length (30 s) and a margin are analysed whole, as trained.
     assert excerpt_windows(12.0) == [(0.0, None)]
     assert excerpt_windows(30.2) == [(0.0, None)]
+    assert excerpt_windows(44.0) == [(0.0, None)]
     # Unknown length: a bounded piece from the start, never the whole file.
     assert excerpt_windows(None) == [(0.0, UNKNOWN_LENGTH_SECONDS)]
-    for duration in (40.0, 600.0, 7200.0):
+    for duration in (46.0, 600.0, 7200.0):
         snippets = excerpt_windows(duration)
         assert len(snippets) == SNIPPETS
         assert all(n == MIN_SECONDS for _, n in snippets)
