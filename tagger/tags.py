@@ -117,10 +117,12 @@ class _Storage:
         raise NotImplementedError
 
     def delete(self, key: str) -> None:
-        raise NotImplementedError
+        if key in self.tags:
+            del self.tags[key]
 
     def save(self, fileobj: BinaryIO) -> None:
-        raise NotImplementedError
+        fileobj.seek(0)  # mutagen reads and writes from where the file object stands
+        self.audio.save(fileobj)
 
     def in_target_form(self) -> bool:
         """Whether saving would change nothing beyond the fields (ID3: the version is right)."""
@@ -278,14 +280,6 @@ class _VorbisStorage(_Storage):
     def set(self, key: str, value: str) -> None:
         self.tags[key] = [value]
 
-    def delete(self, key: str) -> None:
-        if key in self.tags:
-            del self.tags[key]
-
-    def save(self, fileobj: BinaryIO) -> None:
-        fileobj.seek(0)
-        self.audio.save(fileobj)
-
 
 def _decode_freeform(value: bytes) -> str:
     if getattr(value, "dataformat", None) == AtomDataType.UTF16:
@@ -306,14 +300,6 @@ class _MP4Storage(_Storage):
 
     def set(self, key: str, value: str) -> None:
         self.tags[key] = [MP4FreeForm(value.encode("utf-8"), dataformat=AtomDataType.UTF8)]
-
-    def delete(self, key: str) -> None:
-        if key in self.tags:
-            del self.tags[key]
-
-    def save(self, fileobj: BinaryIO) -> None:
-        fileobj.seek(0)
-        self.audio.save(fileobj)
 
 
 _FAMILIES: dict[type, type[_Storage]] = {

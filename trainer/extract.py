@@ -1,7 +1,8 @@
 """Feature extraction for training: every clip's sequences, clean and augmented, cached, parallel.
 
-The clean features come from `tagger.features.extract_track`, the very function `mertag scan`
-uses; augmented copies decode the same excerpts, alter the audio and call `features_from_audio`.
+A clip is decoded once with `tagger.features.decode_excerpt` and its clean features come from
+`features_from_audio`, the two steps of `extract_track` that `mertag scan` runs; augmented copies
+alter the same audio before `features_from_audio`.
 Files are hashed in the main process and only cache misses go to the joblib workers, one task per
 clip (its audio decoded once for all its missing variants); workers write the cache themselves.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger.audio import AudioError
-from tagger.features import decode_excerpt, extract_track, features_from_audio
+from tagger.features import decode_excerpt, features_from_audio
 from trainer.augment import Augmentation, rng_for
 from trainer.cache import CLEAN, FeatureCache, cache_key, file_digest
 from trainer.dataset import Clip, Problem
@@ -60,16 +61,16 @@ def _compute(
     failed: dict[str, str] = {}
     wanted = [a for a in augmentations if a.spec in missing]
     try:
+        # Decoded once for every variant; the clean one is exactly what `extract_track` gives.
+        y, _ = decode_excerpt(path)
         if CLEAN in missing:
-            out[CLEAN] = extract_track(path).sequences
-        if wanted:
-            audio = [decode_excerpt(path)[0]]
+            out[CLEAN] = [features_from_audio(y)]
     except AudioError as exc:
         return {}, {v: str(exc) for v in missing}
     for aug in wanted:
         rng = rng_for(digest, aug.spec)
         try:
-            out[aug.spec] = [features_from_audio(aug.apply(y, rng)) for y in audio]
+            out[aug.spec] = [features_from_audio(aug.apply(y, rng))]
         except AudioError as exc:
             failed[aug.spec] = str(exc)
     cache = FeatureCache(cache_root)
