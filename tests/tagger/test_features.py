@@ -50,6 +50,21 @@ def test_frame_features_stack_the_fourteen_features() -> None:
     assert int(np.argmax(frames[:12].mean(axis=1))) in (1, 4, 9)
 
 
+def test_centroid_and_bandwidth_rows_match_librosa_defaults() -> None:
+    import librosa
+
+    y = chord(6.0, seed=3)
+    frames = frame_features(y)
+    stft = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    row = 12 * 3 + 40 + 20 + 1  # after the three chromas, the mel bands, the MFCCs and rms
+    for offset, feature in enumerate(
+        (librosa.feature.spectral_centroid, librosa.feature.spectral_bandwidth)
+    ):
+        expected = feature(S=stft, sr=SAMPLE_RATE)[0] / 1000.0
+        got = frames[row + offset]
+        np.testing.assert_allclose(got, expected[: got.size], rtol=1e-5)
+
+
 def test_too_short_audio_is_a_clear_error() -> None:
     with pytest.raises(AudioError, match="too short"):
         features_from_audio(chord(1.0))
