@@ -12,6 +12,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,11 +70,14 @@ class FeatureCache:
         """Write an entry atomically (temp file, then rename)."""
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"seq{i}": np.asarray(s, dtype=np.float32) for i, s in enumerate(sequences)}
+        arrays: dict[str, Any] = {
+            f"seq{i}": np.asarray(s, dtype=np.float32) for i, s in enumerate(sequences)
+        }
+        arrays.update(count=np.int64(len(sequences)), schema=FEATURE_SCHEMA)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, count=np.int64(len(sequences)), schema=FEATURE_SCHEMA, **arrays)
+                np.savez(f, **arrays)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

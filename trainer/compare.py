@@ -172,13 +172,14 @@ def cross_validate(
         by_fold[(cand, k)] = (test, predicted)
     out = []
     for cand in candidates:
-        result = CVResult(cand, predictions=np.full(table.n_clips, -1, dtype=np.int64))
+        predictions = np.full(table.n_clips, -1, dtype=np.int64)
+        result = CVResult(cand, predictions=predictions)
         for k in range(len(folds)):
             test, predicted = by_fold[(cand, k)]
             s = score(table.labels[test], predicted)
             result.accuracy.append(s.accuracy)
             result.macro_f1.append(s.macro_f1)
-            result.predictions[test] = predicted
+            predictions[test] = predicted
         out.append(result)
     return out
 

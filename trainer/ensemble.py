@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import torch
@@ -46,11 +47,11 @@ class MoodEnsemble(nn.Module):
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.members[0].mean
+        return cast(MoodNet, self.members[0]).mean
 
     @property
     def std(self) -> torch.Tensor:
-        return self.members[0].std
+        return cast(MoodNet, self.members[0]).std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nets = torch.stack([m(x) for m in self.members]).mean(dim=0)

@@ -94,6 +94,8 @@ def export_onnx(net: Net, path: Path, summary: dict) -> str:
             )
     finally:
         onnx_logger.setLevel(level)
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 3 or not dims[0].dim_param or not dims[1].dim_param:

@@ -67,7 +67,7 @@ def _by_length(
     groups = []
     for length in np.unique(lengths):
         idx = np.flatnonzero(lengths == length)
-        x = torch.from_numpy(np.stack([sequences[i] for i in idx]).astype(np.float32))
+        x = torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
         groups.append((x, torch.from_numpy(labels[idx].astype(np.int64))))
     return groups
 
@@ -137,6 +137,6 @@ def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
     lengths = np.array([len(s) for s in sequences])
     for length in np.unique(lengths):
         idx = np.flatnonzero(lengths == length)
-        x = torch.from_numpy(np.stack([sequences[i] for i in idx]).astype(np.float32))
+        x = torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
         out[idx] = net(x).numpy()
     return out

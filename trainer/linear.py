@@ -23,6 +23,11 @@ from trainer.nets import MIN_STD
 class PooledLinear(nn.Module):
     """Raw features -> per-sequence mean and std of the columns -> standardise -> linear."""
 
+    pooled_mean: torch.Tensor
+    pooled_scale: torch.Tensor
+    coef: torch.Tensor
+    intercept: torch.Tensor
+
     def __init__(
         self,
         features: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -140,16 +141,16 @@ class Musicnn(nn.Module):
 
 def _bn_names(model: Musicnn) -> list[tuple[nn.Module, str]]:
     """Each batch norm with its TF name; TF numbered layers in the order the graph built them."""
+    blocks = [*model.timbral, *model.temporal, *model.mid]
     bns: list[nn.Module] = [model.input_bn]
-    bns += [b.bn for b in model.timbral] + [b.bn for b in model.temporal]
-    bns += [m.bn for m in model.mid] + [model.pool_bn, model.dense_bn]
+    bns += [cast(nn.Module, b.bn) for b in blocks] + [model.pool_bn, model.dense_bn]
     return [(bn, "batch_normalization" + (f"_{i}" if i else "")) for i, bn in enumerate(bns)]
 
 
 def _conv_names(model: Musicnn) -> list[tuple[nn.Module, str]]:
     """Each convolution with its TF name, in graph-building order like the batch norms."""
-    convs: list[nn.Module] = [b.conv for b in model.timbral] + [b.conv for b in model.temporal]
-    convs += [m.conv for m in model.mid]
+    blocks = [*model.timbral, *model.temporal, *model.mid]
+    convs = [cast(nn.Module, b.conv) for b in blocks]
     return [(conv, "conv2d" + (f"_{i}" if i else "")) for i, conv in enumerate(convs)]
 
 

@@ -21,6 +21,9 @@ MIN_STD = 1e-6
 class MoodNet(nn.Module):
     """Raw features -> column selection -> normalisation -> RNN/LSTM -> time mean -> linear."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         arch: str,
