@@ -1,9 +1,10 @@
 """Scan throughput against decoding alone and against the seed paper's pipeline, same tracks.
 
-    python bench/scan_bench.py FOLDER [--jobs N] [--model FILE] [--long]
+    python bench/scan_bench.py FOLDER [--jobs N] [--model FILE] [--copies K] [--long]
 
-Copies FOLDER's tracks to a temp dir (tags are written to the copies, never to FOLDER); with
-`--long` it adds a generated 10-minute and a 2-hour track. Then, in one run and with the same
+Copies FOLDER's tracks K times (default 4) to a temp dir, so that the workers stay busy to the end
+of each measurement rather than waiting on the last slow track (tags are written to the copies,
+never to FOLDER); with `--long` it adds a generated 10-minute and a 2-hour track. Then, in one run and with the same
 number of worker processes, it measures:
   - a full `mertag scan` (decode, features, model, tag write, index), workers warmed first;
   - decoding every whole track and nothing else;
@@ -124,13 +125,15 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--jobs", type=int, default=default_jobs())
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--copies", type=int, default=4, help="copies of FOLDER's tracks")
     parser.add_argument("--long", action="store_true", help="add a 10-min and a 2-hour track")
     args = parser.parse_args()
 
     model = MoodModel(args.model)
     with tempfile.TemporaryDirectory(prefix="mertag-bench-") as tmp:
         lib = Path(tmp) / "lib"
-        shutil.copytree(args.folder, lib, ignore=shutil.ignore_patterns(".*"))
+        for k in range(args.copies):
+            shutil.copytree(args.folder, lib / f"copy{k}", ignore=shutil.ignore_patterns(".*"))
         for p in lib.rglob("*"):
             if p.is_file():
                 p.chmod(0o644)
