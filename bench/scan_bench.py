@@ -4,8 +4,8 @@
 
 Copies FOLDER's tracks K times (default 4) to a temp dir, so that the workers stay busy to the end
 of each measurement rather than waiting on the last slow track (tags are written to the copies,
-never to FOLDER); with `--long` it adds a generated 10-minute and a 2-hour track. Then, in one run and with the same
-number of worker processes, it measures:
+never to FOLDER); with `--long` it adds a generated 10-minute and a 2-hour track. Then, in one
+run and with the same number of worker processes, it measures:
   - a full `mertag scan` (decode, features, model, tag write, index), workers warmed first;
   - decoding every whole track and nothing else;
   - the seed paper's pipeline: each whole track at 22.05 kHz, 14 separate librosa calls.

@@ -36,8 +36,9 @@ N_MFCC = 20
 WHOLE_TRACK_MAX = 45.0
 """Seconds up to which a track is analysed whole, as the model's ~30-s training clips (at most
 30.2 s in 4Q) were, with a margin for clips cut a little longer."""
-SNIPPETS = 4
-"""One-patch snippets heard from a longer track (bench/excerpt_agreement.py weighs this)."""
+SNIPPETS = 6
+"""One-patch snippets heard from a longer track. bench/snippet_cv.py weighs this out of fold on
+the 4Q clips: 6 of a clip's 10 patches match the whole clip's macro-F1, 4 lose 0.03-0.04."""
 UNKNOWN_LENGTH_SECONDS = 30.0
 """What is analysed, from the start, of a file whose container does not say how long it is."""
 
@@ -110,7 +111,7 @@ def cache_filters() -> None:
 
     `frame_features` runs two constant-Q transforms, and librosa builds their filters anew on
     every call (its own cache only works through a joblib disk cache): ~25 ms of the ~60 ms it
-    spends on four 3-s snippets. The banks depend only on the sample rate and the (tuned)
+    spends on 12 s of audio. The banks depend only on the sample rate and the (tuned)
     frequencies, so keeping them changes no value (tests/tagger/test_features.py checks that).
     Idempotent.
     """
@@ -167,7 +168,7 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     chroma_cqt = librosa.feature.chroma_cqt(C=cqt, sr=sr, hop_length=HOP, bins_per_octave=36)
     # The bandwidth reuses the centroid, and both weigh float32 bin frequencies: librosa would
     # compute the centroid twice and broadcast float64 frequencies over the whole spectrogram
-    # (10 of the ~45 ms spent on four snippets); the values agree to 1e-6 relative.
+    # (10 of the ~45 ms spent on 12 s of audio); the values agree to 1e-6 relative.
     freq = librosa.fft_frequencies(sr=sr, n_fft=N_FFT).astype(np.float32)
     centroid = librosa.feature.spectral_centroid(S=stft, sr=sr, freq=freq)
     onset = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)

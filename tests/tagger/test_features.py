@@ -89,9 +89,9 @@ def test_excerpt_policy() -> None:
         offsets = [o for o, _ in snippets]
         assert offsets == sorted(offsets) and offsets[0] >= 0.0
         assert offsets[-1] + MIN_SECONDS <= duration
-    # Spread evenly: centred at 1/8, 3/8, 5/8, 7/8 of the track.
-    centres = [o + MIN_SECONDS / 2 for o, _ in excerpt_windows(800.0)]
-    assert centres == pytest.approx([100.0, 300.0, 500.0, 700.0])
+    # Spread evenly: centred at (i + 1/2) / SNIPPETS of the track.
+    centres = [o + MIN_SECONDS / 2 for o, _ in excerpt_windows(1200.0)]
+    assert centres == pytest.approx([(i + 0.5) * 1200.0 / SNIPPETS for i in range(SNIPPETS)])
 
 
 def test_filter_cache_changes_no_value() -> None:
