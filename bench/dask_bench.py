@@ -3,11 +3,12 @@
     python bench/dask_bench.py FOLDER [--workers 1,2] [--copies K]
 
 For each worker count it starts a LocalCluster on 127.0.0.1 (one single-threaded worker process
-each), warms every worker (imports, sessions) on one track, then runs `run_scan` with the dask
-backend over a copy of FOLDER's tracks (K copies of each, so that every worker has work; tags are
-written to the copies) and prints tracks per minute. On one 2-core machine, 2 workers can at
-best double 1; what it shows is the overhead of the scheduler and of the client writing tags and
-the index.
+each, with MALLOC_ARENA_MAX=1 as the README's `dask worker` command sets it), warms every worker
+(imports, sessions) on one track, then runs `run_scan` with the dask backend over a copy of
+FOLDER's tracks (K copies of each, so that every worker has work; tags are written to the
+copies) and prints tracks per minute and the largest worker's peak resident memory. On one
+2-core machine, 2 workers can at best double 1; what it shows is the overhead of the scheduler
+and of the client writing tags and the index.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def scan(folder: Path, index: Path, model: MoodModel, scheduler: str) -> tuple[f
 
 
 def main() -> None:
+    import dask
     from distributed import Client, LocalCluster
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,6 +81,8 @@ def main() -> None:
     model = MoodModel(args.model)
     tracks = walk([args.folder]).tracks
     rates = {}
+    # What `MALLOC_ARENA_MAX=1 dask worker ...` does: the nanny passes it on to each worker process.
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1})
     for n in (int(w) for w in args.workers.split(",")):
         with (
             tempfile.TemporaryDirectory(prefix="mertag-dask-") as tmp,
