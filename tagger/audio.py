@@ -124,43 +124,74 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def probe(path: Path) -> AudioInfo:
-    """Read the duration and codec of the first audio stream without decoding."""
-    container, _ = _open(path)
-    try:
+def _info(container) -> AudioInfo:  # type: ignore[no-untyped-def]
+    stream = container.streams.audio[0]
+    duration: float | None = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    return AudioInfo(
+        duration=duration,
+        codec=stream.codec_context.name,
+        sample_rate=stream.codec_context.sample_rate or 0,
+        channels=stream.codec_context.channels or 0,
+    )
+
+
+class AudioFile:
+    """One audio file, opened (and probed by FFmpeg) once; any pieces of it decoded by seeking.
+
+    Opening costs more than a short read for some formats (~19 ms of CPU for a WAV file, whose
+    stream FFmpeg analyses first), so the several snippets of one track share one open file.
+    Use as a context manager; AudioError (one line) for a file that cannot be opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._container, self._source = _open(self.path)
+        self._container.streams.audio[0].thread_type = "AUTO"
+        self._used = False  # whether a read has moved on from the start (a read from 0 seeks)
+        self.info = _info(self._container)
+
+    def __enter__(self) -> AudioFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def read(
+        self, offset: float = 0.0, duration: float | None = None, sr: int = SAMPLE_RATE
+    ) -> np.ndarray:
+        """Decode [offset, offset + duration) seconds to mono float32 at `sr`."""
+        pieces = list(self._chunks(sr, offset, duration))
+        if not pieces:
+            raise AudioError("no audio decoded (empty or unreadable stream)")
+        y = np.concatenate(pieces).astype(np.float32, copy=False)
+        if not np.all(np.isfinite(y)):
+            raise AudioError("decoded audio holds NaN or infinite samples")
+        return y
+
+    def _chunks(self, sr: int, offset: float, duration: float | None) -> Iterator[np.ndarray]:
+        """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""
+        import av
+
+        container, source = self._container, self._source
         stream = container.streams.audio[0]
-        duration: float | None = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
-        return AudioInfo(
-            duration=duration,
-            codec=stream.codec_context.name,
-            sample_rate=stream.codec_context.sample_rate or 0,
-            channels=stream.codec_context.channels or 0,
-        )
-    finally:
-        container.close()
-
-
-def _chunks(path: Path, sr: int, offset: float, duration: float | None) -> Iterator[np.ndarray]:
-    """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""
-    import av
-
-    container, source = _open(path)
-    try:
-        stream = container.streams.audio[0]
-        stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         first = True
         skip = 0
         wanted = None if duration is None else int(round(duration * sr))
         produced = 0
         try:
-            if offset > 0:
+            if offset > 0 or self._used:
                 # Seek lands on a packet at or before `offset`; samples before it are cut below.
+                # (PyAV flushes the decoder on a seek, so an earlier read leaves nothing behind.)
                 container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
+            self._used = True
             for frame in container.decode(stream):
                 if first:
                     start = frame.time if frame.time is not None else 0.0
@@ -192,18 +223,17 @@ def _chunks(path: Path, sr: int, offset: float, duration: float | None) -> Itera
             # A damaged tail: keep what decoded cleanly, as players do.
         if produced == 0 and source.exhausted:
             raise AudioError(_junk_reason())
-    finally:
-        container.close()
+
+
+def probe(path: Path) -> AudioInfo:
+    """Read the duration and codec of the first audio stream without decoding."""
+    with AudioFile(path) as audio:
+        return audio.info
 
 
 def decode(
     path: Path, sr: int = SAMPLE_RATE, offset: float = 0.0, duration: float | None = None
 ) -> np.ndarray:
     """Decode [offset, offset + duration) seconds of `path` to mono float32 at `sr`."""
-    pieces = list(_chunks(Path(path), sr, offset, duration))
-    if not pieces:
-        raise AudioError("no audio decoded (empty or unreadable stream)")
-    y = np.concatenate(pieces).astype(np.float32, copy=False)
-    if not np.all(np.isfinite(y)):
-        raise AudioError("decoded audio holds NaN or infinite samples")
-    return y
+    with AudioFile(Path(path)) as audio:
+        return audio.read(offset, duration, sr)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger.audio import SAMPLE_RATE, AudioError, decode, probe
+from tagger.audio import SAMPLE_RATE, AudioError, AudioFile
 from tagger.embeddings import EMBEDDING_DIM, PATCH_SAMPLES, MusicnnEmbedder
 
 # Bump when anything below changes what a row holds: models record the schema they were fed.
@@ -235,26 +235,27 @@ def features_from_audio(y: np.ndarray) -> np.ndarray:
 def decode_excerpt(path: Path, windows: Any = None) -> tuple[np.ndarray, float]:
     """The audio to analyse of a track, by the excerpt policy (or `windows`), and its duration.
 
-    Each window is read by seeking and the pieces are joined in order. When there are several,
-    a piece shorter than one patch (a snippet past the real end of a file whose container
-    overstates its length) is left out, so every patch of the sequence is one snippet.
+    The file is opened once and each window read by seeking; the pieces are joined in order.
+    When there are several, a piece shorter than one patch (a snippet past the real end of a
+    file whose container overstates its length) is left out, so every patch of the sequence is
+    one snippet.
     """
-    info = probe(path)
-    plan = excerpt_windows(info.duration) if windows is None else windows
-    pieces = []
-    for offset, length in plan:
-        try:
-            y = decode(path, SAMPLE_RATE, offset, length)
-        except AudioError:
-            if len(plan) == 1:
-                raise
-            continue
-        if len(plan) == 1 or y.size >= PATCH_SAMPLES:
-            pieces.append(y)
+    with AudioFile(path) as audio:
+        plan = excerpt_windows(audio.info.duration) if windows is None else windows
+        pieces = []
+        for offset, length in plan:
+            try:
+                y = audio.read(offset, length, SAMPLE_RATE)
+            except AudioError:
+                if len(plan) == 1:
+                    raise
+                continue
+            if len(plan) == 1 or y.size >= PATCH_SAMPLES:
+                pieces.append(y)
     if not pieces:
         raise AudioError("no audio decoded where the file says its audio is")
-    audio = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    return audio, info.duration or audio.size / SAMPLE_RATE
+    joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    return joined, audio.info.duration or joined.size / SAMPLE_RATE
 
 
 def extract_track(path: Path, windows: Any = None) -> TrackFeatures:

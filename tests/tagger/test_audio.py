@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
-from tagger.audio import SAMPLE_RATE, AudioError, decode, probe
+from tagger.audio import SAMPLE_RATE, AudioError, AudioFile, decode, probe
 from tests.audio_files import encode_tone
 from tests.conftest import CORPUS_FILES
 
@@ -45,6 +46,33 @@ def test_excerpt_by_seeking_matches_whole_decode(corpus: Path, name: str) -> Non
     start = 10 * SAMPLE_RATE + lag
     same = np.corrcoef(part[2000:42000], whole[start + 2000 : start + 42000])[0, 1]
     assert same > 0.95
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [("wav", "pcm_s16le"), ("flac", "flac")])
+def test_one_open_file_reads_windows_in_any_order_as_fresh_opens(
+    tmp_path: Path, fmt: str, codec: str
+) -> None:
+    """A track's snippets share one open file; for lossless audio each read is exactly what a
+    fresh decode of that window gives, whatever was read before (a read from 0 seeks back)."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / f"chirps.{fmt}"
+    rate = 44100
+    t = np.arange(40 * rate) / rate
+    pcm = np.sin(2 * np.pi * (200 + 20 * t) * t) + 0.1 * rng.standard_normal(t.size)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            (pcm * 8000).astype(np.int16)[None, :], format="s16", layout="mono"
+        )
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    windows = [(20.0, 3.0), (5.0, 3.0), (0.0, 3.0), (33.0, 3.0), (20.0, None)]
+    with AudioFile(path) as audio:
+        assert audio.info.duration == pytest.approx(40.0, abs=0.05)
+        reads = [audio.read(offset, length) for offset, length in windows]
+    for (offset, length), got in zip(windows, reads, strict=True):
+        np.testing.assert_array_equal(got, decode(path, offset=offset, duration=length))
 
 
 @pytest.mark.parametrize(
