@@ -189,7 +189,8 @@ class AudioFile:
         try:
             if offset > 0 or self._used:
                 # Seek lands on a packet at or before `offset`; samples before it are cut below.
-                # (PyAV flushes the decoder on a seek, so an earlier read leaves nothing behind.)
+                # After an earlier read, lossless audio decodes exactly as from a fresh open
+                # (tested); lossy decoders keep some state (MP3 differs in its first ~60 ms).
                 container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
             self._used = True
             for frame in container.decode(stream):
