@@ -23,8 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.embeddings import PATCH_SAMPLES, SAMPLE_RATE  # noqa: E402
-from tagger.features import SNIPPETS, snippet_windows  # noqa: E402
+from tagger.features import MIN_SECONDS, SNIPPETS, snippet_windows  # noqa: E402
 from trainer.augment import AUGMENTATIONS  # noqa: E402
 from trainer.cache import default_cache_dir  # noqa: E402
 from trainer.compare import fold_seed  # noqa: E402
@@ -37,13 +36,12 @@ from trainer.metrics import score  # noqa: E402
 from trainer.table import build_table  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-PATCH_SECONDS = PATCH_SAMPLES / SAMPLE_RATE
 
 
 def snippet_patches(n_patches: int, count: int) -> list[int]:
     """The patches of an n-patch clip nearest the windows `count` snippets would read."""
-    windows = snippet_windows(n_patches * PATCH_SECONDS, count)
-    picked = {min(n_patches - 1, round(offset / PATCH_SECONDS)) for offset, _ in windows}
+    windows = snippet_windows(n_patches * MIN_SECONDS, count)  # MIN_SECONDS: one patch
+    picked = {min(n_patches - 1, round(offset / MIN_SECONDS)) for offset, _ in windows}
     return sorted(picked)
 
 
