@@ -2,9 +2,10 @@
 
 The seed paper's 14 librosa features are computed per frame from one shared STFT (and one tuning
 estimate; the two chromas over constant-Q transforms need their own), then pooled (mean and
-standard deviation) over the same 3-s patches that the pretrained musicnn network embeds. Each row
-of a sequence is [librosa pooled stats | musicnn penultimate + tags]. Tagger and trainer both call
-`features_from_audio` (trainer, on augmented clips) and `extract_track` (both, on files).
+standard deviation) over the same 3-s patches that the pretrained musicnn networks embed. Each
+row of a sequence is [librosa pooled stats | per musicnn network: penultimate + tags]. Tagger
+and trainer both call `features_from_audio` (trainer, on augmented clips) and `extract_track`
+(both, on files).
 
 Excerpt policy (`excerpt_windows`, a runtime choice that FEATURE_SCHEMA does not cover): clips
 up to WHOLE_TRACK_MAX, as long as every training clip, are analysed whole, exactly as the model
@@ -28,7 +29,8 @@ from tagger.audio import SAMPLE_RATE, AudioError, AudioFile
 from tagger.embeddings import EMBEDDING_DIM, PATCH_SAMPLES, MusicnnEmbedder
 
 # Bump when anything below changes what a row holds: models record the schema they were fed.
-FEATURE_SCHEMA = "mertag-features-1"
+FEATURE_SCHEMA = "mertag-features-2"
+"""1: MSD_musicnn only (482 columns). 2: MSD_musicnn and MTT_musicnn (732 columns)."""
 HOP = 512
 N_FFT = 2048
 N_MELS = 40

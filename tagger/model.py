@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tagger.audio import SAMPLE_RATE
+from tagger.embeddings import session_options
 from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
 from tagger.mood import QUADRANTS
 
@@ -116,9 +117,7 @@ class MoodModel:
             raise ModelError(f"{self.path}: is a folder, not a model file")
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        options = session_options(threads)
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(

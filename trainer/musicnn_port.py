@@ -1,13 +1,15 @@
-"""A torch port of the pretrained MSD_musicnn tagger, and its export to the shipped ONNX front end.
+"""A torch port of the pretrained musicnn taggers, and their export to the shipped ONNX front ends.
 
 musicnn (Pons & Serra 2019) ships only TensorFlow 1 checkpoints; this module rebuilds the network
-in torch from the checkpoint's tensors (an ``.npz`` keyed by TensorFlow variable name) so that the
-runtime can use it through onnxruntime, without TensorFlow. Layer order follows the upstream
-graph exactly: every convolution and the penultimate dense layer apply ReLU *before* their batch
-normalisation, and the back end's batch norm sees max and mean pools interleaved feature by
-feature, as TensorFlow's flatten of a (753, 2) map leaves them.
+in torch from the checkpoint's tensors (an ``.npz`` keyed by TensorFlow variable name, as
+``trainer.tf_checkpoint`` writes it) so that the runtime can use it through onnxruntime, without
+TensorFlow. MSD_musicnn and MTT_musicnn share the architecture; only the weights differ. Layer
+order follows the upstream graph exactly: every convolution and the penultimate dense layer
+apply ReLU *before* their batch normalisation, and the back end's batch norm sees max and mean
+pools interleaved feature by feature, as TensorFlow's flatten of a (753, 2) map leaves them.
 
-Run ``python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx`` to write the ONNX file.
+Run ``python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx --frontend musicnn-msd`` to write the
+ONNX file (the model card gives the commands for both shipped front ends).
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ BN_EPS = 1e-3
 
 OPSET = 18
 
+FRONTENDS = {
+    "musicnn-msd": "MSD_musicnn weights (Pons & Serra 2019), ISC licence",
+    "musicnn-mtt": "MTT_musicnn weights (Pons & Serra 2019), ISC licence",
+}
+"""Front-end name -> where its weights come from, as the ONNX metadata records it."""
+
 ONNX_METADATA = {
-    "mertag_frontend": "musicnn-msd",
-    "source": "MSD_musicnn weights (Pons & Serra 2019), ISC licence",
     "sample_rate": str(SAMPLE_RATE),
     "n_fft": str(N_FFT),
     "hop": str(HOP),
@@ -191,7 +197,7 @@ def load_musicnn(weights_npz: Path) -> Musicnn:
     return model.eval()
 
 
-def export_musicnn_onnx(weights_npz: Path, out: Path) -> None:
+def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-msd") -> None:
     """Export the port to ONNX (dynamic batch) with the front-end metadata the runtime checks."""
     import onnx
 
@@ -212,7 +218,8 @@ def export_musicnn_onnx(weights_npz: Path, out: Path) -> None:
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     del proto.metadata_props[:]
-    for key, value in ONNX_METADATA.items():
+    metadata = {"mertag_frontend": frontend, "source": FRONTENDS[frontend], **ONNX_METADATA}
+    for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -220,12 +227,13 @@ def export_musicnn_onnx(weights_npz: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx."""
+    """CLI: python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx [--frontend NAME]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights_npz", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--frontend", choices=sorted(FRONTENDS), default="musicnn-msd")
     args = parser.parse_args(argv)
-    export_musicnn_onnx(args.weights_npz, args.out)
+    export_musicnn_onnx(args.weights_npz, args.out, args.frontend)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 

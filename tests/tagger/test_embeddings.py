@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tagger.embeddings import (
     EMBEDDING_DIM,
+    FRONTENDS,
     HOP,
     N_FFT,
     N_MELS,
+    NETWORK_DIM,
     PATCH_FRAMES,
     PATCH_SAMPLES,
     SAMPLE_RATE,
     MusicnnEmbedder,
-    default_frontend_path,
+    frontend_paths,
     mel_patches,
 )
 from tests.conftest import MUSICNN_DIR, need_shared
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +37,31 @@ def _sine(seconds: float, freq: float = 440.0) -> np.ndarray:
 
 
 def test_shipped_onnx_matches_tf_reference(embedder: MusicnnEmbedder) -> None:
+    """Each network's slice of a row against TensorFlow's own graph on the same patches.
+
+    MSD's reference comes with the weights in ../shared; MTT's (tests/data) was computed by
+    TensorFlow 2 running the musicnn 0.1.0 wheel's MTT_musicnn checkpoint on those patches.
+    """
     x = np.load(need_shared(MUSICNN_DIR) / "MSD_musicnn_tfref_input.npy")
-    ref = np.load(MUSICNN_DIR / "MSD_musicnn_tfref.npz")
     emb = embedder.embed_patches(x)
     assert emb.shape == (3, EMBEDDING_DIM) and emb.dtype == np.float32
-    np.testing.assert_allclose(emb[:, :200], ref["penultimate"], rtol=0, atol=1e-4)
-    np.testing.assert_allclose(emb[:, 200:], ref["tags"], rtol=0, atol=1e-4)
+    refs = [MUSICNN_DIR / "MSD_musicnn_tfref.npz", DATA_DIR / "MTT_musicnn_tfref.npz"]
+    assert FRONTENDS == ("musicnn_msd.onnx", "musicnn_mtt.onnx")
+    for i, ref_path in enumerate(refs):
+        ref = np.load(ref_path)
+        got = emb[:, i * NETWORK_DIM : (i + 1) * NETWORK_DIM]
+        np.testing.assert_allclose(got[:, :200], ref["penultimate"], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(got[:, 200:], ref["tags"], rtol=0, atol=1e-4)
 
 
-def test_default_path_is_packaged() -> None:
-    assert default_frontend_path().is_file()
+def test_packaged_frontends_are_present_and_labelled() -> None:
+    import onnx
+
+    names = []
+    for path in frontend_paths():
+        props = onnx.load(str(path)).metadata_props
+        names.append({p.key: p.value for p in props}["mertag_frontend"])
+    assert names == ["musicnn-msd", "musicnn-mtt"]
 
 
 @pytest.mark.parametrize(("seconds", "n_patches"), [(0.5, 0), (3.0, 1), (30.0, 10)])
@@ -81,4 +102,6 @@ def test_embed_is_embed_patches_of_mel_patches(embedder: MusicnnEmbedder) -> Non
     emb = embedder.embed(y)
     assert emb.shape == (2, EMBEDDING_DIM)
     np.testing.assert_array_equal(emb, embedder.embed_patches(mel_patches(y)))
-    assert np.all((emb[:, 200:] >= 0) & (emb[:, 200:] <= 1))
+    for i in range(len(FRONTENDS)):  # each network's 50 tag probabilities end its slice
+        tags = emb[:, i * NETWORK_DIM + 200 : (i + 1) * NETWORK_DIM]
+        assert tags.shape[1] == 50 and np.all((tags >= 0) & (tags <= 1))
