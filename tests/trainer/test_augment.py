@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tagger.audio import SAMPLE_RATE
-from trainer.augment import AUGMENTATIONS, Noise, Pitch, Shift, rng_for
+from trainer.augment import AUGMENTATIONS, Noise, Offset, Pitch, Shift, rng_for
 
 
 def tone(seconds: float = 2.0, f: float = 440.0) -> np.ndarray:
@@ -32,6 +32,15 @@ def test_shift_is_a_circular_roll_within_bounds():
     k = (y.size - int(out[0])) % y.size  # np.roll(y, k)[0] == y[-k]
     assert np.array_equal(out, np.roll(y, k))
     assert k in (SAMPLE_RATE, y.size - SAMPLE_RATE)
+
+
+def test_offset_drops_the_start_and_moves_patch_boundaries_by_half_a_patch():
+    y = np.arange(SAMPLE_RATE * 4, dtype=np.float32)
+    out = Offset(1.5).apply(y, rng_for("d", "s"))
+    assert out.dtype == np.float32 and out.size == y.size - 24000
+    assert out[0] == 24000 and out[-1] == y[-1]
+    out[0] = -1.0
+    assert y[24000] == 24000  # a copy, not a view into the caller's audio
 
 
 def test_pitch_shift_moves_the_peak_by_whole_semitones():
