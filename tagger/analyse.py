@@ -14,5 +14,5 @@ def analyse_track(
     path: Path, model: MoodModel, moods: Mapping[str, str] | None = None
 ) -> Prediction:
     """The mood of the track at `path`; raises AudioError for audio that cannot be analysed."""
-    features = extract_track(path)
+    features = extract_track(path, columns=model.columns)
     return predict_mood(model.track_probabilities(features.sequences), model.model_id, moods)

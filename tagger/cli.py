@@ -135,7 +135,12 @@ def scan(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Music folders or files to scan.")],
     model: Annotated[
-        Path | None, typer.Option("--model", help="Use this mertag ONNX model instead.")
+        Path | None,
+        typer.Option(
+            "--model",
+            help="A mertag ONNX model file, or a shipped model by name: default, or fast "
+            "(~30 % less CPU per track, about 0.01 lower macro-F1; see models/MODEL_CARD.md).",
+        ),
     ] = None,
     index: IndexOption = None,
     jobs: Annotated[

@@ -36,6 +36,11 @@ _BATCH_PATCHES = 1
 peak memory (the front-end maps) and batching is no faster per patch, so one at a time."""
 
 
+def patch_count(n_samples: int) -> int:
+    """Whole patches in `n_samples` of 16-kHz audio (librosa's centred frame count, cut in 187s)."""
+    return (1 + n_samples // HOP) // PATCH_FRAMES
+
+
 def mel_patches(y: np.ndarray) -> np.ndarray:
     """Mono 16-kHz audio -> (n_patches, 187, 96) float32 log-mel patches, as musicnn computes them.
 
@@ -46,8 +51,7 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"expected mono audio (1-D), got shape {y.shape}")
-    n_frames = 1 + y.size // HOP  # librosa's frame count with centred frames
-    n_patches = n_frames // PATCH_FRAMES
+    n_patches = patch_count(y.size)
     if n_patches == 0:
         return np.zeros((0, PATCH_FRAMES, N_MELS), dtype=np.float32)
 
@@ -61,11 +65,11 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(used.reshape(n_patches, PATCH_FRAMES, N_MELS))
 
 
-def frontend_paths() -> list[Path]:
-    """The packaged musicnn ONNX files, in `FRONTENDS` order."""
+def frontend_paths(frontends: tuple[str, ...] = FRONTENDS) -> list[Path]:
+    """The packaged musicnn ONNX files, in `FRONTENDS` order by default."""
     from models import MODELS_DIR
 
-    return [MODELS_DIR / name for name in FRONTENDS]
+    return [MODELS_DIR / name for name in frontends]
 
 
 _SHARED_ARENA = False

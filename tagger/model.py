@@ -18,13 +18,15 @@ import numpy as np
 
 from tagger.audio import SAMPLE_RATE
 from tagger.embeddings import session_options
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
+from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
 from tagger.mood import QUADRANTS
 
 MODEL_FORMAT = "1"
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 DEFAULT_MODEL_NAME = "mertag_4q.onnx"
+PACKAGED_MODELS = {"default": DEFAULT_MODEL_NAME, "fast": "mertag_4q_fast.onnx"}
+"""Models shipped in `models/`, by the name `--model` also accepts (models/MODEL_CARD.md)."""
 # Metadata every mertag model carries (string values; JSON where structured).
 REQUIRED_METADATA = (
     "mertag_model_format",
@@ -54,6 +56,8 @@ class ModelInfo:
     feature_dim: int
     sample_rate: int
     hop: int
+    columns: tuple[int, int]
+    """The [start, stop) feature columns the model reads (its feature set, `FEATURE_SETS`)."""
     metadata: dict[str, str] = field(repr=False)
 
     @property
@@ -63,9 +67,31 @@ class ModelInfo:
 
 def default_model_path() -> Path:
     """The model shipped inside the package."""
+    return model_path(None)
+
+
+def model_path(path: Path | str | None) -> Path:
+    """A model file: `path` itself, or for None or a `PACKAGED_MODELS` name that is not a file
+    here, the shipped model of that name."""
     from models import MODELS_DIR
 
-    return MODELS_DIR / DEFAULT_MODEL_NAME
+    if path is None:
+        return MODELS_DIR / DEFAULT_MODEL_NAME
+    if str(path) in PACKAGED_MODELS and not Path(path).exists():
+        return MODELS_DIR / PACKAGED_MODELS[str(path)]
+    return Path(path)
+
+
+def _columns(path: Path, normalisation: str) -> tuple[int, int]:
+    try:
+        name = json.loads(normalisation)["columns"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelError(f"{path}: malformed metadata (normalisation: {exc})") from exc
+    if name not in FEATURE_SETS:
+        raise ModelError(
+            f"{path}: model reads feature set {name!r}; this mertag knows {', '.join(FEATURE_SETS)}"
+        )
+    return FEATURE_SETS[name]
 
 
 def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
@@ -94,6 +120,7 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
             feature_dim=int(meta["feature_dim"]),
             sample_rate=int(meta["sample_rate"]),
             hop=int(meta["hop"]),
+            columns=_columns(path, meta["normalisation"]),
             metadata=dict(meta),
         )
     except ValueError as exc:
@@ -109,10 +136,10 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
 class MoodModel:
     """One onnxruntime session over a mertag model; create once per worker process."""
 
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+    def __init__(self, path: Path | str | None = None, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        self.path = Path(path) if path is not None else default_model_path()
+        self.path = model_path(path)
         if self.path.is_dir():
             raise ModelError(f"{self.path}: is a folder, not a model file")
         if not self.path.is_file():
@@ -140,6 +167,11 @@ class MoodModel:
     def model_id(self) -> str:
         return self.info.model_id
 
+    @property
+    def columns(self) -> tuple[int, int]:
+        """The feature columns this model reads: pass them to `extract_track`."""
+        return self.info.columns
+
     def probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities over Q1..Q4 for each sequence: (len(sequences), 4)."""
         out = np.empty((len(sequences), len(QUADRANTS)), dtype=np.float32)
@@ -160,10 +192,10 @@ class MoodModel:
 _SHARED: dict[tuple[str, int, int], MoodModel] = {}
 
 
-def shared_model(path: Path | None = None) -> MoodModel:
+def shared_model(path: Path | str | None = None) -> MoodModel:
     """This process's session for the model at `path` (default: the shipped one), made on first
     use and kept, so a worker loads each model once; a file rewritten in place is loaded anew."""
-    resolved = Path(path) if path is not None else default_model_path()
+    resolved = model_path(path)
     try:
         st = resolved.stat()
         key = (str(resolved), st.st_size, st.st_mtime_ns)

@@ -126,7 +126,7 @@ def process_track(
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = shared_model(model_path)
     try:
-        features = extract_track(path)
+        features = extract_track(path, columns=model.columns)
         t1 = time.perf_counter()
         probs = model.track_probabilities(features.sequences)
         outcome.prediction = predict_mood(probs, model.model_id, moods)

@@ -5,7 +5,7 @@ Kept free of torch and scikit-learn so the command line can offer the choices ch
 
 from __future__ import annotations
 
-from tagger.features import FEATURE_DIM, LIBROSA_SLICE, MUSICNN_SLICE
+from tagger.features import FEATURE_SETS
 
 ARCHS: dict[str, tuple[str, bool]] = {
     "rnn": ("rnn", False),
@@ -18,12 +18,8 @@ ARCHS: dict[str, tuple[str, bool]] = {
 BASELINES = ("logreg", "linsvm", "rbfsvm", "forest", "knn")
 """scikit-learn baselines on pooled features (see trainer.baselines)."""
 
-FEATURE_SETS: dict[str, tuple[int, int]] = {
-    "both": (0, FEATURE_DIM),
-    "librosa": (LIBROSA_SLICE.start or 0, LIBROSA_SLICE.stop),
-    "musicnn": (MUSICNN_SLICE.start, MUSICNN_SLICE.stop),
-}
-"""Feature set name -> [start, stop) columns of a feature row."""
+COMPARED_FEATURE_SETS = ("librosa", "musicnn", "both")
+"""The feature sets of the seed paper's comparison (`mertag train --compare`)."""
 
 
 def feature_columns(features: str) -> slice:

@@ -157,7 +157,10 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Folder with Q1..Q4 subfolders, or a labels CSV.")],
     model: Annotated[
         Path | None,
-        typer.Option("--model", help="The mertag ONNX model to test (default: the shipped one)."),
+        typer.Option(
+            "--model",
+            help="The mertag ONNX model to test, or a shipped one by name (default, fast).",
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write the scores here as JSON.")

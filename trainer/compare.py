@@ -17,7 +17,7 @@ import numpy as np
 
 from tagger.mood import QUADRANTS
 from trainer.baselines import make_baseline, pooled
-from trainer.choices import ARCHS, BASELINES, FEATURE_SETS
+from trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
 from trainer.ensemble import ensemble_name, fit_model
 from trainer.fit import FitConfig, predict_net
 from trainer.metrics import score
@@ -48,7 +48,7 @@ class Candidate:
 def all_candidates(
     archs: Sequence[str] = tuple(ARCHS),
     baselines: Sequence[str] = BASELINES,
-    feature_sets: Sequence[str] = tuple(FEATURE_SETS),
+    feature_sets: Sequence[str] = COMPARED_FEATURE_SETS,
 ) -> list[Candidate]:
     return [Candidate(m, f) for m in (*archs, *baselines) for f in feature_sets]
 

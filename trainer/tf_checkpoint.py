@@ -117,7 +117,7 @@ def read_checkpoint(prefix: Path | str) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{name}: sliced tensors are not supported")
         dtype = _DTYPES.get(int(fields.get(1, 0)))  # type: ignore[arg-type]
         if dtype is None:
-            raise CheckpointError(f"{name}: unsupported dtype {fields.get(1)}")
+            raise CheckpointError(f"{name}: unsupported dtype {fields.get(1)!r}")
         shape_msg = fields.get(2, b"")
         assert isinstance(shape_msg, bytes)
         shape = [
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, value in read_checkpoint(args.prefix).items()
         if not any(s in name for s in args.skip)
     }
-    np.savez(args.out, **tensors)
+    np.savez(args.out, **tensors)  # type: ignore[arg-type]  # (numpy fears a key "allow_pickle")
     print(f"wrote {len(tensors)} tensors to {args.out}")
 
 

@@ -11,6 +11,7 @@ from tagger.audio import SAMPLE_RATE, AudioError
 from tagger.embeddings import PATCH_SAMPLES
 from tagger.features import (
     FEATURE_DIM,
+    FEATURE_SETS,
     FRAME_DIM,
     LIBROSA_SLICE,
     MIN_SECONDS,
@@ -40,6 +41,19 @@ def test_one_row_per_three_second_patch() -> None:
     # musicnn's 50 tag probabilities sit at the end of each row.
     tags = seq[:, -50:]
     assert np.all((tags >= 0) & (tags <= 1))
+
+
+def test_only_the_columns_a_model_reads_are_computed() -> None:
+    y = chord(9.0, seed=2)
+    full = features_from_audio(y)
+    for name, (lo, hi) in FEATURE_SETS.items():
+        part = features_from_audio(y, (lo, hi))
+        assert part.shape == full.shape, name
+        np.testing.assert_array_equal(part[:, lo:hi], full[:, lo:hi], err_msg=name)
+        assert not part[:, :lo].any() and not part[:, hi:].any(), name
+    # The MTT network is a block of its own, and without it musicnn gives only MSD's 250.
+    lo, hi = FEATURE_SETS["librosa+msd"]
+    assert (lo, hi) == (0, MUSICNN_SLICE.start + 250)
 
 
 def test_frame_features_stack_the_fourteen_features() -> None:

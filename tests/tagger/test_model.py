@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models import MODELS_DIR
-from tagger.features import FEATURE_DIM
-from tagger.model import ModelError, MoodModel
+from tagger.features import FEATURE_DIM, FEATURE_SETS
+from tagger.model import PACKAGED_MODELS, ModelError, MoodModel, model_path
 from tests.tagger.onnx_models import linear_model
 
 
@@ -34,6 +34,8 @@ def test_a_valid_model_loads_and_predicts(tmp_path: Path) -> None:
         ({"mertag_model_format": "9"}, "model format 9 is not supported"),
         ({"labels": "A,B,C,D"}, "labels"),
         ({"feature_dim": "12"}, "expects dim 12"),
+        ({"normalisation": '{"columns": "mfcc-only"}'}, "feature set 'mfcc-only'"),
+        ({"normalisation": "{"}, "malformed metadata"),
     ],
 )
 def test_wrong_metadata_is_refused(tmp_path: Path, overrides: dict, message: str) -> None:
@@ -51,3 +53,29 @@ def test_non_models_are_refused(tmp_path: Path) -> None:
     # A real ONNX network that is not a mertag mood model (the musicnn front end).
     with pytest.raises(ModelError, match="not a mertag model"):
         MoodModel(MODELS_DIR / "musicnn_msd.onnx")
+
+
+def test_shipped_models_by_name_and_the_columns_they_read(tmp_path: Path, monkeypatch) -> None:
+    default, fast = MoodModel("default"), MoodModel("fast")
+    assert default.path == MODELS_DIR / PACKAGED_MODELS["default"] == MoodModel().path
+    assert fast.path == MODELS_DIR / PACKAGED_MODELS["fast"]
+    assert default.columns == FEATURE_SETS["both"] == (0, FEATURE_DIM)
+    assert fast.columns == FEATURE_SETS["librosa+msd"]
+    assert default.model_id != fast.model_id
+    # A file named like a shipped model wins over the name.
+    monkeypatch.chdir(tmp_path)
+    linear_model(tmp_path / "fast")
+    assert model_path("fast") == Path("fast")
+    assert MoodModel("fast").model_id == "test-linear-0"
+
+
+def test_a_model_never_reads_columns_outside_its_feature_set() -> None:
+    fast = MoodModel("fast")
+    lo, hi = fast.columns
+    rng = np.random.default_rng(1)
+    seq = rng.standard_normal((8, FEATURE_DIM)).astype(np.float32)
+    other = seq.copy()
+    other[:, hi:] = rng.standard_normal((8, FEATURE_DIM - hi)) * 100
+    np.testing.assert_array_equal(fast.probabilities([seq]), fast.probabilities([other]))
+    other[:, lo] += 1.0  # and does read its own
+    assert not np.array_equal(fast.probabilities([seq]), fast.probabilities([other]))

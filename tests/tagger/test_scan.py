@@ -214,6 +214,20 @@ def test_no_write_and_dry_run_leave_files_alone(corpus: Path, tmp_path: Path) ->
     assert len(rows) == 2 and all(r.status == "ok" and r.tagged == 0 for r in rows)
 
 
+def test_the_fast_shipped_model_by_name(corpus: Path, tmp_path: Path) -> None:
+    from tagger.model import MoodModel
+
+    target = corpus / "egypt.flac"
+    index = tmp_path / "i.sqlite3"
+    result = runner.invoke(app, ["scan", str(target), "--index", str(index), "--model", "fast"])
+    assert result.exit_code == 0, result.output
+    fast = MoodModel("fast").model_id
+    assert mutagen.File(target)["MERTAG_MODEL"] == [fast] and fast != MoodModel().model_id
+    with Index(index) as idx:
+        row = idx.get(str(target))
+    assert row is not None and row.status == "ok" and row.model_id == fast
+
+
 def test_read_only_file_is_analysed_indexed_and_reported(corpus: Path, tmp_path: Path) -> None:
     target = corpus / "egypt.flac"
     target.chmod(0o444)
