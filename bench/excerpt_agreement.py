@@ -47,10 +47,14 @@ def previous_windows(duration: float) -> list[tuple[float, float | None]]:
 
 def analyses(path: Path, model: MoodModel) -> dict[str, np.ndarray]:
     duration = probe(path).duration or 0.0
-    whole = extract_track(path, windows=[(0.0, None)]).sequences
-    policy = extract_track(path).sequences
-    snippets = extract_track(path, windows=snippet_windows(duration)).sequences
-    previous = [extract_track(path, windows=[w]).sequences[0] for w in previous_windows(duration)]
+    cols = model.columns
+    whole = extract_track(path, windows=[(0.0, None)], columns=cols).sequences
+    policy = extract_track(path, columns=cols).sequences
+    snippets = extract_track(path, windows=snippet_windows(duration), columns=cols).sequences
+    previous = [
+        extract_track(path, windows=[w], columns=cols).sequences[0]
+        for w in previous_windows(duration)
+    ]
     return {
         "whole": model.track_probabilities(whole),
         "policy": model.track_probabilities(policy),
