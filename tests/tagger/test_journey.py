@@ -4,6 +4,7 @@ clear error when the library is too thin along the path."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from tagger.index import IndexRow
 from tagger.journey import JourneyError, plan_journey, quadrant_centre
+from tagger.mood import DEFAULT_MOODS
 from tests.tagger.scanned_library import (
     Library,
     grid_points,
@@ -142,8 +144,13 @@ def test_gone_files_are_left_out_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_journey_over_the_real_scanned_library(library: Library, tmp_path: Path) -> None:
+    # Between the two moods the shipped model gives most often here (which they are is the
+    # model's business; the journey has to work on whatever a real scan produced).
+    counts = Counter(r.quadrant for r in library.rows() if r.quadrant)
+    (start, _), (end, _) = counts.most_common(2)
     out = tmp_path / "real.m3u8"
-    args = ["playlist", "--journey", "sad", "relaxed", "-n", 3, "--max-distance", 2, "-o", out]
+    moods = [DEFAULT_MOODS[start].lower(), DEFAULT_MOODS[end].lower()]
+    args = ["playlist", "--journey", *moods, "-n", 3, "--max-distance", 2, "-o", out]
     result = invoke([*args, "--index", library.index])
     assert result.exit_code == 0, result.output
     entries = read_playlist(out)

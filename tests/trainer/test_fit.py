@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.features import FEATURE_DIM  # noqa: E402
+from tagger.features import FEATURE_DIM, FEATURE_SETS  # noqa: E402
 from trainer.export import weights_digest  # noqa: E402
 from trainer.fit import FitConfig, class_weights, column_stats, fit_net, predict_net  # noqa: E402
 
@@ -44,8 +44,11 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 def test_normalisation_uses_training_patches_of_the_chosen_columns():
     seqs = [np.full((2, FEATURE_DIM), 1.0, np.float32), np.full((1, FEATURE_DIM), 4.0, np.float32)]
-    mean, std = column_stats(seqs, "musicnn")
-    assert mean.shape == (250,) and np.allclose(mean, 2.0) and np.allclose(std, np.sqrt(2.0))
+    for name, (lo, hi) in FEATURE_SETS.items():
+        mean, std = column_stats(seqs, name)
+        assert mean.shape == (hi - lo,), name
+        assert np.allclose(mean, 2.0) and np.allclose(std, np.sqrt(2.0))
+    assert FEATURE_SETS["musicnn"][1] - FEATURE_SETS["musicnn"][0] == 500  # two networks
 
 
 def test_class_weights_balance_the_classes():
