@@ -36,13 +36,14 @@ def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
             dst.chmod(0o644)
 
 
-def warm_worker(track: str) -> None:
+def warm_worker(track: str, model_path: str) -> None:
     """Run on every worker: import and load everything a track needs."""
     from tagger.features import extract_track
+    from tagger.model import shared_model
     from tagger.workers import warm_process
 
     warm_process()
-    extract_track(Path(track))
+    extract_track(Path(track), columns=shared_model(Path(model_path)).columns)
 
 
 def peak_rss_mb() -> float:
@@ -95,7 +96,7 @@ def main() -> None:
             ) as cluster,
         ):
             with Client(cluster) as client:
-                client.run(warm_worker, str(tracks[0]))
+                client.run(warm_worker, str(tracks[0]), str(model.path))
             copy_tracks(tracks[:1], Path(tmp) / "warm", n)
             scan(Path(tmp) / "warm", Path(tmp) / "warm.sqlite3", model, cluster.scheduler_address)
             copy_tracks(tracks, Path(tmp) / "lib", args.copies)

@@ -250,8 +250,8 @@ def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -
         )
     lo, hi = columns
     seq = np.zeros((patch_count(y.size), FEATURE_DIM), dtype=np.float32)
-    if lo < LIBROSA_DIM:
-        seq[:, :LIBROSA_DIM] = pool_patches(frame_features(y), len(seq))
+    # musicnn before librosa: onnxruntime's arena then settles before librosa's temporaries come
+    # and go, and a Dask worker peaks ~10 MB lower than the other way round (bench/dask_bench.py).
     nets = [
         i
         for i in range(len(FRONTENDS))
@@ -261,6 +261,8 @@ def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -
         start = LIBROSA_DIM + nets[0] * NETWORK_DIM
         embeddings = embedder(tuple(FRONTENDS[i] for i in nets)).embed(y)
         seq[:, start : start + embeddings.shape[1]] = embeddings
+    if lo < LIBROSA_DIM:
+        seq[:, :LIBROSA_DIM] = pool_patches(frame_features(y), len(seq))
     if not np.all(np.isfinite(seq)):
         raise AudioError("features hold NaN or infinite values (silent or broken audio?)")
     return seq
