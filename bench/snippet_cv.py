@@ -1,6 +1,6 @@
 """What the excerpt policy's snippets cost, out of fold: few patches against the whole clip.
 
-    python bench/snippet_cv.py [LABELS] [--fold-seed S] [--counts 2,3,4,5,6,8] [--jobs N]
+    python bench/snippet_cv.py [LABELS] [--fold-seed S] [--features SET] [--counts 2,3,4,5,6,8]
 
 A track longer than the training clips is heard as SNIPPETS one-patch snippets
 (`tagger.features.snippet_windows`). The shipped model cannot be asked how well that works on
@@ -8,7 +8,8 @@ the clips it was trained on, so this retrains the shipped configuration per fold
 5-fold CV, as `mertag train`), and predicts every held-out clip twice: from all its patches, as
 `mertag scan` analyses a clip of that length, and from only the patches that the snippet windows
 of a track of the clip's length would pick (for each count in --counts). It prints macro-F1 and
-accuracy for each, and how often the snippet prediction agrees with the whole-clip one. Needs the
+accuracy for each, how often the snippet prediction agrees with the whole-clip one, and the
+whole-clip scores per class with their confusion matrix. Needs the
 `train` extra (torch) and the features cached by `mertag train` (else it extracts them first).
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.features import MIN_SECONDS, SNIPPETS, snippet_windows  # noqa: E402
+from tagger.features import FEATURE_SETS, MIN_SECONDS, SNIPPETS, snippet_windows  # noqa: E402
 from trainer.augment import AUGMENTATIONS  # noqa: E402
 from trainer.cache import default_cache_dir  # noqa: E402
 from trainer.compare import fold_seed  # noqa: E402
@@ -32,7 +33,7 @@ from trainer.ensemble import fit_model  # noqa: E402
 from trainer.extract import extract_clips  # noqa: E402
 from trainer.fit import FitConfig, predict_net  # noqa: E402
 from trainer.folds import make_folds  # noqa: E402
-from trainer.metrics import score  # noqa: E402
+from trainer.metrics import format_scores, score  # noqa: E402
 from trainer.table import build_table  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -49,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labels", type=Path, nargs="?", default=SHARED / "data/4q/labels.csv")
     parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--features", choices=sorted(FEATURE_SETS), default="both")
     parser.add_argument("--counts", default="2,3,4,5,6,8")
     parser.add_argument("--jobs", type=int, default=2, help="for feature extraction only")
     args = parser.parse_args()
@@ -57,7 +59,7 @@ def main() -> None:
     dataset = load_dataset(args.labels)
     extraction = extract_clips(dataset.clips, default_cache_dir(), AUGMENTATIONS, args.jobs, False)
     table = build_table(extraction)
-    config = FitConfig(seed=args.fold_seed)
+    config = FitConfig(seed=args.fold_seed, features=args.features)
     whole = np.full(table.n_clips, -1)
     picked = {c: np.full(table.n_clips, -1) for c in counts}
     splits = make_folds(table.labels, table.groups, 5, args.fold_seed)
@@ -77,7 +79,10 @@ def main() -> None:
             picked[c][clips] = predict_net(net, cut).argmax(axis=1)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
 
-    print(f"{table.n_clips} clips, fold seed {args.fold_seed}, shipped configuration per fold")
+    print(
+        f"{table.n_clips} clips, fold seed {args.fold_seed}, shipped configuration per fold"
+        f" on {args.features!r} features"
+    )
     print(f"{'analysed':<22} {'macro-F1':>8} {'accuracy':>8} {'agrees with whole':>18}")
     s = score(table.labels, whole)
     print(f"{'whole clip':<22} {s.macro_f1:8.3f} {s.accuracy:8.3f} {'':>18}")
@@ -86,6 +91,8 @@ def main() -> None:
         mark = "  <- SNIPPETS" if c == SNIPPETS else ""
         agree = float(np.mean(picked[c] == whole))
         print(f"{f'{c} snippets':<22} {s.macro_f1:8.3f} {s.accuracy:8.3f} {agree:18.3f}{mark}")
+    print("\nwhole clip, out of fold:")
+    print(format_scores(score(table.labels, whole)))
 
 
 if __name__ == "__main__":
