@@ -139,7 +139,8 @@ def scan(
         typer.Option(
             "--model",
             help="A mertag ONNX model file, or a shipped model by name: default, or fast "
-            "(~30 % less CPU per track, about 0.01 lower macro-F1; see models/MODEL_CARD.md).",
+            "(a third less CPU per track, about 0.01 lower macro-F1; see models/MODEL_CARD.md)."
+            " Default: the config's model.",
         ),
     ] = None,
     index: IndexOption = None,
@@ -206,7 +207,7 @@ def scan(
     if missing:
         raise usage_error(f"{display(missing[0])}: no such file or folder")
     try:
-        mood_model = MoodModel(model)
+        mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
     options = ScanOptions(

@@ -11,6 +11,7 @@ is a ConfigError naming the key, so a typo never passes silently.
     jobs = 2
     exclude = ["Podcasts", "*.wav"]
     playlist_dir = "~/Music/Playlists"
+    model = "fast"                # a shipped model ("default", "fast") or a mertag ONNX file
 
 Relative paths in the file are taken from the folder the file is in, and '~' is expanded.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from platformdirs import user_config_dir
 
+from models import PACKAGED_MODELS
 from tagger.index import default_index_path
 from tagger.mood import DEFAULT_MOODS, QUADRANTS
 
@@ -48,6 +50,7 @@ KEYS: dict[str, str] = {
     "jobs": "worker processes for a scan (default: all cores)",
     "exclude": "glob patterns a scan skips",
     "playlist_dir": "where `mertag playlist` writes when --out is not given",
+    "model": 'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file',
 }
 """Every key the file may hold, with what it sets."""
 
@@ -76,6 +79,7 @@ class Config:
     jobs: int | None = None
     exclude: tuple[str, ...] = ()
     playlist_dir: Path | None = None
+    model: str = "default"
     sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTINGS, DEFAULT))
 
     @property
@@ -94,6 +98,7 @@ class Config:
         out.append(("exclude", ", ".join(self.exclude) or "(none)", self.sources["exclude"]))
         folder = "(none: --out is needed)" if self.playlist_dir is None else str(self.playlist_dir)
         out.append(("playlist_dir", folder, self.sources["playlist_dir"]))
+        out.append(("model", self.model, self.sources["model"]))
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,6 +110,7 @@ class Config:
             "jobs": self.jobs,
             "exclude": list(self.exclude),
             "playlist_dir": None if self.playlist_dir is None else str(self.playlist_dir),
+            "model": self.model,
         }
 
     def to_toml(self) -> str:
@@ -122,6 +128,7 @@ class Config:
             if folder is None
             else f"playlist_dir = {_toml_str(folder)}"
         )
+        lines.append(f"model = {_toml_str(self.model)}")
         return "\n".join(lines) + "\n"
 
 
@@ -192,6 +199,9 @@ def parse_config(data: Mapping[str, Any], path: Path, origin: str = "--config") 
             values[key] = _id3_version(value, bad)
         elif key in ("index", "playlist_dir"):
             values[key] = _path(key, value, base, bad)
+        elif key == "model":
+            named = isinstance(value, str) and value in PACKAGED_MODELS
+            values[key] = value if named else str(_path(key, value, base, bad))
         elif key == "jobs":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(key, f"must be a whole number of at least 1, not {value!r}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from models import PACKAGED_MODELS
 from tagger.audio import SAMPLE_RATE
 from tagger.embeddings import session_options
 from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
@@ -24,9 +25,7 @@ from tagger.mood import QUADRANTS
 MODEL_FORMAT = "1"
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
-DEFAULT_MODEL_NAME = "mertag_4q.onnx"
-PACKAGED_MODELS = {"default": DEFAULT_MODEL_NAME, "fast": "mertag_4q_fast.onnx"}
-"""Models shipped in `models/`, by the name `--model` also accepts (models/MODEL_CARD.md)."""
+DEFAULT_MODEL_NAME = PACKAGED_MODELS["default"]
 # Metadata every mertag model carries (string values; JSON where structured).
 REQUIRED_METADATA = (
     "mertag_model_format",

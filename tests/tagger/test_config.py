@@ -24,6 +24,7 @@ index = "data/index.sqlite3"
 jobs = 3
 exclude = ["Podcasts", "*.wav"]
 playlist_dir = "~/Playlists"
+model = "fast"
 """
 
 
@@ -41,7 +42,10 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert cfg.index == tmp_path / "data" / "index.sqlite3"  # relative to the file's folder
     assert cfg.jobs == 3 and cfg.exclude == ("Podcasts", "*.wav")
     assert cfg.playlist_dir == Path("~/Playlists").expanduser()
+    assert cfg.model == "fast"  # a shipped model's name stays a name
     assert set(cfg.sources.values()) == {"config file"}
+    own = load_config(_write(tmp_path, 'model = "mine/mood.onnx"\n'))
+    assert own.model == str(tmp_path / "mine" / "mood.onnx")  # a file, from the config's folder
 
 
 def test_partial_file_and_defaults(tmp_path: Path) -> None:
@@ -50,6 +54,7 @@ def test_partial_file_and_defaults(tmp_path: Path) -> None:
     assert cfg.id3_version == "2.4" and cfg.jobs is None and cfg.exclude == ()
     assert cfg.sources["moods.Q3"] == "config file" and cfg.sources["moods.Q1"] == "default"
     assert cfg.sources["index"] == "default"
+    assert cfg.model == "default" and cfg.sources["model"] == "default"
     list_form = load_config(_write(tmp_path, 'moods = ["a", "b", "c", "d"]\nexclude = "x*"\n'))
     assert list_form.moods == {"Q1": "a", "Q2": "b", "Q3": "c", "Q4": "d"}
     assert list_form.exclude == ("x*",)
@@ -86,6 +91,7 @@ def test_where_the_file_is_looked_for(tmp_path: Path, monkeypatch: pytest.Monkey
         ("exclude = [1, 2]", "exclude:"),
         ("index = 3", "index:"),
         ('playlist_dir = ""', "playlist_dir:"),
+        ("model = 1", "model:"),
         ("jbos = 2", "jbos: unknown key"),
         ("jobs = = 2", "not valid TOML"),
     ],
@@ -182,6 +188,25 @@ def test_scan_follows_the_file_and_the_command_line_wins(
     assert {r.mood for r in rows} <= {"A", "B", "C", "D"}
     tags = mutagen.File(lib / "lava.wav").tags
     assert tags.version[:2] == (2, 4) and "TMOO" in tags
+
+
+def test_scan_uses_the_configured_model_unless_told_otherwise(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tagger.model import MoodModel
+
+    track = corpus / "lava.wav"
+    monkeypatch.setenv("MERTAG_CONFIG", str(_write(tmp_path, 'model = "fast"\n')))
+    index = tmp_path / "i.sqlite3"
+    result = invoke(["scan", track, "-j", "1", "-q", "--index", index])
+    assert result.exit_code == 0, result.output
+    assert read_tags(track)["MERTAG_MODEL"] == MoodModel("fast").model_id
+    result = invoke(["scan", track, "-j", "1", "-q", "--index", index, "--model", "default"])
+    assert result.exit_code == 0, result.output
+    assert read_tags(track)["MERTAG_MODEL"] == MoodModel("default").model_id
+    monkeypatch.setenv("MERTAG_CONFIG", str(_write(tmp_path, 'model = "gone.onnx"\n')))
+    result = invoke(["scan", track, "--index", index])
+    assert result.exit_code == 2 and "gone.onnx: model file not found" in result.stderr
 
 
 def test_moods_option_rejects_a_repeated_word(tmp_path: Path) -> None:
