@@ -1,6 +1,7 @@
 """What the excerpt policy's snippets cost, out of fold: few patches against the whole clip.
 
     python bench/snippet_cv.py [LABELS] [--fold-seed S] [--features SET] [--counts 2,3,4,5,6,8]
+        [--runs 3x2,2x3]
 
 A track longer than the training clips is heard as SNIPPETS one-patch snippets
 (`tagger.features.snippet_windows`). The shipped model cannot be asked how well that works on
@@ -39,6 +40,17 @@ from trainer.table import build_table  # noqa: E402
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
+def run_patches(n_patches: int, count: int, length: int) -> list[int]:
+    """The patches of `count` runs of `length` consecutive patches centred at (i + 1/2) / count
+    of an n-patch clip: snippets of several patches each, for the same patch budget."""
+    picked: set[int] = set()
+    for i in range(count):
+        first = round((i + 0.5) * n_patches / count - length / 2)
+        first = min(max(first, 0), max(n_patches - length, 0))
+        picked.update(range(first, min(first + length, n_patches)))
+    return sorted(picked)
+
+
 def snippet_patches(n_patches: int, count: int) -> list[int]:
     """The patches of an n-patch clip nearest the windows `count` snippets would read."""
     windows = snippet_windows(n_patches * MIN_SECONDS, count)  # MIN_SECONDS: one patch
@@ -52,9 +64,13 @@ def main() -> None:
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--features", choices=sorted(FEATURE_SETS), default="both")
     parser.add_argument("--counts", default="2,3,4,5,6,8")
+    parser.add_argument(
+        "--runs", default="", help="also COUNTxLENGTH runs of consecutive patches, e.g. 3x2,2x3"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="for feature extraction only")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
+    runs = [tuple(int(x) for x in r.split("x")) for r in args.runs.split(",") if r]
 
     dataset = load_dataset(args.labels)
     extraction = extract_clips(dataset.clips, default_cache_dir(), AUGMENTATIONS, args.jobs, False)
@@ -62,6 +78,7 @@ def main() -> None:
     config = FitConfig(seed=args.fold_seed, features=args.features)
     whole = np.full(table.n_clips, -1)
     picked = {c: np.full(table.n_clips, -1) for c in counts}
+    in_runs = {r: np.full(table.n_clips, -1) for r in runs}
     splits = make_folds(table.labels, table.groups, 5, args.fold_seed)
     for k, (train, test) in enumerate(splits):
         rows = table.rows(train, augmented=True)
@@ -77,6 +94,9 @@ def main() -> None:
         for c in counts:
             cut = [s[snippet_patches(len(s), c)] for s in sequences]
             picked[c][clips] = predict_net(net, cut).argmax(axis=1)
+        for r in runs:
+            cut = [s[run_patches(len(s), *r)] for s in sequences]
+            in_runs[r][clips] = predict_net(net, cut).argmax(axis=1)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
 
     print(
@@ -91,6 +111,11 @@ def main() -> None:
         mark = "  <- SNIPPETS" if c == SNIPPETS else ""
         agree = float(np.mean(picked[c] == whole))
         print(f"{f'{c} snippets':<22} {s.macro_f1:8.3f} {s.accuracy:8.3f} {agree:18.3f}{mark}")
+    for (count, length), predicted in in_runs.items():
+        s = score(table.labels, predicted)
+        agree = float(np.mean(predicted == whole))
+        label = f"{count} runs of {length}"
+        print(f"{label:<22} {s.macro_f1:8.3f} {s.accuracy:8.3f} {agree:18.3f}")
     print("\nwhole clip, out of fold:")
     print(format_scores(score(table.labels, whole)))
 
