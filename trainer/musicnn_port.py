@@ -30,7 +30,7 @@ BN_EPS = 1e-3
 
 OPSET = 18
 
-FRONTENDS = {
+FRONTEND_SOURCES = {
     "musicnn-msd": "MSD_musicnn weights (Pons & Serra 2019), ISC licence",
     "musicnn-mtt": "MTT_musicnn weights (Pons & Serra 2019), ISC licence",
 }
@@ -218,7 +218,7 @@ def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-m
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     del proto.metadata_props[:]
-    metadata = {"mertag_frontend": frontend, "source": FRONTENDS[frontend], **ONNX_METADATA}
+    metadata = {"mertag_frontend": frontend, "source": FRONTEND_SOURCES[frontend], **ONNX_METADATA}
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights_npz", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--frontend", choices=sorted(FRONTENDS), default="musicnn-msd")
+    parser.add_argument("--frontend", choices=sorted(FRONTEND_SOURCES), default="musicnn-msd")
     args = parser.parse_args(argv)
     export_musicnn_onnx(args.weights_npz, args.out, args.frontend)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
