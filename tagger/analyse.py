@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tagger.features import extract_track
+from tagger.features import TrackFeatures, extract_track
 from tagger.model import MoodModel
 from tagger.mood import Prediction, predict_mood
+
+
+def track_features(path: Path, model: MoodModel) -> tuple[TrackFeatures, MoodModel]:
+    """A track's features and the model that classifies them: `model`, or its snippet model
+    (`MoodModel.snippet_model`) when the excerpt policy hears the track as snippets."""
+    for_snippets = model.snippet_model
+    features = extract_track(path, columns=model.columns, snippet_columns=for_snippets.columns)
+    return features, for_snippets if features.snippets else model
 
 
 def analyse_track(
     path: Path, model: MoodModel, moods: Mapping[str, str] | None = None
 ) -> Prediction:
     """The mood of the track at `path`; raises AudioError for audio that cannot be analysed."""
-    features = extract_track(path, columns=model.columns)
-    return predict_mood(model.track_probabilities(features.sequences), model.model_id, moods)
+    features, chosen = track_features(path, model)
+    return predict_mood(chosen.track_probabilities(features.sequences), chosen.model_id, moods)

@@ -33,6 +33,7 @@ from tagger.embeddings import (
     PATCH_SAMPLES,
     MusicnnEmbedder,
     frontend_paths,
+    mel_patches,
     patch_count,
 )
 
@@ -97,6 +98,8 @@ class TrackFeatures:
     decode_seconds: float = 0.0
     features_seconds: float = 0.0
     schema: str = FEATURE_SCHEMA
+    snippets: bool = False
+    """Heard as snippets by the excerpt policy (longer than WHOLE_TRACK_MAX), not whole."""
 
 
 def excerpt_windows(duration: float | None) -> list[tuple[float, float | None]]:
@@ -227,15 +230,15 @@ def pool_patches(frames: np.ndarray, n_patches: int) -> np.ndarray:
     return out
 
 
-_EMBEDDERS: dict[tuple[str, ...], MusicnnEmbedder] = {}
+_EMBEDDERS: dict[str, MusicnnEmbedder] = {}
 
 
-def embedder(frontends: tuple[str, ...] = FRONTENDS) -> MusicnnEmbedder:
-    """The process's musicnn sessions on `frontends`, created on first use and kept for every
-    later track."""
-    if frontends not in _EMBEDDERS:
-        _EMBEDDERS[frontends] = MusicnnEmbedder(frontend_paths(frontends), threads=1)
-    return _EMBEDDERS[frontends]
+def embedder(frontend: str) -> MusicnnEmbedder:
+    """The process's session on one musicnn network (a name in FRONTENDS), created on first use
+    and kept for every later track, whichever models ask for it."""
+    if frontend not in _EMBEDDERS:
+        _EMBEDDERS[frontend] = MusicnnEmbedder(frontend_paths((frontend,)), threads=1)
+    return _EMBEDDERS[frontend]
 
 
 def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -> np.ndarray:
@@ -258,9 +261,10 @@ def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -
         if lo < LIBROSA_DIM + (i + 1) * NETWORK_DIM and LIBROSA_DIM + i * NETWORK_DIM < hi
     ]
     if nets:
-        start = LIBROSA_DIM + nets[0] * NETWORK_DIM
-        embeddings = embedder(tuple(FRONTENDS[i] for i in nets)).embed(y)
-        seq[:, start : start + embeddings.shape[1]] = embeddings
+        patches = mel_patches(y)
+        for i in nets:
+            start = LIBROSA_DIM + i * NETWORK_DIM
+            seq[:, start : start + NETWORK_DIM] = embedder(FRONTENDS[i]).embed_patches(patches)
     if lo < LIBROSA_DIM:
         seq[:, :LIBROSA_DIM] = pool_patches(frame_features(y), len(seq))
     if not np.all(np.isfinite(seq)):
@@ -295,21 +299,28 @@ def decode_excerpt(path: Path, windows: Any = None) -> tuple[np.ndarray, float]:
 
 
 def extract_track(
-    path: Path, windows: Any = None, columns: tuple[int, int] = ALL_COLUMNS
+    path: Path,
+    windows: Any = None,
+    columns: tuple[int, int] = ALL_COLUMNS,
+    snippet_columns: tuple[int, int] | None = None,
 ) -> TrackFeatures:
-    """Decode a track's excerpt (by seeking) and compute its feature sequence (the `columns` a
-    model reads; see `features_from_audio`).
+    """Decode a track's excerpt (by seeking) and compute its feature sequence: the `columns` a
+    model reads (see `features_from_audio`), or `snippet_columns` when given and the policy
+    hears the track as snippets.
 
-    `windows` overrides the policy, e.g. [(0.0, None)] for the whole track.
+    `windows` overrides the policy, e.g. [(0.0, None)] for the whole track (never "snippets").
     """
     cache_filters()
     t0 = time.perf_counter()
     y, duration = decode_excerpt(path, windows)
+    snippets = windows is None and duration > WHOLE_TRACK_MAX
     t1 = time.perf_counter()
-    sequence = features_from_audio(y, columns)
+    wanted = snippet_columns if snippets and snippet_columns is not None else columns
+    sequence = features_from_audio(y, wanted)
     return TrackFeatures(
         sequences=[sequence],
         duration=duration,
         decode_seconds=t1 - t0,
         features_seconds=time.perf_counter() - t1,
+        snippets=snippets,
     )

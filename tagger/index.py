@@ -161,7 +161,7 @@ def needs_analysis(
     entry: SnapshotEntry | None,
     size: int,
     mtime_ns: int,
-    model_id: str | None,
+    model_ids: frozenset[str],
     *,
     force: bool,
     retry_failed: bool,
@@ -169,9 +169,9 @@ def needs_analysis(
     """Whether a track must be analysed, given its snapshot entry (None if not indexed).
 
     A file whose size or mtime changed is always analysed again. An unchanged file is skipped
-    when its row is ok with the same model; a failed row stays skipped while the file is
-    unchanged (re-failing every scan is wasted work) unless `retry_failed`; `force` re-analyses
-    everything.
+    when its row is ok with one of `model_ids` (the scan's model, and the one it hands tracks
+    heard as snippets to); a failed row stays skipped while the file is unchanged (re-failing
+    every scan is wasted work) unless `retry_failed`; `force` re-analyses everything.
     """
     if force or entry is None:
         return True
@@ -180,7 +180,7 @@ def needs_analysis(
         return True
     if status != "ok":
         return retry_failed
-    return old_model_id != model_id
+    return old_model_id not in model_ids
 
 
 class Index:

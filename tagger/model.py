@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from models import PACKAGED_MODELS
+from models import PACKAGED_MODELS, SNIPPET_MODELS
 from tagger.audio import SAMPLE_RATE
 from tagger.embeddings import session_options
 from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
@@ -167,6 +167,13 @@ class MoodModel:
         return self.info.model_id
 
     @property
+    def snippet_model(self) -> MoodModel:
+        """The model for tracks heard as snippets: the shipped companion `SNIPPET_MODELS` names
+        for this model's id (this process's shared session), else this model itself."""
+        name = SNIPPET_MODELS.get(self.model_id)
+        return self if name is None else shared_model(name)
+
+    @property
     def columns(self) -> tuple[int, int]:
         """The feature columns this model reads: pass them to `extract_track`."""
         return self.info.columns
@@ -203,6 +210,13 @@ def shared_model(path: Path | str | None = None) -> MoodModel:
     if key not in _SHARED:
         _SHARED[key] = MoodModel(resolved, threads=1)
     return _SHARED[key]
+
+
+def accepted_model_ids(model_id: str) -> frozenset[str]:
+    """The model ids a scan with this model accepts as finished: its own, and its snippet
+    model's (`SNIPPET_MODELS`)."""
+    name = SNIPPET_MODELS.get(model_id)
+    return frozenset({model_id} if name is None else {model_id, shared_model(name).model_id})
 
 
 def read_model_info(path: Path) -> ModelInfo:

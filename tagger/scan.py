@@ -119,17 +119,17 @@ def process_track(
     id3v23: bool,
 ) -> TrackOutcome:
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
-    from tagger.features import extract_track
+    from tagger.analyse import track_features
     from tagger.model import shared_model
     from tagger.mood import predict_mood
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = shared_model(model_path)
     try:
-        features = extract_track(path, columns=model.columns)
+        features, chosen = track_features(path, model)
         t1 = time.perf_counter()
-        probs = model.track_probabilities(features.sequences)
-        outcome.prediction = predict_mood(probs, model.model_id, moods)
+        probs = chosen.track_probabilities(features.sequences)
+        outcome.prediction = predict_mood(probs, chosen.model_id, moods)
         t2 = time.perf_counter()
         outcome.timings = {
             "decode": features.decode_seconds,
@@ -189,6 +189,9 @@ def plan(
     if options.write and not options.dry_run:
         for folder in dict.fromkeys(path.parent for path in found.tracks):
             summary.temps_removed += len(remove_stale_temps(folder))
+    from tagger.model import accepted_model_ids
+
+    accepted = accepted_model_ids(options.model_id)
     todo: list[tuple[Path, int, int]] = []
     early: list[TrackOutcome] = [
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
@@ -204,7 +207,7 @@ def plan(
             entry,
             st.st_size,
             st.st_mtime_ns,
-            options.model_id,
+            accepted,
             force=options.force,
             retry_failed=options.retry_failed,
         ):

@@ -201,9 +201,10 @@ def test_scan_uses_the_configured_model_unless_told_otherwise(
     result = invoke(["scan", track, "-j", "1", "-q", "--index", index])
     assert result.exit_code == 0, result.output
     assert read_tags(track)["MERTAG_MODEL"] == MoodModel("fast").model_id
-    result = invoke(["scan", track, "-j", "1", "-q", "--index", index, "--model", "default"])
+    other = tmp_path / "j.sqlite3"
+    result = invoke(["scan", track, "-j", "1", "-q", "--index", other, "--model", "default"])
     assert result.exit_code == 0, result.output
-    assert read_tags(track)["MERTAG_MODEL"] == MoodModel("default").model_id
+    assert read_tags(track)["MERTAG_MODEL"] == MoodModel("default").model_id  # a 12-s track
     monkeypatch.setenv("MERTAG_CONFIG", str(_write(tmp_path, 'model = "gone.onnx"\n')))
     result = invoke(["scan", track, "--index", index])
     assert result.exit_code == 2 and "gone.onnx: model file not found" in result.stderr

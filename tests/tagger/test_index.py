@@ -245,5 +245,14 @@ def test_needs_analysis(
     retry_failed: bool,
     expected: bool,
 ) -> None:
-    got = needs_analysis(entry, size, mtime_ns, model_id, force=force, retry_failed=retry_failed)
+    got = needs_analysis(
+        entry, size, mtime_ns, frozenset({model_id}), force=force, retry_failed=retry_failed
+    )
     assert got is expected
+
+
+def test_a_row_by_either_of_the_scans_models_is_finished() -> None:
+    # A scan accepts its model and the one it hands snippet tracks to (MoodModel.snippet_model).
+    flags = {"force": False, "retry_failed": False}
+    assert not needs_analysis(OK, 10, 1000, frozenset({"m0", "m1"}), **flags)
+    assert needs_analysis(OK, 10, 1000, frozenset({"m0", "m2"}), **flags)

@@ -228,6 +228,28 @@ def test_the_fast_shipped_model_by_name(corpus: Path, tmp_path: Path) -> None:
     assert row is not None and row.status == "ok" and row.model_id == fast
 
 
+def test_tracks_heard_as_snippets_go_to_the_snippet_model(corpus: Path, tmp_path: Path) -> None:
+    from tagger.model import MoodModel
+
+    default, fast = MoodModel(), MoodModel("fast")
+    assert default.snippet_model.model_id == fast.model_id and fast.snippet_model is fast
+    short, long = corpus / "egypt.flac", corpus / "bay.mp3"  # 25 s (whole), 132 s (snippets)
+    index = tmp_path / "i.sqlite3"
+    args = ["scan", str(short), str(long), "--index", str(index), "-j", "1", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert mutagen.File(short)["MERTAG_MODEL"] == [default.model_id]
+    assert read_tags(long)["MERTAG_MODEL"] == fast.model_id
+    with Index(index) as idx:
+        assert idx.get(str(long)).model_id == fast.model_id
+    again = runner.invoke(app, args)  # both rows count as finished for the default model
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["summary"]["unchanged"] == 2
+    only_fast = runner.invoke(app, [*args, "--model", "fast"])  # the short one is re-analysed
+    assert only_fast.exit_code == 0 and json.loads(only_fast.stdout)["summary"]["unchanged"] == 1
+    assert mutagen.File(short)["MERTAG_MODEL"] == [fast.model_id]
+
+
 def test_read_only_file_is_analysed_indexed_and_reported(corpus: Path, tmp_path: Path) -> None:
     target = corpus / "egypt.flac"
     target.chmod(0o444)
