@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tagger.analyse import track_features  # noqa: E402
 from tagger.audio import probe  # noqa: E402
 from tagger.features import extract_track, snippet_windows  # noqa: E402
 from tagger.library import walk  # noqa: E402
@@ -49,7 +50,7 @@ def analyses(path: Path, model: MoodModel) -> dict[str, np.ndarray]:
     duration = probe(path).duration or 0.0
     cols = model.columns
     whole = extract_track(path, windows=[(0.0, None)], columns=cols).sequences
-    policy = extract_track(path, columns=cols).sequences
+    policy, chosen = track_features(path, model)  # as a scan does, snippet model included
     snippets = extract_track(path, windows=snippet_windows(duration), columns=cols).sequences
     previous = [
         extract_track(path, windows=[w], columns=cols).sequences[0]
@@ -57,7 +58,7 @@ def analyses(path: Path, model: MoodModel) -> dict[str, np.ndarray]:
     ]
     return {
         "whole": model.track_probabilities(whole),
-        "policy": model.track_probabilities(policy),
+        "policy": chosen.track_probabilities(policy.sequences),
         "snippets": model.track_probabilities(snippets),
         "previous": model.track_probabilities(previous),
     }
