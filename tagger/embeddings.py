@@ -65,11 +65,16 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(used.reshape(n_patches, PATCH_FRAMES, N_MELS))
 
 
-def frontend_paths(frontends: tuple[str, ...] = FRONTENDS) -> list[Path]:
-    """The packaged musicnn ONNX files, in `FRONTENDS` order by default."""
+def frontend_path(frontend: str) -> Path:
+    """The packaged ONNX file of one musicnn network (a name in `FRONTENDS`)."""
     from models import MODELS_DIR
 
-    return [MODELS_DIR / name for name in frontends]
+    return MODELS_DIR / frontend
+
+
+def frontend_paths() -> list[Path]:
+    """The packaged musicnn ONNX files, in `FRONTENDS` order."""
+    return [frontend_path(name) for name in FRONTENDS]
 
 
 _SHARED_ARENA = False
@@ -113,35 +118,33 @@ def session_options(threads: int = 1) -> onnxruntime.SessionOptions:
 
 
 class MusicnnEmbedder:
-    """onnxruntime sessions on the musicnn front ends; create once per process and reuse."""
+    """An onnxruntime session on one musicnn network; create once per process and reuse.
+    (`tagger.features` keeps one per network and places each one's columns in a row.)"""
 
-    def __init__(self, paths: list[Path] | None = None, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        self.paths = paths if paths is not None else frontend_paths()
-        options = session_options(threads)
-        self.sessions: list[onnxruntime.InferenceSession] = [
-            ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
-            for p in self.paths
-        ]
-        self.dim = NETWORK_DIM * len(self.sessions)
+        self.path = path
+        self.session: onnxruntime.InferenceSession = ort.InferenceSession(
+            str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+        )
 
     def embed_patches(self, patches: np.ndarray) -> np.ndarray:
-        """(n, 187, 96) log-mel patches -> (n, dim) float32: per network, penultimate then tags."""
+        """(n, 187, 96) log-mel patches -> (n, 250) float32: penultimate then tags."""
         patches = np.asarray(patches, dtype=np.float32)
         if patches.ndim != 3 or patches.shape[1:] != (PATCH_FRAMES, N_MELS):
             raise ValueError(
                 f"expected patches of shape (n, {PATCH_FRAMES}, {N_MELS}), got {patches.shape}"
             )
         if len(patches) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, NETWORK_DIM), dtype=np.float32)
         chunks = []
         for start in range(0, len(patches), _BATCH_PATCHES):
             batch = {"mel_patches": patches[start : start + _BATCH_PATCHES]}
-            outputs = [out for s in self.sessions for out in s.run(["penultimate", "tags"], batch)]
-            chunks.append(np.concatenate(outputs, axis=1))
+            penultimate, tags = self.session.run(["penultimate", "tags"], batch)
+            chunks.append(np.concatenate([penultimate, tags], axis=1))
         return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
     def embed(self, y: np.ndarray) -> np.ndarray:
-        """Mono 16-kHz audio -> (n_patches, dim) embeddings; no rows when shorter than a patch."""
+        """Mono 16-kHz audio -> (n_patches, 250) embeddings; no rows when shorter than a patch."""
         return self.embed_patches(mel_patches(y))

@@ -32,7 +32,7 @@ from tagger.embeddings import (
     NETWORK_DIM,
     PATCH_SAMPLES,
     MusicnnEmbedder,
-    frontend_paths,
+    frontend_path,
     mel_patches,
     patch_count,
 )
@@ -237,7 +237,7 @@ def embedder(frontend: str) -> MusicnnEmbedder:
     """The process's session on one musicnn network (a name in FRONTENDS), created on first use
     and kept for every later track, whichever models ask for it."""
     if frontend not in _EMBEDDERS:
-        _EMBEDDERS[frontend] = MusicnnEmbedder(frontend_paths((frontend,)), threads=1)
+        _EMBEDDERS[frontend] = MusicnnEmbedder(frontend_path(frontend), threads=1)
     return _EMBEDDERS[frontend]
 
 

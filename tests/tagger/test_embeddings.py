@@ -18,6 +18,7 @@ from tagger.embeddings import (
     PATCH_SAMPLES,
     SAMPLE_RATE,
     MusicnnEmbedder,
+    frontend_path,
     frontend_paths,
     mel_patches,
 )
@@ -26,9 +27,9 @@ from tests.conftest import MUSICNN_DIR, need_shared
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MusicnnEmbedder:
-    return MusicnnEmbedder()
+@pytest.fixture(scope="module", params=FRONTENDS)
+def embedder(request: pytest.FixtureRequest) -> MusicnnEmbedder:
+    return MusicnnEmbedder(frontend_path(request.param))
 
 
 def _sine(seconds: float, freq: float = 440.0) -> np.ndarray:
@@ -37,21 +38,22 @@ def _sine(seconds: float, freq: float = 440.0) -> np.ndarray:
 
 
 def test_shipped_onnx_matches_tf_reference(embedder: MusicnnEmbedder) -> None:
-    """Each network's slice of a row against TensorFlow's own graph on the same patches.
+    """Each network against TensorFlow's own graph on the same patches.
 
     MSD's reference comes with the weights in ../shared; MTT's (tests/data) was computed by
     TensorFlow 2 running the musicnn 0.1.0 wheel's MTT_musicnn checkpoint on those patches.
     """
     x = np.load(need_shared(MUSICNN_DIR) / "MSD_musicnn_tfref_input.npy")
-    emb = embedder.embed_patches(x)
-    assert emb.shape == (3, EMBEDDING_DIM) and emb.dtype == np.float32
-    refs = [MUSICNN_DIR / "MSD_musicnn_tfref.npz", DATA_DIR / "MTT_musicnn_tfref.npz"]
+    got = embedder.embed_patches(x)
+    assert got.shape == (3, NETWORK_DIM) and got.dtype == np.float32
     assert FRONTENDS == ("musicnn_msd.onnx", "musicnn_mtt.onnx")
-    for i, ref_path in enumerate(refs):
-        ref = np.load(ref_path)
-        got = emb[:, i * NETWORK_DIM : (i + 1) * NETWORK_DIM]
-        np.testing.assert_allclose(got[:, :200], ref["penultimate"], rtol=0, atol=1e-4)
-        np.testing.assert_allclose(got[:, 200:], ref["tags"], rtol=0, atol=1e-4)
+    refs = {
+        "musicnn_msd.onnx": MUSICNN_DIR / "MSD_musicnn_tfref.npz",
+        "musicnn_mtt.onnx": DATA_DIR / "MTT_musicnn_tfref.npz",
+    }
+    ref = np.load(refs[embedder.path.name])
+    np.testing.assert_allclose(got[:, :200], ref["penultimate"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got[:, 200:], ref["tags"], rtol=0, atol=1e-4)
 
 
 def test_packaged_frontends_are_present_and_labelled() -> None:
@@ -93,15 +95,15 @@ def test_compression_is_log10_of_scaled_mel() -> None:
 
 
 def test_short_audio_gives_no_rows(embedder: MusicnnEmbedder) -> None:
-    assert embedder.embed(_sine(0.5)).shape == (0, EMBEDDING_DIM)
-    assert embedder.embed(np.zeros(0, np.float32)).shape == (0, EMBEDDING_DIM)
+    assert embedder.embed(_sine(0.5)).shape == (0, NETWORK_DIM)
+    assert embedder.embed(np.zeros(0, np.float32)).shape == (0, NETWORK_DIM)
 
 
 def test_embed_is_embed_patches_of_mel_patches(embedder: MusicnnEmbedder) -> None:
     y = _sine(6.5, freq=220.0)
     emb = embedder.embed(y)
-    assert emb.shape == (2, EMBEDDING_DIM)
+    assert emb.shape == (2, NETWORK_DIM)
     np.testing.assert_array_equal(emb, embedder.embed_patches(mel_patches(y)))
-    for i in range(len(FRONTENDS)):  # each network's 50 tag probabilities end its slice
-        tags = emb[:, i * NETWORK_DIM + 200 : (i + 1) * NETWORK_DIM]
-        assert tags.shape[1] == 50 and np.all((tags >= 0) & (tags <= 1))
+    tags = emb[:, 200:]  # the network's 50 tag probabilities end its columns
+    assert tags.shape[1] == 50 and np.all((tags >= 0) & (tags <= 1))
+    assert EMBEDDING_DIM == NETWORK_DIM * len(FRONTENDS)
