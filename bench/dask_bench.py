@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.library import walk  # noqa: E402
-from tagger.model import MoodModel  # noqa: E402
-from tagger.scan import ScanOptions, run_scan  # noqa: E402
+from mertag.tagger.library import walk  # noqa: E402
+from mertag.tagger.model import MoodModel  # noqa: E402
+from mertag.tagger.scan import ScanOptions, run_scan  # noqa: E402
 
 
 def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
@@ -38,9 +38,9 @@ def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
 
 def warm_worker(track: str, model_path: str) -> None:
     """Run on every worker: import and load everything a track needs."""
-    from tagger.features import extract_track
-    from tagger.model import shared_model
-    from tagger.workers import warm_process
+    from mertag.tagger.features import extract_track
+    from mertag.tagger.model import shared_model
+    from mertag.tagger.workers import warm_process
 
     warm_process()
     extract_track(Path(track), columns=shared_model(Path(model_path)).columns)

@@ -5,7 +5,7 @@
 For each real track of DIR (default ../shared/corpus) and N clips per quadrant of the 4Q set
 (../shared/data/4q), it runs the shipped (or given) model on three analyses of the same file:
   - whole: every patch of the whole track, one sequence (`windows=[(0.0, None)]`);
-  - policy: what `mertag scan` analyses (`tagger.features.excerpt_windows`);
+  - policy: what `mertag scan` analyses (`mertag.tagger.features.excerpt_windows`);
   - snippets: the policy's long-track branch (SNIPPETS one-patch snippets) on any length, so
     that the 4Q clips, which the policy itself analyses whole, test it too;
   - previous: the policy before one-patch snippets: 30-s excerpts (one centred up to 90 s,
@@ -28,12 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.analyse import track_features  # noqa: E402
-from tagger.audio import probe  # noqa: E402
-from tagger.features import extract_track, snippet_windows  # noqa: E402
-from tagger.library import walk  # noqa: E402
-from tagger.model import MoodModel  # noqa: E402
-from tagger.mood import QUADRANTS  # noqa: E402
+from mertag.tagger.analyse import track_features  # noqa: E402
+from mertag.tagger.audio import probe  # noqa: E402
+from mertag.tagger.features import extract_track, snippet_windows  # noqa: E402
+from mertag.tagger.library import walk  # noqa: E402
+from mertag.tagger.model import MoodModel  # noqa: E402
+from mertag.tagger.mood import QUADRANTS  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

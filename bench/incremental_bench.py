@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tagger.index import Index, IndexRow  # noqa: E402
-from tagger.model import MoodModel  # noqa: E402
-from tagger.scan import ScanOptions, run_scan  # noqa: E402
+from mertag.tagger.index import Index, IndexRow  # noqa: E402
+from mertag.tagger.model import MoodModel  # noqa: E402
+from mertag.tagger.scan import ScanOptions, run_scan  # noqa: E402
 
-MERTAG = [sys.executable, "-c", "from trainer.cli import main; main()"]
+MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
 def main() -> None:

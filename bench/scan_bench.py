@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.audio import decode  # noqa: E402
-from tagger.library import walk  # noqa: E402
-from tagger.model import MoodModel  # noqa: E402
-from tagger.scan import STAGES, ScanOptions, default_jobs, run_scan  # noqa: E402
+from mertag.tagger.audio import decode  # noqa: E402
+from mertag.tagger.library import walk  # noqa: E402
+from mertag.tagger.model import MoodModel  # noqa: E402
+from mertag.tagger.scan import STAGES, ScanOptions, default_jobs, run_scan  # noqa: E402
 
 
 def decode_whole(path: Path) -> int:

@@ -4,7 +4,7 @@
         [--runs 3x2,2x3]
 
 A track longer than the training clips is heard as SNIPPETS one-patch snippets
-(`tagger.features.snippet_windows`). The shipped model cannot be asked how well that works on
+(`mertag.tagger.features.snippet_windows`). The shipped model cannot be asked how well that works on
 the clips it was trained on, so this retrains the shipped configuration per fold (artist-grouped
 5-fold CV, as `mertag train`), and predicts every held-out clip twice: from all its patches, as
 `mertag scan` analyses a clip of that length, and from only the patches that the snippet windows
@@ -25,17 +25,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.features import FEATURE_SETS, MIN_SECONDS, SNIPPETS, snippet_windows  # noqa: E402
-from trainer.augment import AUGMENTATIONS  # noqa: E402
-from trainer.cache import default_cache_dir  # noqa: E402
-from trainer.compare import fold_seed  # noqa: E402
-from trainer.dataset import load_dataset  # noqa: E402
-from trainer.ensemble import fit_model  # noqa: E402
-from trainer.extract import extract_clips  # noqa: E402
-from trainer.fit import FitConfig, predict_net  # noqa: E402
-from trainer.folds import make_folds  # noqa: E402
-from trainer.metrics import format_scores, score  # noqa: E402
-from trainer.table import build_table  # noqa: E402
+from mertag.tagger.features import FEATURE_SETS, MIN_SECONDS, SNIPPETS, snippet_windows  # noqa: E402
+from mertag.trainer.augment import AUGMENTATIONS  # noqa: E402
+from mertag.trainer.cache import default_cache_dir  # noqa: E402
+from mertag.trainer.compare import fold_seed  # noqa: E402
+from mertag.trainer.dataset import load_dataset  # noqa: E402
+from mertag.trainer.ensemble import fit_model  # noqa: E402
+from mertag.trainer.extract import extract_clips  # noqa: E402
+from mertag.trainer.fit import FitConfig, predict_net  # noqa: E402
+from mertag.trainer.folds import make_folds  # noqa: E402
+from mertag.trainer.metrics import format_scores, score  # noqa: E402
+from mertag.trainer.table import build_table  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

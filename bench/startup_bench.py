@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-MERTAG = [sys.executable, "-c", "from trainer.cli import main; main()"]
+MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
 def wall(args: list[str], env: dict[str, str] | None = None) -> float:

@@ -1,5 +1,3 @@
-"""mertag: tag a music library with the mood of every track (Russell quadrants)."""
+"""The runtime: walk -> decode -> features -> model -> tags -> index, and the command line."""
 
 from __future__ import annotations
-
-__version__ = "0.1.0"

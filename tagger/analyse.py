@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tagger.features import TrackFeatures, extract_track
-from tagger.model import MoodModel
-from tagger.mood import Prediction, predict_mood
+from mertag.tagger.features import TrackFeatures, extract_track
+from mertag.tagger.model import MoodModel
+from mertag.tagger.mood import Prediction, predict_mood
 
 
 def track_features(path: Path, model: MoodModel) -> tuple[TrackFeatures, MoodModel]:

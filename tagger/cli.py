@@ -1,8 +1,9 @@
 """The `mertag` command line: thin option parsing over the core functions.
 
 librosa and onnxruntime are imported only inside commands that need them, so `mertag --help`
-answers at once. The trainer adds `train` and `evaluate` to this app (trainer/cli.py); the
-tagger never imports the trainer.
+answers at once. Other parts of mertag (the trainer's `train` and `evaluate`) join this app
+through the entry-point group `mertag.commands` (see `command_line`), so the runtime never
+imports them.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tagger.display import display
-from tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.display import display
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 if TYPE_CHECKING:
-    from tagger.config import Config
-    from tagger.index import Index, IndexRow
+    from mertag.tagger.config import Config
+    from mertag.tagger.index import Index, IndexRow
 
 app = typer.Typer(
     name="mertag",
@@ -41,7 +42,7 @@ def usage_error(message: str) -> typer.Exit:
 
 def parse_moods(text: str | None) -> dict[str, str]:
     """'Happy,Angry,Sad,Relaxed' -> {Q1: Happy, ...}."""
-    from tagger.config import check_moods
+    from mertag.tagger.config import check_moods
 
     if not text:
         return dict(DEFAULT_MOODS)
@@ -56,8 +57,25 @@ def parse_moods(text: str | None) -> dict[str, str]:
     return moods
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from mertag import __version__
+
+        typer.echo(f"mertag {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print mertag's version and exit.",
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -74,16 +92,16 @@ def _global_options(
 def settings(ctx: typer.Context) -> Config:
     """The effective config (file over defaults), read once per invocation; a bad file is a
     usage error naming the key."""
-    from tagger.config import ConfigError, load_config
+    from mertag.tagger.config import ConfigError, load_config
 
     root = ctx.find_root()
-    cached = root.meta.get("mertag.config")
+    cached = root.meta.get("mertag.tagger.config")
     if cached is None:
         try:
             cached = load_config(root.params.get("config"))
         except ConfigError as exc:
             raise usage_error(str(exc)) from exc
-        root.meta["mertag.config"] = cached
+        root.meta["mertag.tagger.config"] = cached
     return cached  # type: ignore[no-any-return]
 
 
@@ -95,7 +113,7 @@ IndexOption = Annotated[
 
 def resolve_index(index: Path | None, config: Config | None = None) -> Path:
     """--index, else the config file's index, else the default."""
-    from tagger.index import default_index_path
+    from mertag.tagger.index import default_index_path
 
     if index is not None:
         return index
@@ -104,7 +122,7 @@ def resolve_index(index: Path | None, config: Config | None = None) -> Path:
 
 def open_index(path: Path) -> Index:
     """An existing index, or a usage error (reading commands never create one)."""
-    from tagger.index import Index, IndexVersionError
+    from mertag.tagger.index import Index, IndexVersionError
 
     if not path.is_file():
         raise usage_error(f"{display(path)}: no index yet (run `mertag scan` first)")
@@ -193,10 +211,10 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
-    from tagger.model import ModelError, MoodModel
-    from tagger.report import ScanReporter
-    from tagger.scan import ScanOptions, ScanRefused, default_jobs, run_scan
-    from tagger.workers import BACKENDS, BackendError
+    from mertag.tagger.model import ModelError, MoodModel
+    from mertag.tagger.report import ScanReporter
+    from mertag.tagger.scan import ScanOptions, ScanRefused, default_jobs, run_scan
+    from mertag.tagger.workers import BACKENDS, BackendError
 
     config = settings(ctx)
     if backend not in BACKENDS:
@@ -250,7 +268,7 @@ def export(
     index: IndexOption = None,
 ) -> None:
     """Write every index row (header first for CSV) to stdout or a file."""
-    from tagger.export import export_rows
+    from mertag.tagger.export import export_rows
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
@@ -264,7 +282,7 @@ def export(
 
 
 def _quadrants(words: list[str] | None, config: Config, idx: Index) -> frozenset[str] | None:
-    from tagger.query import index_words, resolve_quadrant
+    from mertag.tagger.query import index_words, resolve_quadrant
 
     if not words:
         return None
@@ -295,8 +313,8 @@ def list_tracks(
     """List indexed tracks, filtered, as a table or as CSV/JSON."""
     from rich.console import Console
 
-    from tagger.export import export_rows
-    from tagger.query import RowFilter, rows_table, select_rows
+    from mertag.tagger.export import export_rows
+    from mertag.tagger.query import RowFilter, rows_table, select_rows
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
@@ -327,7 +345,7 @@ def stats(
 
     from rich.console import Console
 
-    from tagger.query import library_stats, stats_tables
+    from mertag.tagger.query import library_stats, stats_tables
 
     if fmt not in ("table", "json"):
         raise usage_error(f"--format must be table or json, not {fmt!r}")
@@ -387,8 +405,8 @@ def playlist(
     index: IndexOption = None,
 ) -> None:
     """Write one M3U8 playlist per mood (best match first), or a mood journey (--journey)."""
-    from tagger.playlist import mood_playlists
-    from tagger.query import RowFilter, select_rows
+    from mertag.tagger.playlist import mood_playlists
+    from mertag.tagger.query import RowFilter, select_rows
 
     config = settings(ctx)
     if out is None and config.playlist_dir is None:
@@ -421,9 +439,9 @@ def _journey(
 ) -> None:
     from rich.console import Console
 
-    from tagger.journey import JourneyError, journey_table, plan_journey, write_journey
-    from tagger.playlist import playable, safe_file_name
-    from tagger.query import index_words, resolve_quadrant
+    from mertag.tagger.journey import JourneyError, journey_table, plan_journey, write_journey
+    from mertag.tagger.playlist import playable, safe_file_name
+    from mertag.tagger.query import index_words, resolve_quadrant
 
     try:
         start, end = (resolve_quadrant(w, config.moods, index_words(rows)) for w in ends)
@@ -459,8 +477,8 @@ def map_library(
     index: IndexOption = None,
 ) -> None:
     """Draw every analysed track on the valence-arousal plane (needs matplotlib)."""
-    from tagger.libmap import MapError, draw_map
-    from tagger.query import RowFilter, select_rows
+    from mertag.tagger.libmap import MapError, draw_map
+    from mertag.tagger.query import RowFilter, select_rows
 
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
@@ -483,7 +501,7 @@ def untag(
     index: IndexOption = None,
 ) -> None:
     """Remove the tags mertag wrote (MOOD only if it is still mertag's word, every MERTAG_*)."""
-    from tagger.untag import untag as untag_paths
+    from mertag.tagger.untag import untag as untag_paths
 
     config = settings(ctx)
     missing = [p for p in paths if not p.exists()]
@@ -525,7 +543,7 @@ def prune(
     index: IndexOption = None,
 ) -> None:
     """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
-    from tagger.query import prune as prune_index
+    from mertag.tagger.query import prune as prune_index
 
     with open_index(resolve_index(index, settings(ctx))) as idx:
         result = prune_index(idx, path_glob=path_glob, dry_run=dry_run)
@@ -576,5 +594,25 @@ def show_config(
     console.print(table)
 
 
+COMMAND_GROUP = "mertag.commands"
+"""Entry points in this group are `register(app)` functions that add commands to `app`."""
+
+_plugins_loaded = False
+
+
+def command_line() -> typer.Typer:
+    """The whole `mertag` command line: this app plus every installed `mertag.commands` entry
+    point's commands (loaded once)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        from importlib.metadata import entry_points
+
+        # By name: a distribution seen twice on sys.path registers its commands once.
+        for entry in {e.name: e for e in entry_points(group=COMMAND_GROUP)}.values():
+            entry.load()(app)
+        _plugins_loaded = True
+    return app
+
+
 def main() -> None:
-    app()
+    command_line()()

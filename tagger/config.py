@@ -28,9 +28,9 @@ from typing import Any
 
 from platformdirs import user_config_dir
 
-from models import PACKAGED_MODELS
-from tagger.index import default_index_path
-from tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.models import PACKAGED_MODELS
+from mertag.tagger.index import default_index_path
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 if sys.version_info >= (3, 11):
     import tomllib

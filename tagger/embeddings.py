@@ -67,7 +67,7 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
 
 def frontend_path(frontend: str) -> Path:
     """The packaged ONNX file of one musicnn network (a name in `FRONTENDS`)."""
-    from models import MODELS_DIR
+    from mertag.models import MODELS_DIR
 
     return MODELS_DIR / frontend
 
@@ -119,7 +119,7 @@ def session_options(threads: int = 1) -> onnxruntime.SessionOptions:
 
 class MusicnnEmbedder:
     """An onnxruntime session on one musicnn network; create once per process and reuse.
-    (`tagger.features` keeps one per network and places each one's columns in a row.)"""
+    (`mertag.tagger.features` keeps one per network and places each one's columns in a row.)"""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         import onnxruntime as ort

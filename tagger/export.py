@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import TextIO
 
-from tagger.index import COLUMNS, IndexRow
+from mertag.tagger.index import COLUMNS, IndexRow
 
 FORMATS = ("csv", "json")
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.audio import SAMPLE_RATE, AudioError, AudioFile
-from tagger.embeddings import (
+from mertag.tagger.audio import SAMPLE_RATE, AudioError, AudioFile
+from mertag.tagger.embeddings import (
     EMBEDDING_DIM,
     FRONTENDS,
     NETWORK_DIM,

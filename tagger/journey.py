@@ -26,9 +26,9 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from tagger.index import IndexRow
-from tagger.mood import DEFAULT_MOODS
-from tagger.playlist import Entry, render_m3u8, track_entry, write_text_atomic
+from mertag.tagger.index import IndexRow
+from mertag.tagger.mood import DEFAULT_MOODS
+from mertag.tagger.playlist import Entry, render_m3u8, track_entry, write_text_atomic
 
 DEFAULT_LENGTH = 20
 DEFAULT_MAX_DISTANCE = 0.3

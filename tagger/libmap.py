@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tagger.index import IndexRow
-from tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.index import IndexRow
+from mertag.tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
 
 FORMATS = (".png", ".svg", ".pdf")
 

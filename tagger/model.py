@@ -1,6 +1,7 @@
 """The mood model: one onnxruntime session over a self-describing mertag ONNX file.
 
-A mertag model takes `features` (batch, patches, FEATURE_DIM) float32, raw as `tagger.features`
+A mertag model takes `features` (batch, patches, FEATURE_DIM) float32, raw as
+`mertag.tagger.features`
 computes them (normalisation is inside the graph), and gives `probabilities` (batch, 4) over
 Q1..Q4. Its ONNX metadata says what it needs and how it was made; a file that lacks it, or whose
 feature schema is not the tagger's, is refused before any track is touched.
@@ -16,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from models import PACKAGED_MODELS, SNIPPET_MODELS
-from tagger.audio import SAMPLE_RATE
-from tagger.embeddings import session_options
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
-from tagger.mood import QUADRANTS
+from mertag.models import PACKAGED_MODELS, SNIPPET_MODELS
+from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.embeddings import session_options
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
+from mertag.tagger.mood import QUADRANTS
 
 MODEL_FORMAT = "1"
 INPUT_NAME = "features"
@@ -72,7 +73,7 @@ def default_model_path() -> Path:
 def model_path(path: Path | str | None) -> Path:
     """A model file: `path` itself, or for None or a `PACKAGED_MODELS` name that is not a file
     here, the shipped model of that name."""
-    from models import MODELS_DIR
+    from mertag.models import MODELS_DIR
 
     if path is None:
         return MODELS_DIR / DEFAULT_MODEL_NAME

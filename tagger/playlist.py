@@ -18,9 +18,9 @@ from typing import Any
 
 import mutagen
 
-from tagger.index import IndexRow
-from tagger.mood import DEFAULT_MOODS, QUADRANTS
-from tagger.query import check_file
+from mertag.tagger.index import IndexRow
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.query import check_file
 
 SUFFIX = ".m3u8"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from tagger.display import display
-from tagger.index import Index, IndexRow
-from tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.display import display
+from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 
 def index_words(rows: Iterable[IndexRow]) -> dict[str, str]:

@@ -22,9 +22,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tagger.display import display
-from tagger.mood import QUADRANTS
-from tagger.scan import ScanSummary, TrackOutcome, tag_values
+from mertag.tagger.display import display
+from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.scan import ScanSummary, TrackOutcome, tag_values
 
 
 class RateColumn(ProgressColumn):

@@ -5,7 +5,8 @@ life, analyse a track, write its tags, and send back a TrackOutcome; the parent 
 only writer of the index and commits each outcome as it arrives, so an interrupted scan keeps
 every finished track.
 
-Faults: a tag write replaces the file in one rename (tagger.safe_write), so a scan killed at any
+Faults: a tag write replaces the file in one rename (mertag.tagger.safe_write), so a scan killed at
+any
 moment leaves each file as it was or fully tagged, and the next scan deletes the killed writer's
 temp copy and picks up the tracks without a row. Ctrl-C reaches only this process (workers start
 with SIGINT ignored), which stops the workers and returns the summary so far. One scan at a time
@@ -24,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tagger.audio import AudioError
-from tagger.display import display
-from tagger.index import Index, IndexRow, needs_analysis
-from tagger.library import walk
-from tagger.mood import Prediction
-from tagger.safe_write import remove_stale_temps
+from mertag.tagger.audio import AudioError
+from mertag.tagger.display import display
+from mertag.tagger.index import Index, IndexRow, needs_analysis
+from mertag.tagger.library import walk
+from mertag.tagger.mood import Prediction
+from mertag.tagger.safe_write import remove_stale_temps
 
 STAGES = ("decode", "features", "model", "tags", "index")
 
@@ -51,7 +52,7 @@ class ScanOptions:
     force: bool = False
     retry_failed: bool = False
     jobs: int = 1
-    backend: str = "local"  # or "dask": see tagger.workers
+    backend: str = "local"  # or "dask": see mertag.tagger.workers
     scheduler: str | None = None  # the Dask scheduler's address, for backend "dask"
 
 
@@ -119,9 +120,9 @@ def process_track(
     id3v23: bool,
 ) -> TrackOutcome:
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
-    from tagger.analyse import track_features
-    from tagger.model import shared_model
-    from tagger.mood import predict_mood
+    from mertag.tagger.analyse import track_features
+    from mertag.tagger.model import shared_model
+    from mertag.tagger.mood import predict_mood
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = shared_model(model_path)
@@ -152,7 +153,7 @@ def process_track(
 def write_outcome_tags(outcome: TrackOutcome, id3v23: bool) -> None:
     """Write an analysed track's tags, unless the file changed since it was stat'ed for
     analysis; a failure is recorded in the outcome, never raised."""
-    from tagger.tags import TagError, write_tags
+    from mertag.tagger.tags import TagError, write_tags
 
     assert outcome.prediction is not None
     t0 = time.perf_counter()
@@ -189,7 +190,7 @@ def plan(
     if options.write and not options.dry_run:
         for folder in dict.fromkeys(path.parent for path in found.tracks):
             summary.temps_removed += len(remove_stale_temps(folder))
-    from tagger.model import accepted_model_ids
+    from mertag.tagger.model import accepted_model_ids
 
     accepted = accepted_model_ids(options.model_id)
     todo: list[tuple[Path, int, int]] = []
@@ -301,7 +302,7 @@ def _sigint_between_tracks() -> Iterator[Callable[[], None]]:
 def _outcomes(
     todo: Sequence[tuple[Path, int, int]], options: ScanOptions
 ) -> Iterator[TrackOutcome]:
-    from tagger import workers
+    from mertag.tagger import workers
 
     if options.backend == "dask":
         yield from workers.dask_outcomes(_current(todo), options)

@@ -4,7 +4,8 @@ MOOD goes in the field players read (ID3v2.4 TMOO, TXXX:MOOD in ID3v2.3, Vorbis 
 freeform MOOD atom); mertag's own values sit beside it as MERTAG_* custom fields. One table
 (FIELD_TABLE) says which key each format uses and one small storage class per container family
 (ID3, Vorbis comment, MP4) reads and edits them, as mediafile does. Every save goes through
-tagger.safe_write, so a file is never left half-written, and everything else in the file (other
+mertag.tagger.safe_write, so a file is never left half-written, and everything else in the file
+(other
 tags, pictures, the audio itself) is kept.
 """
 
@@ -28,7 +29,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from tagger.safe_write import SafeWriteError, describe_os_error, file_state, rewrite_file
+from mertag.tagger.safe_write import SafeWriteError, describe_os_error, file_state, rewrite_file
 
 MERTAG_FIELDS: tuple[str, ...] = (
     "MOOD",

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tagger.index import Index, IndexRow
-from tagger.library import walk
-from tagger.mood import DEFAULT_MOODS, QUADRANTS
-from tagger.tags import MERTAG_FIELDS, TagError, read_tags, remove_tags
+from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.library import walk
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.tags import MERTAG_FIELDS, TagError, read_tags, remove_tags
 
 
 @dataclass

@@ -15,7 +15,8 @@ finishes, in any order; the scan alone writes the index.
 A worker process is prepared once, on its first track: BLAS is held to one thread (the pipeline
 multiplies small matrices, where BLAS threads only fight the other workers for the cores: with
 two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms), the
-constant-Q filter banks are kept (`tagger.features.cache_filters`), and glibc's allocator gets
+constant-Q filter banks are kept (`mertag.tagger.features.cache_filters`), and glibc's allocator
+gets
 fixed thresholds (see `_steady_malloc`).
 """
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tagger.scan import ScanOptions, TrackOutcome
+    from mertag.tagger.scan import ScanOptions, TrackOutcome
 
 BACKENDS = ("local", "dask")
 CONNECT_TIMEOUT_S = 30.0
@@ -78,7 +79,7 @@ def warm_process() -> None:
     _steady_malloc()
     from threadpoolctl import threadpool_limits
 
-    from tagger.features import cache_filters
+    from mertag.tagger.features import cache_filters
 
     threadpool_limits(1)
     cache_filters()
@@ -94,8 +95,8 @@ def analyse(
     write: bool,
     id3v23: bool,
 ) -> TrackOutcome:
-    """`tagger.scan.process_track` in a local worker process."""
-    from tagger.scan import process_track
+    """`mertag.tagger.scan.process_track` in a local worker process."""
+    from mertag.tagger.scan import process_track
 
     warm_process()
     return process_track(path, size, mtime_ns, model_path, moods, write, id3v23)
@@ -112,7 +113,7 @@ def analyse_here(
 
     Nothing is imported or set before the first track, so a scan with nothing to do stays fast.
     """
-    from tagger.scan import process_track
+    from mertag.tagger.scan import process_track
 
     with ExitStack() as stack:
         first = True
@@ -120,7 +121,7 @@ def analyse_here(
             if first:
                 from threadpoolctl import threadpool_limits
 
-                from tagger.features import cache_filters
+                from mertag.tagger.features import cache_filters
 
                 stack.enter_context(threadpool_limits(1))
                 cache_filters()
@@ -155,7 +156,7 @@ def analyse_remote(
     path: Path, size: int, mtime_ns: int, model: ModelFile, moods: Mapping[str, str] | None
 ) -> TrackOutcome:
     """Decode, extract and classify one track on a Dask worker; the client writes the tags."""
-    from tagger.scan import process_track
+    from mertag.tagger.scan import process_track
 
     warm_process()
     return process_track(path, size, mtime_ns, model.local_path(), moods, False, False)
@@ -166,7 +167,7 @@ def dask_outcomes(
 ) -> Iterator[TrackOutcome]:
     """Analyse `todo` on the Dask cluster at `options.scheduler`, writing tags here as results
     arrive. Connects only when there is a track to analyse."""
-    from tagger.scan import write_outcome_tags
+    from mertag.tagger.scan import write_outcome_tags
 
     tracks = iter(todo)
     first = next(tracks, None)

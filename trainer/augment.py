@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tagger.audio import SAMPLE_RATE
+from mertag.tagger.audio import SAMPLE_RATE
 
 
 def rng_for(digest: str, spec: str) -> np.random.Generator:

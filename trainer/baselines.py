@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trainer.choices import BASELINES, feature_columns
+from mertag.trainer.choices import BASELINES, feature_columns
 
 
 def pooled(sequences: Sequence[np.ndarray], features: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA
 
 CLEAN = "clean"
 

@@ -5,7 +5,7 @@ Kept free of torch and scikit-learn so the command line can offer the choices ch
 
 from __future__ import annotations
 
-from tagger.features import FEATURE_SETS
+from mertag.tagger.features import FEATURE_SETS
 
 ARCHS: dict[str, tuple[str, bool]] = {
     "rnn": ("rnn", False),
@@ -16,7 +16,7 @@ ARCHS: dict[str, tuple[str, bool]] = {
 """Sequence architecture name -> (recurrent cell, bidirectional)."""
 
 BASELINES = ("logreg", "linsvm", "rbfsvm", "forest", "knn")
-"""scikit-learn baselines on pooled features (see trainer.baselines)."""
+"""scikit-learn baselines on pooled features (see mertag.trainer.baselines)."""
 
 COMPARED_FEATURE_SETS = ("librosa", "musicnn", "both")
 """The feature sets of the seed paper's comparison (`mertag train --compare`)."""

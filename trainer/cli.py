@@ -1,23 +1,29 @@
-"""`mertag train` and `mertag evaluate`, added to the tagger's command line.
+"""`mertag train` and `mertag evaluate`, added to the runtime's command line by `register`.
 
-The console script points here (`mertag = "trainer.cli:main"`) so one `mertag` offers every
-command. Thin: each command parses options and calls one core function. torch is imported only
-inside `train`; `evaluate` needs neither torch nor scikit-learn.
+`register` is the `mertag.commands` entry point (pyproject.toml), so the runtime loads it without
+importing the trainer. Thin: each command parses options and calls one core function. torch is
+imported only inside `train`, which first checks that the `train` extra is installed;
+`evaluate` needs neither torch nor scikit-learn.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app
-from tagger.display import display
-from trainer.choices import ARCHS, FEATURE_SETS
+from mertag.tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from mertag.tagger.display import display
+from mertag.trainer.choices import ARCHS, FEATURE_SETS
 
-__all__ = ["app", "main"]
+__all__ = ["register"]
+
+TRAIN_EXTRA = ("torch", "sklearn", "onnx")
+"""Import names `train` needs beyond the runtime (the `train` extra)."""
+TRAIN_INSTALL = "pip install torch==2.13.0 'mertag[train]'"
 
 # Typer offers an Enum's values as the choices of an option.
 Arch = Enum("Arch", {name: name for name in ARCHS}, type=str)  # type: ignore[misc]
@@ -48,7 +54,11 @@ def _report_problems(problems: list) -> None:
         _err(f"{len(problems)} row(s) skipped")
 
 
-@app.command()
+def missing_train_modules() -> list[str]:
+    """The modules of the `train` extra that are not installed."""
+    return [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+
+
 def train(
     data: Annotated[Path, typer.Argument(help="Folder with Q1..Q4 subfolders, or a labels CSV.")],
     output: Annotated[
@@ -103,13 +113,18 @@ def train(
     progress: ProgressOption = True,
 ) -> None:
     """Cross-validate a mood model on labelled clips, then train it on all of them and export it."""
+    missing = missing_train_modules()
+    if missing:
+        raise _fail(
+            f"mertag train needs the train extra ({', '.join(missing)} missing): {TRAIN_INSTALL}"
+        )
     if folds == 1:
         raise _fail("--folds must be 0 (no cross-validation) or at least 2")
     if output is None and report is None and not compare and folds == 0:
         raise _fail("nothing to do: give --output, --report, --compare or --folds")
-    from trainer.dataset import DatasetError
-    from trainer.fit import FitConfig
-    from trainer.train import train as run_training
+    from mertag.trainer.dataset import DatasetError
+    from mertag.trainer.fit import FitConfig
+    from mertag.trainer.train import train as run_training
 
     config = FitConfig(
         arch=arch.value,
@@ -152,7 +167,6 @@ def train(
     raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
 
 
-@app.command()
 def evaluate(
     data: Annotated[Path, typer.Argument(help="Folder with Q1..Q4 subfolders, or a labels CSV.")],
     model: Annotated[
@@ -171,10 +185,10 @@ def evaluate(
     """Score a model on labelled clips through the same path `mertag scan` uses."""
     import json
 
-    from tagger.model import ModelError
-    from trainer.dataset import DatasetError
-    from trainer.evaluate import evaluate as run_evaluation
-    from trainer.metrics import format_scores
+    from mertag.tagger.model import ModelError
+    from mertag.trainer.dataset import DatasetError
+    from mertag.trainer.evaluate import evaluate as run_evaluation
+    from mertag.trainer.metrics import format_scores
 
     try:
         result = run_evaluation(data, model, n_jobs=jobs, progress=progress)
@@ -195,5 +209,7 @@ def evaluate(
     raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
 
 
-def main() -> None:
-    app()
+def register(app: typer.Typer) -> None:
+    """Add `train` and `evaluate` to `app` (the `mertag.commands` entry point)."""
+    app.command()(train)
+    app.command()(evaluate)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tagger.mood import QUADRANTS
-from trainer.baselines import make_baseline, pooled
-from trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
-from trainer.ensemble import ensemble_name, fit_model
-from trainer.fit import FitConfig, predict_net
-from trainer.metrics import score
-from trainer.progress import track
-from trainer.table import FeatureTable
+from mertag.tagger.mood import QUADRANTS
+from mertag.trainer.baselines import make_baseline, pooled
+from mertag.trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
+from mertag.trainer.ensemble import ensemble_name, fit_model
+from mertag.trainer.fit import FitConfig, predict_net
+from mertag.trainer.metrics import score
+from mertag.trainer.progress import track
+from mertag.trainer.table import FeatureTable
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tagger.library import is_audio_name
-from tagger.mood import QUADRANTS
+from mertag.tagger.library import is_audio_name
+from mertag.tagger.mood import QUADRANTS
 
 PATH_COLUMNS = ("file", "path", "filename")
 LABEL_COLUMNS = ("quadrant", "label")

@@ -1,5 +1,5 @@
 """An in-graph ensemble: sequence nets trained alike from different seeds, averaged, optionally
-beside a logistic regression on pooled features (trainer.linear).
+beside a logistic regression on pooled features (mertag.trainer.linear).
 
 Seeds change the initial weights, dropout masks and batch order; on 720 clips that alone moves a
 single net's cross-validated macro-F1 by a few points, so averaging the members' probabilities
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.fit import FitConfig, fit_net
-from trainer.linear import PooledLinear, fit_linear
-from trainer.nets import MoodNet
+from mertag.trainer.fit import FitConfig, fit_net
+from mertag.trainer.linear import PooledLinear, fit_linear
+from mertag.trainer.nets import MoodNet
 
 
 class MoodEnsemble(nn.Module):
@@ -67,7 +67,8 @@ def ensemble_name(arch: str, size: int, linear: bool = False) -> str:
 
 
 def member_seed(seed: int, member: int) -> int:
-    """Member i's seed; folds are 1000 apart (trainer.compare.fold_seed), so these never meet."""
+    """Member i's seed; folds are 1000 apart (mertag.trainer.compare.fold_seed), so these never
+    meet."""
     return seed + member
 
 

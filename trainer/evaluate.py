@@ -1,6 +1,7 @@
 """`mertag evaluate` as one function: a model's scores on labelled data, through the scan path.
 
-Every clip goes through `tagger.analyse.analyse_track` with a `tagger.model.MoodModel`, exactly as
+Every clip goes through `mertag.tagger.analyse.analyse_track` with a
+`mertag.tagger.model.MoodModel`, exactly as
 `mertag scan` tags a file (no feature cache, no torch), so the numbers are those a user gets.
 """
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.audio import AudioError
-from tagger.model import shared_model
-from tagger.mood import QUADRANTS
-from trainer.dataset import DatasetError, Problem, load_dataset
-from trainer.metrics import Scores, score
-from trainer.progress import track
+from mertag.tagger.audio import AudioError
+from mertag.tagger.model import shared_model
+from mertag.tagger.mood import QUADRANTS
+from mertag.trainer.dataset import DatasetError, Problem, load_dataset
+from mertag.trainer.metrics import Scores, score
+from mertag.trainer.progress import track
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Evaluation:
 
 
 def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, str | None, str]:
-    from tagger.analyse import analyse_track
+    from mertag.tagger.analyse import analyse_track
 
     try:
         return index, analyse_track(path, shared_model(model_path)).quadrant, ""

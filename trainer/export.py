@@ -2,7 +2,7 @@
 
 The graph maps `features` (batch, seq, FEATURE_DIM), both axes dynamic, to `probabilities`
 (batch, 4); the column selection and normalisation are inside it. The metadata carries exactly
-what `tagger.model` requires, so the file loads in `tagger.model.MoodModel`.
+what `mertag.tagger.model` requires, so the file loads in `mertag.tagger.model.MoodModel`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagger.audio import SAMPLE_RATE
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
-from tagger.model import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, REQUIRED_METADATA
-from tagger.mood import QUADRANTS
-from trainer.ensemble import MoodEnsemble
-from trainer.nets import MoodNet
+from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
+from mertag.tagger.model import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, REQUIRED_METADATA
+from mertag.tagger.mood import QUADRANTS
+from mertag.trainer.ensemble import MoodEnsemble
+from mertag.trainer.nets import MoodNet
 
 Net = MoodNet | MoodEnsemble
 
@@ -46,7 +46,7 @@ def model_id(net: Net) -> str:
 
 
 def model_metadata(net: Net, summary: dict) -> dict[str, str]:
-    """The metadata_props of a mertag model: exactly tagger.model.REQUIRED_METADATA."""
+    """The metadata_props of a mertag model: exactly mertag.tagger.model.REQUIRED_METADATA."""
     meta = {
         "mertag_model_format": MODEL_FORMAT,
         "model_id": model_id(net),

@@ -1,6 +1,6 @@
 """Feature extraction for training: every clip's sequences, clean and augmented, cached, parallel.
 
-A clip is decoded once with `tagger.features.decode_excerpt` and its clean features come from
+A clip is decoded once with `mertag.tagger.features.decode_excerpt` and its clean features come from
 `features_from_audio`, the two steps of `extract_track` that `mertag scan` runs; augmented copies
 alter the same audio before `features_from_audio`.
 Files are hashed in the main process and only cache misses go to the joblib workers, one task per
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.audio import AudioError
-from tagger.features import decode_excerpt, features_from_audio
-from trainer.augment import Augmentation, rng_for
-from trainer.cache import CLEAN, FeatureCache, cache_key, file_digest
-from trainer.dataset import Clip, Problem
-from trainer.progress import track
+from mertag.tagger.audio import AudioError
+from mertag.tagger.features import decode_excerpt, features_from_audio
+from mertag.trainer.augment import Augmentation, rng_for
+from mertag.trainer.cache import CLEAN, FeatureCache, cache_key, file_digest
+from mertag.trainer.dataset import Clip, Problem
+from mertag.trainer.progress import track
 
 
 @dataclass

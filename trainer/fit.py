@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.choices import feature_columns
-from trainer.nets import MoodNet
+from mertag.trainer.choices import feature_columns
+from mertag.trainer.nets import MoodNet
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class FitConfig:
     input_dropout: float = 0.0
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(mixup, mixup) mixing weight between clips of a batch; 0: off
-    ensemble: int = 5  # nets trained from different seeds, averaged (trainer.ensemble)
+    ensemble: int = 5  # nets trained from different seeds, averaged (mertag.trainer.ensemble)
     linear_weight: float = 0.3  # weight of a pooled logistic-regression head beside them
 
 

@@ -1,6 +1,7 @@
 """A logistic regression on pooled features, as a torch module that exports with the nets.
 
-It is the 'logreg' baseline (trainer.baselines) moved inside the graph: a sequence's pooled vector
+It is the 'logreg' baseline (mertag.trainer.baselines) moved inside the graph: a sequence's pooled
+vector
 is the mean and standard deviation over time of the feature set's columns, standardised with the
 training statistics, then one linear layer and a softmax. Fitted by scikit-learn (exact, convex),
 then copied into buffers. Pooling discards order, which the recurrent nets keep, so the two make
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.baselines import make_baseline, pooled
-from trainer.choices import FEATURE_SETS
-from trainer.nets import MIN_STD
+from mertag.trainer.baselines import make_baseline, pooled
+from mertag.trainer.choices import FEATURE_SETS
+from mertag.trainer.nets import MIN_STD
 
 
 class PooledLinear(nn.Module):

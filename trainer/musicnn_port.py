@@ -2,13 +2,15 @@
 
 musicnn (Pons & Serra 2019) ships only TensorFlow 1 checkpoints; this module rebuilds the network
 in torch from the checkpoint's tensors (an ``.npz`` keyed by TensorFlow variable name, as
-``trainer.tf_checkpoint`` writes it) so that the runtime can use it through onnxruntime, without
+``mertag.trainer.tf_checkpoint`` writes it) so that the runtime can use it through onnxruntime,
+without
 TensorFlow. MSD_musicnn and MTT_musicnn share the architecture; only the weights differ. Layer
 order follows the upstream graph exactly: every convolution and the penultimate dense layer
 apply ReLU *before* their batch normalisation, and the back end's batch norm sees max and mean
 pools interleaved feature by feature, as TensorFlow's flatten of a (753, 2) map leaves them.
 
-Run ``python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx --frontend musicnn-msd`` to write the
+Run ``python -m mertag.trainer.musicnn_port WEIGHTS_NPZ OUT.onnx --frontend musicnn-msd`` to write
+the
 ONNX file (the model card gives the commands for both shipped front ends).
 """
 
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tagger.embeddings import HOP, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from mertag.tagger.embeddings import HOP, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
 
 BN_EPS = 1e-3
 """TensorFlow's default batch-normalisation epsilon, which the checkpoint was trained with."""
@@ -227,7 +229,7 @@ def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-m
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: python -m trainer.musicnn_port WEIGHTS_NPZ OUT.onnx [--frontend NAME]."""
+    """CLI: python -m mertag.trainer.musicnn_port WEIGHTS_NPZ OUT.onnx [--frontend NAME]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights_npz", type=Path)
     parser.add_argument("out", type=Path)

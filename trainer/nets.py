@@ -1,7 +1,8 @@
 """The seed paper's sequence models: (bi)RNN and (bi)LSTM over the per-patch feature sequence.
 
 One module is both the trained model and the exported graph: it takes RAW features (batch, seq,
-FEATURE_DIM) as `tagger.features` computes them, selects its columns, normalises them with the
+FEATURE_DIM) as `mertag.tagger.features` computes them, selects its columns, normalises them with
+the
 training statistics held as buffers, runs the recurrent layer, averages its outputs over time
 (mean pooling: every patch counts equally, and it is the same for both directions), and maps that
 to four logits; `forward` gives softmax probabilities, `logits` what the loss is computed on.
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.choices import ARCHS, FEATURE_SETS
+from mertag.trainer.choices import ARCHS, FEATURE_SETS
 
 MIN_STD = 1e-6
 

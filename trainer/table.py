@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.cache import CLEAN
-from trainer.extract import Extraction
+from mertag.trainer.cache import CLEAN
+from mertag.trainer.extract import Extraction
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ The musicnn wheel on PyPI ships its pretrained networks only as TF1 checkpoints:
 file (a LevelDB-format table mapping each variable name to a ``BundleEntryProto``: dtype, shape,
 shard, offset, size) beside ``.data-NNNNN-of-NNNNN`` shards holding the raw little-endian tensor
 bytes. This reads exactly that, so that converting a checkpoint to the ``.npz`` that
-``trainer.musicnn_port`` loads needs no TensorFlow install. Only what those checkpoints use is
+``mertag.trainer.musicnn_port`` loads needs no TensorFlow install. Only what those checkpoints use
+is
 supported: uncompressed blocks, whole (unsliced) tensors of numeric dtypes.
 
-    python -m trainer.tf_checkpoint CHECKPOINT_PREFIX OUT.npz [--skip Adam --skip power]
+    python -m mertag.trainer.tf_checkpoint CHECKPOINT_PREFIX OUT.npz [--skip Adam --skip power]
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tagger import __version__
-from trainer.augment import AUGMENTATIONS
-from trainer.cache import default_cache_dir
-from trainer.compare import (
+from mertag import __version__
+from mertag.trainer.augment import AUGMENTATIONS
+from mertag.trainer.cache import default_cache_dir
+from mertag.trainer.compare import (
     Candidate,
     CVResult,
     all_candidates,
@@ -22,14 +22,14 @@ from trainer.compare import (
     report_json,
     report_markdown,
 )
-from trainer.dataset import Problem, check_usable, load_dataset
-from trainer.ensemble import fit_model
-from trainer.export import export_onnx
-from trainer.extract import extract_clips
-from trainer.fit import FitConfig
-from trainer.folds import make_folds
-from trainer.progress import counter
-from trainer.table import build_table
+from mertag.trainer.dataset import Problem, check_usable, load_dataset
+from mertag.trainer.ensemble import fit_model
+from mertag.trainer.export import export_onnx
+from mertag.trainer.extract import extract_clips
+from mertag.trainer.fit import FitConfig
+from mertag.trainer.folds import make_folds
+from mertag.trainer.progress import counter
+from mertag.trainer.table import build_table
 
 
 @dataclass

@@ -14,9 +14,9 @@ import mutagen
 import numpy as np
 from mutagen.flac import FLAC, Picture
 
-from tagger.audio import decode
-from tagger.safe_write import TEMP_SUFFIX
-from tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
+from mertag.tagger.audio import decode
+from mertag.tagger.safe_write import TEMP_SUFFIX
+from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
 from tests.audio_files import encode_tone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,8 +58,8 @@ def add_picture(path: Path, size: int) -> None:
 
 
 def mertag_command() -> list[str]:
-    """The mertag entry point (trainer.cli:main) as a command for subprocess."""
-    return [sys.executable, "-c", "from trainer.cli import main; main()"]
+    """The mertag entry point (mertag.tagger.cli:main) as a command for subprocess."""
+    return [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
 def start_scan(args: list[str], **kwargs: object) -> subprocess.Popen[str]:

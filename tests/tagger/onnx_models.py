@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tagger.audio import SAMPLE_RATE
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
+from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
 
 
 def linear_model(path: Path, *, seed: int = 0, **meta_overrides: str | None) -> Path:

@@ -26,9 +26,9 @@ from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 from typer.testing import CliRunner, Result
 
-from tagger.cli import app
-from tagger.index import Index, IndexRow
-from tagger.mood import predict_mood
+from mertag.tagger.cli import app
+from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.mood import predict_mood
 from tests.conftest import CORPUS_FILES
 
 CORPUS_NAMES = CORPUS_FILES

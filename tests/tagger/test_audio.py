@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from tagger.audio import SAMPLE_RATE, AudioError, AudioFile, decode, probe
+from mertag.tagger.audio import SAMPLE_RATE, AudioError, AudioFile, decode, probe
 from tests.audio_files import encode_tone
 from tests.conftest import CORPUS_FILES
 

@@ -7,8 +7,8 @@ import json
 import threading
 from pathlib import Path
 
-from tagger.features import FEATURE_SCHEMA
-from tagger.scan import ScanOptions, run_scan
+from mertag.tagger.features import FEATURE_SCHEMA
+from mertag.tagger.scan import ScanOptions, run_scan
 from tests.tagger.fault_helpers import check_index, check_track, make_library, start_scan
 from tests.tagger.onnx_models import linear_model
 

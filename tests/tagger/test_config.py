@@ -10,11 +10,11 @@ from pathlib import Path
 import mutagen
 import pytest
 
-from tagger import config as config_module
-from tagger.config import ConfigError, config_location, load_config
-from tagger.index import Index
-from tagger.mood import DEFAULT_MOODS
-from tagger.tags import read_tags
+from mertag.tagger import config as config_module
+from mertag.tagger.config import ConfigError, config_location, load_config
+from mertag.tagger.index import Index
+from mertag.tagger.mood import DEFAULT_MOODS
+from mertag.tagger.tags import read_tags
 from tests.tagger.scanned_library import invoke, make_wav
 
 FULL = """
@@ -193,7 +193,7 @@ def test_scan_follows_the_file_and_the_command_line_wins(
 def test_scan_uses_the_configured_model_unless_told_otherwise(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagger.model import MoodModel
+    from mertag.tagger.model import MoodModel
 
     track = corpus / "lava.wav"
     monkeypatch.setenv("MERTAG_CONFIG", str(_write(tmp_path, 'model = "fast"\n')))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tagger.model import accepted_model_ids, default_model_path, read_model_info
-from tagger.safe_write import TEMP_SUFFIX, remove_stale_temps
-from tagger.tags import read_tags
+from mertag.tagger.model import accepted_model_ids, default_model_path, read_model_info
+from mertag.tagger.safe_write import TEMP_SUFFIX, remove_stale_temps
+from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import (
     add_picture,
     check_index,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagger.embeddings import (
+from mertag.tagger.embeddings import (
     EMBEDDING_DIM,
     FRONTENDS,
     HOP,

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from tagger.export import FORMATS, export_rows
-from tagger.index import COLUMNS, IndexRow
+from mertag.tagger.export import FORMATS, export_rows
+from mertag.tagger.index import COLUMNS, IndexRow
 
 ROWS = [
     IndexRow(

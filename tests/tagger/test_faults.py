@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from models import MODELS_DIR
-from tagger.display import display
-from tagger.features import FEATURE_SCHEMA
-from tagger.index import Index
-from tagger.model import default_model_path, read_model_info
-from tagger.scan import ScanOptions, ScanRefused, process_track, run_scan
-from tagger.tags import read_tags
+from mertag.models import MODELS_DIR
+from mertag.tagger.cli import app
+from mertag.tagger.display import display
+from mertag.tagger.features import FEATURE_SCHEMA
+from mertag.tagger.index import Index
+from mertag.tagger.model import default_model_path, read_model_info
+from mertag.tagger.scan import ScanOptions, ScanRefused, process_track, run_scan
+from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import REPO, check_index, make_track, mertag_command, temp_files
 from tests.tagger.onnx_models import linear_model
-from trainer.cli import app
 
 runner = CliRunner()
 HUGE = 4 << 30  # a 4 GiB sparse file: no disk used, but a decoder scanning it would take minutes
@@ -236,7 +236,7 @@ def test_a_write_cut_short_by_the_file_size_limit_leaves_the_file_intact(tmp_pat
         f"""
         import resource, signal
         from pathlib import Path
-        from tagger.tags import TagError, write_tags
+        from mertag.tagger.tags import TagError, write_tags
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
         try:

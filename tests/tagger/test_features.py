@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagger.audio import SAMPLE_RATE, AudioError
-from tagger.embeddings import PATCH_SAMPLES
-from tagger.features import (
+from mertag.tagger.audio import SAMPLE_RATE, AudioError
+from mertag.tagger.embeddings import PATCH_SAMPLES
+from mertag.tagger.features import (
     FEATURE_DIM,
     FEATURE_SETS,
     FRAME_DIM,

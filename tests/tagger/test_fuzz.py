@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tagger.audio import AudioError, decode
-from tagger.tags import TagError, audio_fingerprint, read_tags, write_tags
+from mertag.tagger.audio import AudioError, decode
+from mertag.tagger.tags import TagError, audio_fingerprint, read_tags, write_tags
 from tests.tagger.fault_helpers import FORMATS, make_track, temp_files
 
 EXAMPLES = 400

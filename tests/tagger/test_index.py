@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tagger.index import (
+from mertag.tagger.index import (
     COLUMNS,
     Index,
     IndexRow,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagger.index import IndexRow
-from tagger.journey import JourneyError, plan_journey, quadrant_centre
-from tagger.mood import DEFAULT_MOODS
+from mertag.tagger.index import IndexRow
+from mertag.tagger.journey import JourneyError, plan_journey, quadrant_centre
+from mertag.tagger.mood import DEFAULT_MOODS
 from tests.tagger.scanned_library import (
     Library,
     grid_points,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagger.index import IndexRow
-from tagger.libmap import COLOURS, MapError, draw_map
+from mertag.tagger.index import IndexRow
+from mertag.tagger.libmap import COLOURS, MapError, draw_map
 from tests.tagger.scanned_library import Library, grid_points, invoke, point_row
 
 Image = pytest.importorskip("PIL.Image", reason="matplotlib (the map extra) brings Pillow")
@@ -78,7 +78,7 @@ def test_without_matplotlib_a_clear_message(
 
 def test_help_does_not_import_matplotlib() -> None:
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom tagger.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom mertag.tagger.cli import app\n"
         "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
         "assert CliRunner().invoke(app, ['map', '--help']).exit_code == 0\n"
         "print('matplotlib' in sys.modules)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tagger.library import AUDIO_EXTENSIONS, Walk, is_audio_name, walk
+from mertag.tagger.library import AUDIO_EXTENSIONS, Walk, is_audio_name, walk
 
 BAD_NAME = os.fsdecode(b"bad\xff.mp3")  # not valid UTF-8: a str with a surrogate escape
 
@@ -175,7 +175,7 @@ def test_folder_that_cannot_be_listed_is_a_problem(
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr("tagger.library.os.scandir", scandir)
+    monkeypatch.setattr("mertag.tagger.library.os.scandir", scandir)
     result = walk([tree])
     assert tree / "Podcasts/ep1.mp3" in result.tracks
     assert dict(result.problems)[locked] == "cannot list folder: Permission denied"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import MODELS_DIR
-from tagger.features import FEATURE_DIM, FEATURE_SETS
-from tagger.model import PACKAGED_MODELS, ModelError, MoodModel, model_path
+from mertag.models import MODELS_DIR
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SETS
+from mertag.tagger.model import PACKAGED_MODELS, ModelError, MoodModel, model_path
 from tests.tagger.onnx_models import linear_model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tagger.mood import predict_mood
+from mertag.tagger.mood import predict_mood
 
 
 def test_corners_and_formula() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import mutagen
 import pytest
 
-from tagger.index import Index, IndexRow
-from tagger.playlist import location, playable, safe_file_name, track_entry
+from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.playlist import location, playable, safe_file_name, track_entry
 from tests.tagger.scanned_library import GENERATED, Library, invoke, read_playlist
 
 

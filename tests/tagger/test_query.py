@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tagger.index import COLUMNS, Index
-from tagger.query import is_gone, resolve_quadrant
+from mertag.tagger.index import COLUMNS, Index
+from mertag.tagger.query import is_gone, resolve_quadrant
 from tests.tagger.scanned_library import BAD, CORPUS_NAMES, GENERATED, Library, invoke
 
 N_FILES = len(CORPUS_NAMES) + len(GENERATED) + 1

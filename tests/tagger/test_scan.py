@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tagger.index import Index
-from tagger.tags import audio_fingerprint, read_tags
+from mertag.tagger.cli import app
+from mertag.tagger.index import Index
+from mertag.tagger.tags import audio_fingerprint, read_tags
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
 from tests.tagger.scanned_library import empty_config
-from trainer.cli import app
 
 GOOD = CORPUS_FILES
 runner = CliRunner()
@@ -215,7 +215,7 @@ def test_no_write_and_dry_run_leave_files_alone(corpus: Path, tmp_path: Path) ->
 
 
 def test_the_fast_shipped_model_by_name(corpus: Path, tmp_path: Path) -> None:
-    from tagger.model import MoodModel
+    from mertag.tagger.model import MoodModel
 
     target = corpus / "egypt.flac"
     index = tmp_path / "i.sqlite3"
@@ -229,7 +229,7 @@ def test_the_fast_shipped_model_by_name(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_tracks_heard_as_snippets_go_to_the_snippet_model(corpus: Path, tmp_path: Path) -> None:
-    from tagger.model import MoodModel
+    from mertag.tagger.model import MoodModel
 
     default, fast = MoodModel(), MoodModel("fast")
     assert default.snippet_model.model_id == fast.model_id and fast.snippet_model is fast
@@ -281,7 +281,7 @@ def mertag_command() -> list[str]:
     script = Path(sys.executable).parent / "mertag"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from trainer.cli import main; main()"]
+    return [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
 def test_subprocess_scan_and_lazy_help(corpus: Path, tmp_path: Path) -> None:
@@ -299,7 +299,7 @@ def test_subprocess_scan_and_lazy_help(corpus: Path, tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys\nfrom typer.testing import CliRunner\nfrom trainer.cli import app\n"
+            "import sys\nfrom typer.testing import CliRunner\nfrom mertag.tagger.cli import app\n"
             "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0\n"
             "print(sorted(m for m in ('librosa', 'onnxruntime', 'torch', 'sklearn') "
             "if m in sys.modules))",

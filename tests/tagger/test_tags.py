@@ -1,4 +1,5 @@
-"""tagger.tags on real files: mertag's fields round-trip in every format, nothing else changes.
+"""mertag.tagger.tags on real files: mertag's fields round-trip in every format, nothing else
+changes.
 
 Everything is checked by reading the files back with mutagen (and PyAV for the audio), nothing
 is mocked. The corpus files come from ../shared (the `corpus` fixture); WAV, AIFF and the small
@@ -22,8 +23,8 @@ from mutagen.id3 import APIC, ID3, TDRC, TMOO, TSOP
 from mutagen.mp4 import MP4, AtomDataType, MP4Cover, MP4FreeForm
 from mutagen.oggvorbis import OggVorbis
 
-from tagger.safe_write import TEMP_SUFFIX, rewrite_file
-from tagger.tags import (
+from mertag.tagger.safe_write import TEMP_SUFFIX, rewrite_file
+from mertag.tagger.tags import (
     FIELD_TABLE,
     MERTAG_FIELDS,
     TagError,

@@ -10,9 +10,9 @@ from pathlib import Path
 import mutagen
 from mutagen.id3 import TMOO
 
-from tagger.index import Index
-from tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags, write_tags
-from tagger.untag import mertag_mood
+from mertag.tagger.index import Index
+from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags, write_tags
+from mertag.tagger.untag import mertag_mood
 from tests.tagger.scanned_library import (
     BAD,
     CORPUS_NAMES,

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tagger.index import Index, IndexRow
-from tagger.model import MoodModel
-from tagger.scan import ScanOptions, TrackOutcome, run_scan
-from tagger.tags import read_tags
-from tagger.workers import BackendError
+from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.model import MoodModel
+from mertag.tagger.scan import ScanOptions, TrackOutcome, run_scan
+from mertag.tagger.tags import read_tags
+from mertag.tagger.workers import BackendError
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
 
 # Columns that must match between two scans of the same files (not paths or times).
@@ -145,7 +145,7 @@ def test_unreachable_scheduler_is_a_clear_error(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     need_dask()
-    monkeypatch.setattr("tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("mertag.tagger.workers.CONNECT_TIMEOUT_S", 1.0)
     with pytest.raises(BackendError, match="cannot reach the Dask scheduler"):
         run_scan(options(corpus, backend="dask", scheduler="tcp://127.0.0.1:9", write=False))
 
@@ -190,7 +190,7 @@ def test_unchanged_rescan_asks_the_index_once(tmp_path: Path) -> None:
 def test_cli_backend_options_are_checked(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from trainer.cli import app
+    from mertag.tagger.cli import app
 
     runner = CliRunner()
     index = str(corpus.parent / "cli.sqlite3")
@@ -203,7 +203,7 @@ def test_cli_backend_options_are_checked(corpus: Path, monkeypatch: pytest.Monke
         assert result.exit_code == 2, result.output
         assert message in result.output
     need_dask()
-    monkeypatch.setattr("tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("mertag.tagger.workers.CONNECT_TIMEOUT_S", 1.0)
     args = ["--backend", "dask", "--scheduler", "tcp://127.0.0.1:9", "--no-write"]
     result = runner.invoke(app, ["scan", str(corpus), "--index", index, *args])
     assert result.exit_code == 2, result.output

@@ -65,7 +65,7 @@ def write_dataset(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def need_frontend() -> None:
     """Skip when a musicnn front end (models/musicnn_*.onnx) is absent."""
-    from tagger.embeddings import frontend_paths
+    from mertag.tagger.embeddings import frontend_paths
 
     missing = [p.name for p in frontend_paths() if not p.is_file()]
     if missing:

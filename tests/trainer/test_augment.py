@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tagger.audio import SAMPLE_RATE
-from trainer.augment import AUGMENTATIONS, Noise, Offset, Pitch, Shift, rng_for
+from mertag.tagger.audio import SAMPLE_RATE
+from mertag.trainer.augment import AUGMENTATIONS, Noise, Offset, Pitch, Shift, rng_for
 
 
 def tone(seconds: float = 2.0, f: float = 440.0) -> np.ndarray:

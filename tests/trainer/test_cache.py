@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.features import FEATURE_DIM
-from trainer.cache import FeatureCache, cache_key, file_digest
+from mertag.tagger.features import FEATURE_DIM
+from mertag.trainer.cache import FeatureCache, cache_key, file_digest
 
 
 def test_round_trip(tmp_path: Path):

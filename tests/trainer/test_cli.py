@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tagger.model import MoodModel
-from trainer.augment import AUGMENTATIONS
-from trainer.cli import app
+from mertag.tagger.cli import command_line
+from mertag.tagger.model import MoodModel
+from mertag.trainer.augment import AUGMENTATIONS
+
+app = command_line()
 
 pytestmark = pytest.mark.usefixtures("need_frontend")
 runner = CliRunner()
@@ -175,7 +177,8 @@ def test_bad_model_is_refused(tiny_data: Path, tmp_path: Path):
 
 def test_help_does_not_import_torch():
     code = (
-        "import sys; from trainer.cli import app; from typer.testing import CliRunner;"
+        "import sys; from mertag.tagger.cli import command_line; app = command_line();"
+        "from typer.testing import CliRunner;"
         "r = CliRunner().invoke(app, ['train', '--help']); assert r.exit_code == 0, r.output;"
         "print('torch' in sys.modules)"
     )

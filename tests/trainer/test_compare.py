@@ -8,12 +8,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-import trainer.compare as compare  # noqa: E402
-from tagger.features import FEATURE_DIM  # noqa: E402
-from trainer.compare import Candidate, cross_validate, report_markdown, run_fold  # noqa: E402
-from trainer.fit import FitConfig  # noqa: E402
-from trainer.folds import make_folds  # noqa: E402
-from trainer.table import FeatureTable  # noqa: E402
+import mertag.trainer.compare as compare  # noqa: E402
+from mertag.tagger.features import FEATURE_DIM  # noqa: E402
+from mertag.trainer.compare import Candidate, cross_validate, report_markdown, run_fold  # noqa: E402
+from mertag.trainer.fit import FitConfig  # noqa: E402
+from mertag.trainer.folds import make_folds  # noqa: E402
+from mertag.trainer.table import FeatureTable  # noqa: E402
 
 CONFIG = FitConfig(epochs=3, hidden=8)
 

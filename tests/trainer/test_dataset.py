@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mertag.trainer.dataset import DatasetError, check_usable, load_dataset
 from tests.conftest import DATA_4Q, need_shared
-from trainer.dataset import DatasetError, check_usable, load_dataset
 
 
 def touch(path: Path) -> Path:

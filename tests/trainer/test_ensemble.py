@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.features import FEATURE_DIM  # noqa: E402
-from tagger.model import MoodModel  # noqa: E402
+from mertag.tagger.features import FEATURE_DIM  # noqa: E402
+from mertag.tagger.model import MoodModel  # noqa: E402
+from mertag.trainer.ensemble import MoodEnsemble, ensemble_name, fit_model  # noqa: E402
+from mertag.trainer.export import export_onnx, weights_digest  # noqa: E402
+from mertag.trainer.fit import FitConfig, fit_net, predict_net  # noqa: E402
+from mertag.trainer.nets import MoodNet  # noqa: E402
 from tests.trainer.test_fit import toy  # noqa: E402
-from trainer.ensemble import MoodEnsemble, ensemble_name, fit_model  # noqa: E402
-from trainer.export import export_onnx, weights_digest  # noqa: E402
-from trainer.fit import FitConfig, fit_net, predict_net  # noqa: E402
-from trainer.nets import MoodNet  # noqa: E402
 
 CONFIG = FitConfig(arch="lstm", epochs=2, hidden=8, seed=3, ensemble=3, linear_weight=0)
 
@@ -69,8 +69,8 @@ def test_onnx_matches_torch(arch: str, tmp_path: Path):
 
 
 def test_pooled_head_is_the_logreg_baseline(tmp_path: Path):
-    from trainer.baselines import make_baseline, pooled
-    from trainer.linear import fit_linear
+    from mertag.trainer.baselines import make_baseline, pooled
+    from mertag.trainer.linear import fit_linear
 
     seqs, labels = toy(n_per_class=5)
     head = fit_linear(seqs, labels, "both")

@@ -10,11 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.features import FEATURE_DIM, LIBROSA_SLICE  # noqa: E402
-from tagger.model import REQUIRED_METADATA, MoodModel  # noqa: E402
-from trainer.choices import ARCHS, FEATURE_SETS  # noqa: E402
-from trainer.export import export_onnx, model_id  # noqa: E402
-from trainer.nets import MoodNet  # noqa: E402
+from mertag.tagger.features import FEATURE_DIM, LIBROSA_SLICE  # noqa: E402
+from mertag.tagger.model import REQUIRED_METADATA, MoodModel  # noqa: E402
+from mertag.trainer.choices import ARCHS, FEATURE_SETS  # noqa: E402
+from mertag.trainer.export import export_onnx, model_id  # noqa: E402
+from mertag.trainer.nets import MoodNet  # noqa: E402
 
 
 def random_net(arch: str, features: str, seed: int = 0) -> MoodNet:

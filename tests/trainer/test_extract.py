@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagger.features import FEATURE_DIM, extract_track
-from trainer.augment import Noise, Shift
-from trainer.cache import CLEAN
-from trainer.dataset import load_dataset
-from trainer.extract import extract_clips
-from trainer.table import build_table
+from mertag.tagger.features import FEATURE_DIM, extract_track
+from mertag.trainer.augment import Noise, Shift
+from mertag.trainer.cache import CLEAN
+from mertag.trainer.dataset import load_dataset
+from mertag.trainer.extract import extract_clips
+from mertag.trainer.table import build_table
 
 pytestmark = pytest.mark.usefixtures("need_frontend")
 

@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.features import FEATURE_DIM, FEATURE_SETS  # noqa: E402
-from trainer.export import weights_digest  # noqa: E402
-from trainer.fit import FitConfig, class_weights, column_stats, fit_net, predict_net  # noqa: E402
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SETS  # noqa: E402
+from mertag.trainer.export import weights_digest  # noqa: E402
+from mertag.trainer.fit import FitConfig, class_weights, column_stats, fit_net, predict_net  # noqa: E402
 
 
 def toy(n_per_class: int = 12, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:

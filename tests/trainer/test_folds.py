@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.folds import make_folds
+from mertag.trainer.folds import make_folds
 
 
 def test_groups_stay_whole_and_every_clip_is_tested_once():

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from trainer.metrics import confusion_matrix, format_scores, score
+from mertag.trainer.metrics import confusion_matrix, format_scores, score
 
 
 def test_scores_by_hand():
@@ -46,7 +46,8 @@ def test_report_has_headline_numbers_and_matrix():
 
 def test_evaluate_path_imports_neither_torch_nor_sklearn():
     code = (
-        "import sys, trainer.cli, trainer.evaluate, trainer.metrics, trainer.dataset;"
+        "import sys, mertag.trainer.cli, mertag.trainer.evaluate, mertag.trainer.metrics,"
+        " mertag.trainer.dataset;"
         "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
-from trainer.musicnn_port import Musicnn, export_musicnn_onnx, load_musicnn  # noqa: E402
+from mertag.trainer.musicnn_port import Musicnn, export_musicnn_onnx, load_musicnn  # noqa: E402
 
 WEIGHTS = "MSD_musicnn_weights.npz"
 

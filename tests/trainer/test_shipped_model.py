@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS
-from tagger.model import MoodModel
-from tagger.mood import QUADRANTS
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS
+from mertag.tagger.model import MoodModel
+from mertag.tagger.mood import QUADRANTS
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
 
 # name -> (model id, feature set, probabilities (Q1..Q4) for golden_inputs(), computed by
@@ -96,7 +96,7 @@ def test_pinned_probabilities(model: MoodModel):
 
 
 def test_tags_a_real_file(model: MoodModel):
-    from tagger.analyse import analyse_track
+    from mertag.tagger.analyse import analyse_track
 
     path = need_shared(CORPUS / CORPUS_FILES[0])
     prediction = analyse_track(path, model)

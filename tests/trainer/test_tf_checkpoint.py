@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.tf_checkpoint import CheckpointError, main, read_checkpoint
+from mertag.trainer.tf_checkpoint import CheckpointError, main, read_checkpoint
 
 _MAGIC = 0xDB4775248B80FB57
 
