@@ -198,7 +198,8 @@ def scan(
         bool | None,
         typer.Option(
             "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO; the default).",
+            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default each "
+            "file keeps its own version.",
             show_default=False,
         ),
     ] = None,
@@ -237,7 +238,7 @@ def scan(
         exclude=tuple(exclude) if exclude else config.exclude,
         moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
-        id3v23=config.id3v23 if id3v23 is None else id3v23,
+        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -515,13 +516,16 @@ def untag(
         if o.error is not None:
             _err(f"error: {display(o.path)}: {o.error}")
             continue
-        if o.removed:
+        if o.removed or o.restored:
             changed += 1
-        if quiet or not (o.removed or o.kept_mood):
+        if quiet or not (o.removed or o.restored or o.kept_mood):
             continue
         fields = ", ".join(f"{k}={v}" for k, v in o.removed.items()) or "nothing"
         verb = "would remove" if dry_run else "removed"
         note = f" (kept MOOD={o.kept_mood}: not the word mertag wrote)" if o.kept_mood else ""
+        if o.restored:
+            back = ", ".join(f"{k}={v}" for k, v in o.restored.items())
+            note += f"; {'would restore' if dry_run else 'restored'} {back}"
         _err(f"{display(o.path)}: {verb} {fields}{note}")
     if not quiet:
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)

@@ -6,7 +6,7 @@ always wins over the file, and the file over the built-in default. An unknown ke
 is a ConfigError naming the key, so a typo never passes silently.
 
     moods = { Q1 = "Happy", Q2 = "Angry", Q3 = "Sad", Q4 = "Relaxed" }
-    id3_version = "2.4"           # or "2.3": MOOD in TXXX:MOOD, for older players
+    id3_version = "keep"          # each file's own; or "2.3" (TXXX:MOOD) / "2.4" (TMOO) for all
     index = "~/Music/mertag.sqlite3"
     jobs = 2
     exclude = ["Podcasts", "*.wav"]
@@ -45,7 +45,7 @@ FILE = "config file"
 
 KEYS: dict[str, str] = {
     "moods": "mood words for Q1..Q4, written into MOOD tags and used for playlists",
-    "id3_version": 'ID3 version for MP3/WAV/AIFF tags: "2.4" (TMOO) or "2.3" (TXXX:MOOD)',
+    "id3_version": 'ID3 version for MP3/WAV/AIFF tags: "keep" (each file\'s), "2.4" or "2.3"',
     "index": "the index file",
     "jobs": "worker processes for a scan (default: all cores)",
     "exclude": "glob patterns a scan skips",
@@ -74,7 +74,7 @@ class Config:
     origin: str
     exists: bool
     moods: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MOODS))
-    id3_version: str = "2.4"
+    id3_version: str = "keep"
     index: Path = field(default_factory=default_index_path)
     jobs: int | None = None
     exclude: tuple[str, ...] = ()
@@ -85,6 +85,11 @@ class Config:
     @property
     def id3v23(self) -> bool:
         return self.id3_version == "2.3"
+
+    @property
+    def id3_target(self) -> int | None:
+        """The ID3 major version to force (3 or 4), or None to keep each file's."""
+        return {"2.3": 3, "2.4": 4}.get(self.id3_version)
 
     def entries(self) -> list[tuple[str, str, str]]:
         """(key, value as text, source) for every setting, moods one line per quadrant."""
@@ -253,9 +258,9 @@ def check_moods(moods: Mapping[str, str]) -> None:
 
 def _id3_version(value: Any, bad: Any) -> str:
     text = str(value).strip().lower().removeprefix("v") if not isinstance(value, bool) else ""
-    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4"}
+    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4", "keep": "keep"}
     if text not in known:
-        raise bad("id3_version", f'must be "2.3" or "2.4", not {value!r}')
+        raise bad("id3_version", f'must be "keep", "2.3" or "2.4", not {value!r}')
     return known[text]
 
 

@@ -58,6 +58,8 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
     record["tagged"] = outcome.tagged
     if outcome.tag_error is not None:
         record["tag_error"] = outcome.tag_error
+    if outcome.not_tagged is not None:
+        record["not_tagged"] = outcome.not_tagged
     return record
 
 
@@ -69,6 +71,7 @@ class ScanReporter:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
         self.records: list[dict[str, Any]] = []
+        self.not_tagged_said: set[str] = set()  # each "cannot be tagged" reason is said once
         show = not (quiet or as_json) and self.err.is_terminal
         self.progress = Progress(
             TextColumn("[bold]scanning"),
@@ -121,6 +124,15 @@ class ScanReporter:
         if outcome.tag_error is not None:
             self.progress.console.print(
                 Text(f"error: {display(outcome.path)}: {outcome.tag_error}"), style="red"
+            )
+        reason = outcome.not_tagged
+        if reason is not None and reason not in self.not_tagged_said and not self.as_json:
+            self.not_tagged_said.add(reason)
+            self.progress.console.print(
+                Text(
+                    f"note: {reason}; such tracks are analysed and indexed, not tagged "
+                    f"(first: {display(outcome.path)})"
+                )
             )
         p = outcome.prediction
         if p is None or self.as_json:

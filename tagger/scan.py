@@ -5,12 +5,12 @@ life, analyse a track, write its tags, and send back a TrackOutcome; the parent 
 only writer of the index and commits each outcome as it arrives, so an interrupted scan keeps
 every finished track.
 
-Faults: a tag write replaces the file in one rename (mertag.tagger.safe_write), so a scan killed at
-any
-moment leaves each file as it was or fully tagged, and the next scan deletes the killed writer's
-temp copy and picks up the tracks without a row. Ctrl-C reaches only this process (workers start
-with SIGINT ignored), which stops the workers and returns the summary so far. One scan at a time
-uses an index: a second one waits for the first, then skips what it finished.
+Faults: a tag write goes into the file's own inode through a verified copy and a recovery
+journal (mertag.tagger.safe_write), so a scan killed at any moment leaves each file as it was or,
+once the next scan has finished the journaled write, fully tagged; the next scan also deletes a
+killed writer's temp copy and picks up the tracks without a row. Ctrl-C reaches only this process
+(workers start with SIGINT ignored), which stops the workers and returns the summary so far. One
+scan at a time uses an index: a second one waits for the first, then skips what it finished.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.display import display
@@ -31,6 +32,9 @@ from mertag.tagger.index import Index, IndexRow, needs_analysis
 from mertag.tagger.library import walk
 from mertag.tagger.mood import Prediction
 from mertag.tagger.safe_write import remove_stale_temps
+
+if TYPE_CHECKING:
+    from mertag.tagger.tags import TagOptions
 
 STAGES = ("decode", "features", "model", "tags", "index")
 
@@ -47,7 +51,8 @@ class ScanOptions:
     exclude: tuple[str, ...] = ()
     moods: Mapping[str, str] | None = None
     write: bool = True
-    id3v23: bool = False
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
@@ -67,6 +72,7 @@ class TrackOutcome:
     error: str | None = None
     tagged: bool | None = None  # True: mertag's tags are in the file now
     tag_error: str | None = None
+    not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -117,7 +123,7 @@ def process_track(
     model_path: Path,
     moods: Mapping[str, str] | None,
     write: bool,
-    id3v23: bool,
+    tag_options: TagOptions,
 ) -> TrackOutcome:
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
     from mertag.tagger.analyse import track_features
@@ -146,14 +152,15 @@ def process_track(
     if not write:
         outcome.tagged = False
         return outcome
-    write_outcome_tags(outcome, id3v23)
+    write_outcome_tags(outcome, tag_options)
     return outcome
 
 
-def write_outcome_tags(outcome: TrackOutcome, id3v23: bool) -> None:
+def write_outcome_tags(outcome: TrackOutcome, tag_options: TagOptions) -> None:
     """Write an analysed track's tags, unless the file changed since it was stat'ed for
-    analysis; a failure is recorded in the outcome, never raised."""
-    from mertag.tagger.tags import TagError, write_tags
+    analysis; a failure is recorded in the outcome, never raised. A format mertag cannot tag is
+    no failure: `not_tagged` says why it was left alone."""
+    from mertag.tagger.tags import TagError, UnsupportedFormat, write_tags
 
     assert outcome.prediction is not None
     t0 = time.perf_counter()
@@ -161,12 +168,16 @@ def write_outcome_tags(outcome: TrackOutcome, id3v23: bool) -> None:
         write_tags(
             outcome.path,
             tag_values(outcome.prediction),
-            id3v23=id3v23,
+            id3_version=tag_options.id3_version,
+            overwrite_mood=tag_options.overwrite_mood,
             expect=(outcome.size, outcome.mtime_ns),
         )
         outcome.tagged = True
         st = outcome.path.stat()
         outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except UnsupportedFormat as exc:
+        outcome.tagged = False
+        outcome.not_tagged = str(exc)
     except TagError as exc:
         outcome.tagged = False
         outcome.tag_error = f"tag write failed: {exc}"
@@ -303,12 +314,14 @@ def _outcomes(
     todo: Sequence[tuple[Path, int, int]], options: ScanOptions
 ) -> Iterator[TrackOutcome]:
     from mertag.tagger import workers
+    from mertag.tagger.tags import TagOptions
 
     if options.backend == "dask":
         yield from workers.dask_outcomes(_current(todo), options)
         return
     write = options.write and not options.dry_run
-    args = (options.model_path, options.moods, write, options.id3v23)
+    tag_options = TagOptions(options.id3_version, options.overwrite_mood)
+    args = (options.model_path, options.moods, write, tag_options)
     if options.jobs <= 1 or len(todo) <= 1:
         with _sigint_between_tracks() as check:
             for outcome in workers.analyse_here(_current(todo), *args):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mertag.tagger.scan import ScanOptions, TrackOutcome
+    from mertag.tagger.tags import TagOptions
 
 BACKENDS = ("local", "dask")
 CONNECT_TIMEOUT_S = 30.0
@@ -93,13 +94,13 @@ def analyse(
     model_path: Path,
     moods: Mapping[str, str] | None,
     write: bool,
-    id3v23: bool,
+    tag_options: TagOptions,
 ) -> TrackOutcome:
     """`mertag.tagger.scan.process_track` in a local worker process."""
     from mertag.tagger.scan import process_track
 
     warm_process()
-    return process_track(path, size, mtime_ns, model_path, moods, write, id3v23)
+    return process_track(path, size, mtime_ns, model_path, moods, write, tag_options)
 
 
 def analyse_here(
@@ -107,7 +108,7 @@ def analyse_here(
     model_path: Path,
     moods: Mapping[str, str] | None,
     write: bool,
-    id3v23: bool,
+    tag_options: TagOptions,
 ) -> Iterator[TrackOutcome]:
     """`process_track` for each track in this process, BLAS held to one thread meanwhile.
 
@@ -126,7 +127,7 @@ def analyse_here(
                 stack.enter_context(threadpool_limits(1))
                 cache_filters()
                 first = False
-            yield process_track(path, size, mtime_ns, model_path, moods, write, id3v23)
+            yield process_track(path, size, mtime_ns, model_path, moods, write, tag_options)
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,9 +158,10 @@ def analyse_remote(
 ) -> TrackOutcome:
     """Decode, extract and classify one track on a Dask worker; the client writes the tags."""
     from mertag.tagger.scan import process_track
+    from mertag.tagger.tags import TagOptions
 
     warm_process()
-    return process_track(path, size, mtime_ns, model.local_path(), moods, False, False)
+    return process_track(path, size, mtime_ns, model.local_path(), moods, False, TagOptions())
 
 
 def dask_outcomes(
@@ -168,6 +170,7 @@ def dask_outcomes(
     """Analyse `todo` on the Dask cluster at `options.scheduler`, writing tags here as results
     arrive. Connects only when there is a track to analyse."""
     from mertag.tagger.scan import write_outcome_tags
+    from mertag.tagger.tags import TagOptions
 
     tracks = iter(todo)
     first = next(tracks, None)
@@ -214,7 +217,7 @@ def dask_outcomes(
             ) from exc
         for outcome in outcomes:
             if write and outcome.prediction is not None:
-                write_outcome_tags(outcome, options.id3v23)
+                write_outcome_tags(outcome, TagOptions(options.id3_version, options.overwrite_mood))
             yield outcome
 
 
