@@ -71,6 +71,13 @@ class SafeWriteError(Exception):
     """The file could not be rewritten; it is untouched. The message is a one-line reason."""
 
 
+class FileChangedError(SafeWriteError):
+    """The file is not the one the caller read (or it changed while the copy was made)."""
+
+    def __init__(self) -> None:
+        super().__init__("file changed during tag write")
+
+
 def describe_os_error(error: OSError) -> str:
     """A short, stable one-line reason for an OS error (no path: the caller adds it)."""
     if error.errno in _REASONS:
@@ -153,7 +160,7 @@ def _check_unchanged(fd: int, before: os.stat_result) -> None:
         before.st_dev,
     )
     if not same:
-        raise SafeWriteError("file changed during tag write")
+        raise FileChangedError
 
 
 def _finish_own_journal(real: Path) -> None:
@@ -199,7 +206,7 @@ def rewrite_file(
     if not stat.S_ISREG(before.st_mode):
         raise SafeWriteError("not a regular file")
     if expect is not None and (before.st_size, before.st_mtime_ns) != tuple(expect):
-        raise SafeWriteError("file changed during tag write")
+        raise FileChangedError
     if _is_read_only(before, real):
         raise SafeWriteError("read-only file (no write permission)")
 

@@ -160,14 +160,21 @@ def write_outcome_tags(outcome: TrackOutcome, tag_options: TagOptions) -> None:
     """Write an analysed track's tags, unless the file changed since it was stat'ed for
     analysis; a failure is recorded in the outcome, never raised. A format mertag cannot tag is
     no failure: `not_tagged` says why it was left alone."""
-    from mertag.tagger.tags import TagError, UnsupportedFormat, write_tags
+    from mertag.tagger.tags import (
+        FileChanged,
+        TagError,
+        UnsupportedFormat,
+        tagged_through_another_link,
+        write_tags,
+    )
 
     assert outcome.prediction is not None
     t0 = time.perf_counter()
+    values = tag_values(outcome.prediction)
     try:
         write_tags(
             outcome.path,
-            tag_values(outcome.prediction),
+            values,
             id3_version=tag_options.id3_version,
             overwrite_mood=tag_options.overwrite_mood,
             expect=(outcome.size, outcome.mtime_ns),
@@ -178,6 +185,14 @@ def write_outcome_tags(outcome: TrackOutcome, tag_options: TagOptions) -> None:
     except UnsupportedFormat as exc:
         outcome.tagged = False
         outcome.not_tagged = str(exc)
+    except FileChanged as exc:
+        if tagged_through_another_link(outcome.path, values, tag_options):
+            outcome.tagged = True
+            st = outcome.path.stat()
+            outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+        else:
+            outcome.tagged = False
+            outcome.tag_error = f"tag write failed: {exc}"
     except TagError as exc:
         outcome.tagged = False
         outcome.tag_error = f"tag write failed: {exc}"

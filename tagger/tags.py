@@ -17,6 +17,7 @@ so that remove_tags puts them back. A MOOD the user set after mertag wrote one i
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,13 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from mertag.tagger.mood import DEFAULT_MOODS
-from mertag.tagger.safe_write import SafeWriteError, describe_os_error, file_state, rewrite_file
+from mertag.tagger.safe_write import (
+    FileChangedError,
+    SafeWriteError,
+    describe_os_error,
+    file_state,
+    rewrite_file,
+)
 
 #: The fields a tag write sets: MOOD (where the policy lets it), mertag's word and its numbers.
 MERTAG_FIELDS: tuple[str, ...] = (
@@ -67,6 +74,10 @@ ID3_VERSION = "ID3 version"
 
 class TagError(Exception):
     """Tags could not be read or written; the message is one line with the reason, no path."""
+
+
+class FileChanged(TagError):
+    """The file differs from the (size, mtime) the caller analysed: nothing was written."""
 
 
 class UnsupportedFormat(TagError):
@@ -536,13 +547,15 @@ def _state(path: Path, expect: tuple[int, int] | None) -> tuple[int, int]:
     except OSError as e:
         raise TagError(describe_os_error(e)) from e
     if expect is not None and tuple(expect) != state:
-        raise TagError("file changed during tag write")
+        raise FileChanged("file changed during tag write")
     return state
 
 
 def _rewrite(path: Path, edit: Any, state: tuple[int, int]) -> None:
     try:
         rewrite_file(path, edit, expect=state)
+    except FileChangedError as e:
+        raise FileChanged(str(e)) from e
     except SafeWriteError as e:
         raise TagError(str(e)) from e
     except mutagen.MutagenError as e:
@@ -604,6 +617,19 @@ def plan_write(
     changes = _write_changes(storage, values, overwrite_mood)
     planned = _as_tag_changes(storage.current(), changes)
     return ([version] if version and (planned or id3_version) else []) + planned
+
+
+def tagged_through_another_link(path: Path, values: Mapping[str, str], options: TagOptions) -> bool:
+    """Whether a file that changed since it was analysed changed only because mertag wrote these
+    very values into it through another of its hard links (two names of one inode in one scan):
+    then the file is tagged and there is nothing to write."""
+    try:
+        if os.stat(path).st_nlink < 2:
+            return False
+        storage = _storage(_detect(path), path, options.id3_version)
+    except (TagError, OSError):
+        return False
+    return not _write_changes(storage, values, options.overwrite_mood)
 
 
 def write_tags(

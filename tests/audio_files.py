@@ -20,8 +20,8 @@ def encode_tone(
             np.repeat(pcm, 2)[None, :], format="s16", layout="stereo"
         )
         frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        frame.pts = 0  # the Ogg muxer (Ogg FLAC) needs timestamps on every packet
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            if packet.size:  # FLAC's encoder ends with an empty packet carrying side data only
+                container.mux(packet)
     return path
