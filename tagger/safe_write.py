@@ -47,7 +47,13 @@ try:
 except ImportError:  # Windows: no flock, so stale temp files are left for the user to delete
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TEMP_SUFFIX", "finish_interrupted_writes", "remove_stale_temps", "rewrite_file"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "finish_interrupted_writes",
+    "finish_own_journal",
+    "remove_stale_temps",
+    "rewrite_file",
+]
 
 _COPY_CHUNK = 1 << 20
 
@@ -163,9 +169,10 @@ def _check_unchanged(fd: int, before: os.stat_result) -> None:
         raise FileChangedError
 
 
-def _finish_own_journal(real: Path) -> None:
-    """A killed earlier write of this very file is finished before anything else touches it."""
-    journal = journal_path(real)
+def finish_own_journal(path: Path) -> None:
+    """A killed earlier write of this very file is finished before anything else touches it;
+    SafeWriteError when it cannot be (or another writer holds it)."""
+    journal = journal_path(Path(os.path.realpath(path)))
     if not os.path.lexists(journal):
         return
     try:
@@ -198,7 +205,7 @@ def rewrite_file(
     OS-level problems) or the exception `edit` raised propagates.
     """
     real = Path(os.path.realpath(path))
-    _finish_own_journal(real)
+    finish_own_journal(real)
     try:
         before = os.stat(real)
     except OSError as e:
@@ -244,6 +251,8 @@ def rewrite_file(
                 sha256=file_digest(tmp),
                 dev=before.st_dev,
                 ino=before.st_ino,
+                old_size=before.st_size,
+                old_mtime_ns=before.st_mtime_ns,
             )
             _check_unchanged(target_fd, before)
             fds.append(create(record, real.parent))

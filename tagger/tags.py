@@ -24,20 +24,25 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import mutagen
-from mutagen.aiff import AIFF
+from mutagen._util import resize_bytes
+from mutagen.aiff import AIFF, AIFFFile
 from mutagen.flac import FLAC
 from mutagen.id3 import TMOO, TXXX, Encoding, ID3v1SaveOptions
 
 # Private, but it is the exact function mutagen's own ID3v1 handling uses; sharing it keeps our
 # idea of where the ID3v1 tag starts identical to mutagen's.
 from mutagen.id3._id3v1 import find_id3v1
+
+# Private too: mutagen's own single-frame writer and chunk readers, so that a frame mertag does
+# not touch is kept as the file had it rather than re-encoded.
+from mutagen.id3._tags import ID3SaveConfig, save_frame
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
+from mutagen.wave import WAVE, _WaveFile
 
 from mertag.tagger.mood import DEFAULT_MOODS
 from mertag.tagger.safe_write import (
@@ -45,6 +50,7 @@ from mertag.tagger.safe_write import (
     SafeWriteError,
     describe_os_error,
     file_state,
+    finish_own_journal,
     rewrite_file,
 )
 
@@ -238,6 +244,7 @@ class _Storage:
         if audio.tags is None:
             audio.add_tags()
         self.tags: Any = audio.tags
+        self.touched: set[str] = set()  # the keys apply() set or deleted
 
     def keys_for(self, field: str) -> list[str]:
         raise NotImplementedError
@@ -277,6 +284,7 @@ class _Storage:
     def apply(self, changes: Mapping[str, Values | None]) -> None:
         for field, values in changes.items():
             keys = self.keys_for(field)
+            self.touched.update(keys)
             if values is None:
                 for key in keys:
                     self.delete(key)
@@ -352,18 +360,29 @@ class _ID3Storage(_Storage):
             self.tags.add(TXXX(encoding=Encoding.UTF8, desc="MOOD", text=moods[0].text))
 
     def save(self, fileobj: BinaryIO) -> None:
-        # v23_sep=None: multiple values stay NUL-separated, as mutagen read them, not '/'-joined.
-        options: dict[str, Any] = {"v2_version": self.target, "v23_sep": None}
         if not isinstance(self.audio, MP3):
-            fileobj.seek(0)
-            if not len(self.tags):
-                # No frame left: take the chunk out rather than leave an empty `id3 ` chunk.
-                self.tags.delete(fileobj)
-                return
-            self.tags.save(fileobj, **options)
+            self._save_in_chunk(fileobj)
             return
         # Everything after the ID3v2 tag (audio, APEv2, ID3v1) must come out byte-identical.
         before = _digest_after_id3v2(fileobj)
+        fileobj.seek(0)
+        header = fileobj.read(10)
+        old = header + fileobj.read(_id3_size(header)) if _id3_size(header) else b""
+        new = self._spliced(old)
+        if new is not None:
+            if len(new) != len(old):
+                resize_bytes(fileobj, len(old), len(new), 0)
+            fileobj.seek(0)
+            fileobj.write(new)
+        else:
+            self._save_by_mutagen(fileobj)
+        if _digest_after_id3v2(fileobj) != before:
+            raise TagError("audio data would change: tags not saved")
+
+    def _save_by_mutagen(self, fileobj: BinaryIO) -> None:
+        """mutagen writes the whole tag anew (a new tag, or a version switch)."""
+        # v23_sep=None: multiple values stay NUL-separated, as mutagen read them, not '/'-joined.
+        options: dict[str, Any] = {"v2_version": self.target, "v23_sep": None}
         # mutagen can only regenerate an ID3v1 tag from the v2 frames; keep the old one verbatim.
         v1_tag, offset = find_id3v1(fileobj)
         tail = b""
@@ -375,8 +394,108 @@ class _ID3Storage(_Storage):
         if tail:
             fileobj.seek(0, 2)
             fileobj.write(tail)
-        if _digest_after_id3v2(fileobj) != before:
-            raise TagError("audio data would change: tags not saved")
+
+    def _save_in_chunk(self, fileobj: BinaryIO) -> None:
+        """WAV and AIFF: the tag is the data of an `id3 ` / `ID3 ` chunk."""
+        fileobj.seek(0)
+        if not len(self.tags):
+            # No frame left: take the chunk out rather than leave an empty `id3 ` chunk.
+            self.tags.delete(fileobj)
+            return
+        chunks: Any = _WaveFile(fileobj) if isinstance(self.audio, WAVE) else AIFFFile(fileobj)
+        name = "id3" if isinstance(self.audio, WAVE) else "ID3"
+        new = None
+        if name in chunks:
+            chunk = chunks[name]
+            new = self._spliced(chunk.read())
+        if new is None:
+            fileobj.seek(0)
+            self.tags.save(fileobj, v2_version=self.target, v23_sep=None)
+            return
+        chunk.resize(len(new))
+        chunk.write(new)
+
+    def _spliced(self, old: bytes) -> bytes | None:
+        """The tag `old` with only the frames apply() touched replaced, every other frame kept
+        byte for byte (mutagen would re-encode them all); None when that cannot be done safely
+        (no tag yet, a version switch, unsynchronisation, an extended header or footer)."""
+        if self.loaded != (2, self.target) or not old:
+            return None
+        frames = _split_frames(old)
+        if frames is None:
+            return None
+        config = ID3SaveConfig(self.target, None)
+        ours = []
+        for key in sorted(self.touched):
+            for frame in self.tags.getall(key):
+                if self.target == 3:
+                    frame = frame._get_v23_frame(sep=None)
+                ours.append(save_frame(frame, config=config))
+        body = b"".join([raw for key, raw in frames if key not in self.touched] + ours)
+        room = _id3_size(old[:10])
+        size = room if len(body) <= room else len(body) + _ID3_PADDING
+        return old[:6] + _synchsafe(size) + body + bytes(size - len(body))
+
+
+#: Padding added when a tag must grow, so that later edits fit in place (mutagen adds ~1 KB too).
+_ID3_PADDING = 1024
+
+
+def _id3_size(header: bytes) -> int:
+    """The size after its 10-byte header of the ID3v2 tag `header` starts, 0 if it is none."""
+    if len(header) < 10 or header[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in header[6:10]:
+        size = size << 7 | (byte & 0x7F)
+    return size
+
+
+def _synchsafe(size: int) -> bytes:
+    return bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def _txxx_description(data: bytes) -> str:
+    """The description of a TXXX frame's data (encoding byte, description, NUL, value)."""
+    encoding, body = data[:1], data[1:]
+    if encoding in (b"\x01", b"\x02"):
+        for i in range(0, len(body) - 1, 2):
+            if body[i : i + 2] == b"\0\0":
+                codec = "utf-16" if encoding == b"\x01" else "utf-16-be"
+                return body[:i].decode(codec, errors="replace")
+        return ""
+    text = body.split(b"\0", 1)[0]
+    return text.decode("latin-1" if encoding == b"\x00" else "utf-8", errors="replace")
+
+
+def _split_frames(tag: bytes) -> list[tuple[str, bytes]] | None:
+    """The frames of an ID3v2.3/2.4 tag as (mutagen's key, the frame's raw bytes), or None when
+    the tag is not plain enough to edit frame by frame."""
+    if len(tag) < 10 or tag[3] not in (3, 4) or tag[5] & 0xD0:  # unsynch, ext header, footer
+        return None
+    end = 10 + _id3_size(tag[:10])
+    if end > len(tag):
+        return None
+    pos, frames = 10, []
+    while pos + 10 <= end and tag[pos] != 0:
+        frame_id = tag[pos : pos + 4]
+        if not all(48 <= c <= 57 or 65 <= c <= 90 for c in frame_id):
+            return None
+        raw_size = tag[pos + 4 : pos + 8]
+        size = _id3_size(b"ID3" + bytes(3) + raw_size) if tag[3] == 4 else int.from_bytes(raw_size)
+        flags = int.from_bytes(tag[pos + 8 : pos + 10])
+        if pos + 10 + size > end:
+            return None
+        key = frame_id.decode("ascii")
+        if key == "TXXX":
+            if flags & 0xFF:  # compressed, encrypted, unsynchronised...: its text is not plain
+                return None
+            key = "TXXX:" + _txxx_description(tag[pos + 10 : pos + 10 + size])
+        frames.append((key, tag[pos : pos + 10 + size]))
+        pos += 10 + size
+    if any(tag[pos:end]):
+        return None  # not padding: something this walk does not understand
+    return frames
 
 
 def _digest_after_id3v2(fileobj: BinaryIO) -> bytes:
@@ -496,6 +615,9 @@ def _detect(path: Path) -> type:
     mutagen.File weighs the file name's extension as well as the content, so a FLAC file named
     .mp3 fails to load as MP3; the content alone then decides.
     """
+    header = _untaggable_header(path)
+    if header is not None:
+        raise UnsupportedFormat(f"unsupported format: {header} files cannot be tagged")
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError) as e:
@@ -504,9 +626,6 @@ def _detect(path: Path) -> type:
             raise TagError(f"cannot parse file: {_reason(e)}") from e
         return kind
     if audio is None:
-        header = _untaggable_header(path)
-        if header is not None:
-            raise UnsupportedFormat(f"unsupported format: {header} files cannot be tagged")
         raise TagError("unrecognised audio format")
     kind = type(audio)
     if kind not in _FAMILIES:
@@ -542,6 +661,11 @@ def _check_version(id3_version: int | None) -> None:
 
 
 def _state(path: Path, expect: tuple[int, int] | None) -> tuple[int, int]:
+    """The file's (size, mtime_ns), once a killed earlier write of it is finished."""
+    try:
+        finish_own_journal(path)
+    except SafeWriteError as e:
+        raise TagError(str(e)) from e
     try:
         state = file_state(path)
     except OSError as e:

@@ -49,6 +49,8 @@ class JournalRecord:
     sha256: str
     dev: int
     ino: int
+    old_size: int  # the file as it was before the write-back began
+    old_mtime_ns: int
 
 
 def temp_prefix(path: Path) -> str:
@@ -207,13 +209,13 @@ def replay(journal: Path) -> Path | None:
             st = os.stat(target)
         except FileNotFoundError:
             st = None
-        if st is None or (st.st_dev, st.st_ino) != (record.dev, record.ino):
+        if not _written_since(st, record, os.stat(journal).st_mtime_ns):
             discard(target, copy)
             return None
         with open(copy, "rb") as src:
             if os.fstat(src.fileno()).st_size != record.size or file_digest(src) != record.sha256:
                 raise JournalError(f"the tagged copy {copy.name} does not match its journal")
-            dst = os.open(target, os.O_WRONLY)
+            dst = os.open(target, os.O_RDWR)
             try:
                 if fcntl is not None:
                     fcntl.flock(dst, fcntl.LOCK_EX)
@@ -226,6 +228,18 @@ def replay(journal: Path) -> Path | None:
         raise JournalError(f"cannot finish an interrupted tag write: {e.strerror or e}") from e
     finally:
         os.close(lock)
+
+
+def _written_since(st: os.stat_result | None, record: JournalRecord, journal_ns: int) -> bool:
+    """Whether the file is the recorded one and its write-back had begun: same inode, changed
+    since the journal was made, and of the old or the new size (the write-back changes the size
+    only to the copy's). Anything else is the untouched original or a file put there since (a
+    recycled inode number), which the replay must leave alone."""
+    if st is None or (st.st_dev, st.st_ino) != (record.dev, record.ino):
+        return False
+    if (st.st_size, st.st_mtime_ns) == (record.old_size, record.old_mtime_ns):
+        return False  # not a byte written yet: the original is whole
+    return st.st_mtime_ns >= journal_ns and st.st_size in (record.old_size, record.size)
 
 
 def finish_interrupted_writes(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
