@@ -320,3 +320,21 @@ def test_rf64_is_analysable_but_not_taggable(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFormat, match="RF64 files cannot be tagged"):
         write_tags(path, VALUES)
     assert path.read_bytes() == data
+
+
+def test_a_journal_whose_write_back_never_began_leaves_the_old_file(tmp_path: Path) -> None:
+    path = make(tmp_path / "lib", "t.flac")
+    before = path.read_bytes()
+    copy = path.with_name(f".{path.name}.early{TEMP_SUFFIX}")
+    shutil.copy2(path, copy)
+    write_tags(copy, VALUES)
+    st = os.stat(path)
+    with open(copy, "rb") as f:
+        digest = file_digest(f)
+    size = copy.stat().st_size
+    record = JournalRecord(
+        path.name, copy.name, size, digest, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+    )
+    os.close(create(record, path.parent))  # killed right after the journal was made
+    assert finish_interrupted_writes(path.parent) == ([], [])
+    assert path.read_bytes() == before and not leftovers(path.parent)

@@ -34,15 +34,8 @@ from mertag.tagger.tags import (
     write_tags,
 )
 from tests.audio_files import encode_tone
+from tests.tagger.test_tags import VALUES
 
-VALUES = {
-    "MOOD": "Happy",
-    "MERTAG_QUADRANT": "Q1",
-    "MERTAG_VALENCE": "0.612",
-    "MERTAG_AROUSAL": "0.734",
-    "MERTAG_CONFIDENCE": "0.81",
-    "MERTAG_MODEL": "mertag-test 1.0",
-}
 SAD = {**VALUES, "MOOD": "Sad", "MERTAG_QUADRANT": "Q3"}
 USER = ["Melancholic", "Dreamy"]  # two values of one field, as Picard and foobar2000 write them
 
