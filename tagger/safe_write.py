@@ -35,10 +35,13 @@ from mertag.tagger.write_journal import (
     file_digest,
     finish_interrupted_writes,
     journal_path,
+    mark,
+    marked_journal,
     referenced_copies,
     replay,
     reserve,
     temp_prefix,
+    unmark,
     write_back,
 )
 
@@ -170,17 +173,22 @@ def _check_unchanged(fd: int, before: os.stat_result) -> None:
 
 
 def finish_own_journal(path: Path) -> None:
-    """A killed earlier write of this very file is finished before anything else touches it;
+    """A killed earlier write of this very file (through this name, or through another hard link:
+    the inode carries a note of its journal) is finished before anything else touches it;
     SafeWriteError when it cannot be (or another writer holds it)."""
-    journal = journal_path(Path(os.path.realpath(path)))
-    if not os.path.lexists(journal):
-        return
-    try:
-        replay(journal)
-    except JournalError as e:
-        raise SafeWriteError(str(e)) from e
-    if os.path.lexists(journal):
-        raise SafeWriteError("another mertag process is writing this file")
+    real = Path(os.path.realpath(path))
+    marked = marked_journal(real)
+    for journal in dict.fromkeys(j for j in (journal_path(real), marked) if j is not None):
+        if not os.path.lexists(journal):
+            if journal == marked:
+                unmark(real)  # its write-back finished before the note could be taken off
+            continue
+        try:
+            replay(journal)
+        except JournalError as e:
+            raise SafeWriteError(str(e)) from e
+        if os.path.lexists(journal):
+            raise SafeWriteError("another mertag process is writing this file")
 
 
 def _lock_target(fd: int) -> None:
@@ -257,11 +265,13 @@ def rewrite_file(
             _check_unchanged(target_fd, before)
             fds.append(create(record, real.parent))
             journaled = True
+            mark(target_fd, journal_path(real))
             # From here on the journal finishes the write if we are killed.
             try:
                 reserve(target_fd, size, before)
             except OSError:
                 discard(real, Path(tmp_name))  # nothing was written: the file is as it was
+                unmark(target_fd)
                 journaled = False
                 raise
             try:
@@ -272,6 +282,7 @@ def rewrite_file(
                     f"tag write interrupted ({reason}); the next scan finishes it from its copy"
                 ) from e
         discard(real, Path(tmp_name))
+        unmark(target_fd)
         journaled = False
     except FileExistsError as e:
         raise SafeWriteError("another mertag process is writing this file") from e

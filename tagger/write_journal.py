@@ -34,6 +34,10 @@ TEMP_SUFFIX = ".mertag-tmp"
 
 _CHUNK = 1 << 20
 
+#: Set on the file itself while its write-back is pending, naming the journal: an inode's
+#: extended attribute, so a write through any of its hard links (in any folder) finds it.
+MARK_XATTR = "user.mertag.journal"
+
 
 class JournalError(Exception):
     """An interrupted write could not be finished; the message is a one-line reason."""
@@ -125,6 +129,35 @@ def discard(target: Path, copy: Path) -> None:
         pass
 
 
+def mark(fd: int, journal: Path) -> None:
+    """Note `journal` on the open file's inode (skipped where the file system has no user
+    extended attributes: then only a write through the same name finds the journal)."""
+    if hasattr(os, "setxattr"):
+        try:
+            os.setxattr(fd, MARK_XATTR, os.fsencode(journal))
+        except OSError:
+            pass
+
+
+def unmark(target: Path | int) -> None:
+    """Take the note off the file again (the write-back is finished or was never begun)."""
+    if hasattr(os, "removexattr"):
+        try:
+            os.removexattr(target, MARK_XATTR)
+        except OSError:
+            pass
+
+
+def marked_journal(path: Path) -> Path | None:
+    """The journal of a pending write-back into `path`'s inode, made through whichever name."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        return Path(os.fsdecode(os.getxattr(path, MARK_XATTR)))
+    except OSError:
+        return None
+
+
 def reserve(fd: int, size: int, before: os.stat_result) -> None:
     """Reserve the blocks a file growing to `size` bytes needs, so a full disk is met before any
     byte of it changes; on failure the file is as it was (size and mtime) and OSError is raised.
@@ -211,6 +244,8 @@ def replay(journal: Path) -> Path | None:
             st = None
         if not _written_since(st, record, os.stat(journal).st_mtime_ns):
             discard(target, copy)
+            if st is not None and (st.st_dev, st.st_ino) == (record.dev, record.ino):
+                unmark(target)
             return None
         with open(copy, "rb") as src:
             if os.fstat(src.fileno()).st_size != record.size or file_digest(src) != record.sha256:
@@ -220,9 +255,10 @@ def replay(journal: Path) -> Path | None:
                 if fcntl is not None:
                     fcntl.flock(dst, fcntl.LOCK_EX)
                 write_back(src, dst, record.size)
+                discard(target, copy)
+                unmark(dst)
             finally:
                 os.close(dst)
-        discard(target, copy)
         return target
     except OSError as e:
         raise JournalError(f"cannot finish an interrupted tag write: {e.strerror or e}") from e

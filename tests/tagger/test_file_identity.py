@@ -38,6 +38,8 @@ from mertag.tagger.write_journal import (
     create,
     file_digest,
     journal_path,
+    mark,
+    marked_journal,
 )
 from tests.audio_files import encode_tone
 
@@ -221,6 +223,8 @@ def _killed_mid_write_back(path: Path) -> tuple[bytes, bytes]:
         path.name, copy.name, len(result), digest, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
     )
     os.close(create(record, path.parent))  # the writer dies: its lock goes with it
+    with open(path, "rb") as f:
+        mark(f.fileno(), journal_path(path))  # as the writer notes it on the inode
     # The write-back got half-way through the bytes that differ, then the kill came.
     common = min(len(before), len(result))
     first = next(i for i in range(common) if before[i] != result[i])
@@ -241,6 +245,7 @@ def test_a_killed_write_back_is_finished_by_the_next_run(tmp_path: Path) -> None
     # The next scan's cleanup finishes it (remove_stale_temps replays journals first).
     assert remove_stale_temps(folder) == []
     assert path.read_bytes() == result
+    assert marked_journal(path) is None  # the note on the inode is gone with the journal
     assert os.stat(path).st_ino == ino and os.stat(folder / "link.flac").st_nlink == 2
     assert read_tags(folder / "link.flac") == TAGGED
     assert not leftovers(folder)
@@ -252,6 +257,22 @@ def test_a_write_to_a_file_with_a_pending_journal_finishes_it_first(tmp_path: Pa
     assert write_tags(path, {**VALUES, "MERTAG_MODEL": "newer"}) is True
     assert read_tags(path) == {**TAGGED, "MERTAG_MODEL": "newer"}
     assert not leftovers(path.parent)
+
+
+def test_a_write_through_another_hard_link_finishes_the_pending_one_first(
+    tmp_path: Path,
+) -> None:
+    path = make(tmp_path / "downloads", "t.flac", seconds=2.0)
+    other = tmp_path / "library" / "t.flac"
+    other.parent.mkdir()
+    os.link(path, other)
+    _killed_mid_write_back(path)  # through downloads/, whose folder the next scan may not visit
+    if marked_journal(other) is None:
+        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    assert write_tags(other, {**VALUES, "MERTAG_MODEL": "newer"}) is True
+    assert read_tags(path) == {**TAGGED, "MERTAG_MODEL": "newer"}
+    assert marked_journal(other) is None and "user.mertag.journal" not in os.listxattr(path)
+    assert not leftovers(path.parent) and not leftovers(other.parent)
 
 
 def test_untag_finishes_a_pending_journal(tmp_path: Path) -> None:
