@@ -17,6 +17,7 @@ so that remove_tags puts them back. A MOOD the user set after mertag wrote one i
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import mutagen
 from mutagen._util import resize_bytes
 from mutagen.aiff import AIFF, AIFFFile
 from mutagen.flac import FLAC
-from mutagen.id3 import TMOO, TXXX, Encoding, ID3v1SaveOptions
+from mutagen.id3 import ID3, TMOO, TXXX, Encoding, ID3v1SaveOptions
 
 # Private, but it is the exact function mutagen's own ID3v1 handling uses; sharing it keeps our
 # idea of where the ID3v1 tag starts identical to mutagen's.
@@ -434,7 +435,19 @@ class _ID3Storage(_Storage):
         body = b"".join([raw for key, raw in frames if key not in self.touched] + ours)
         room = _id3_size(old[:10])
         size = room if len(body) <= room else len(body) + _ID3_PADDING
-        return old[:6] + _synchsafe(size) + body + bytes(size - len(body))
+        new = old[:6] + _synchsafe(size) + body + bytes(size - len(body))
+        # The spliced tag must read back as exactly the frames mutagen holds, else mutagen saves.
+        try:
+            spliced = ID3(io.BytesIO(new), translate=False)
+        except mutagen.MutagenError:
+            return None
+        if _frames_shown(spliced) != _frames_shown(self.tags):
+            return None
+        return new
+
+
+def _frames_shown(tags: Any) -> list[str]:
+    return sorted(f"{key}={frame.pprint()}" for key, frame in tags.items())
 
 
 #: Padding added when a tag must grow, so that later edits fit in place (mutagen adds ~1 KB too).
@@ -482,6 +495,8 @@ def _split_frames(tag: bytes) -> list[tuple[str, bytes]] | None:
         if not all(48 <= c <= 57 or 65 <= c <= 90 for c in frame_id):
             return None
         raw_size = tag[pos + 4 : pos + 8]
+        if tag[3] == 4 and any(b & 0x80 for b in raw_size):
+            return None  # a v2.4 size that is not synchsafe (iTunes' old bug): mutagen knows it
         size = _id3_size(b"ID3" + bytes(3) + raw_size) if tag[3] == 4 else int.from_bytes(raw_size)
         flags = int.from_bytes(tag[pos + 8 : pos + 10])
         if pos + 10 + size > end:
