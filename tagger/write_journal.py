@@ -186,14 +186,25 @@ def write_back(src: BinaryIO, dst_fd: int, size: int) -> None:
         new = src.read(min(_CHUNK, size - offset))
         if not new:
             raise OSError(errno.EIO, "input/output error")  # the copy is shorter than recorded
-        if os.pread(dst_fd, len(new), offset) != new:
+        if _read_at(dst_fd, len(new), offset) != new:
             view = memoryview(new)
             written = 0
             while written < len(new):
-                written += os.pwrite(dst_fd, view[written:], offset + written)
+                os.lseek(dst_fd, offset + written, os.SEEK_SET)
+                written += os.write(dst_fd, view[written:])
         offset += len(new)
     os.ftruncate(dst_fd, size)
     os.fsync(dst_fd)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """Up to `size` bytes at `offset` (os.pread where the OS has it; Windows has not)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks = []
+    while size > 0 and (chunk := os.read(fd, size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _read_record(path: Path) -> JournalRecord:
