@@ -24,7 +24,8 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.mood import QUADRANTS
-from mertag.tagger.scan import ScanSummary, TrackOutcome, tag_values
+from mertag.tagger.pipeline import TrackOutcome, tag_values
+from mertag.tagger.scan import ScanSummary
 
 
 class RateColumn(ProgressColumn):
@@ -108,6 +109,17 @@ class ScanReporter:
         self.progress.console.print(
             Text(f"{display(index_path)} is in use by another scan; waiting (Ctrl-C to stop)")
         )
+
+    def preparing(self) -> None:
+        """librosa's kernels are compiled before the first track: say why nothing moves."""
+        if not self.quiet:
+            self.progress.console.print(
+                Text("preparing audio kernels, once after install (about a minute)")
+            )
+
+    def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
+        """Fewer workers than asked for, and why."""
+        self.err.print(Text(f"note: {jobs} worker(s), not {asked}: this machine has {bound}"))
 
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)
