@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="mertag",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     help="Tag a music library with the mood of every track (Russell's four quadrants).",
 )
 
@@ -210,6 +210,14 @@ def scan(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text; json (one document at the end, as --json); or jsonl (one line per "
+            "track as it finishes, then a summary line).",
+        ),
+    ] = "text",
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
     from mertag.tagger.backends import BACKENDS, BackendError
@@ -248,7 +256,15 @@ def scan(
         scheduler=scheduler,
     )
     del mood_model
-    reporter = ScanReporter(quiet=quiet, verbose=verbose, as_json=as_json, dry_run=dry_run)
+    if output_format not in ("text", "json", "jsonl"):
+        raise usage_error(f"--format must be text, json or jsonl, not {output_format!r}")
+    reporter = ScanReporter(
+        quiet=quiet,
+        verbose=verbose,
+        as_json=as_json or output_format != "text",
+        dry_run=dry_run,
+        stream=output_format == "jsonl",
+    )
     ceiling, bound = job_ceiling()
     asked = jobs or config.jobs
     if backend == "local":
