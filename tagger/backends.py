@@ -8,8 +8,8 @@ scan alone writes the index.
   the kernel's OOM killer) takes only its track: the tracks it may have held are run again one
   at a time in a fresh worker, the one that kills it again gets an error row naming the signal,
   and the scan goes on;
-- dask (`--backend dask --scheduler ADDRESS`): joblib's Dask backend sends each track to a
-  dask.distributed worker, which decodes, extracts and classifies it; the client (the process
+- dask (`--backend dask --scheduler ADDRESS`): each track is a task for a dask.distributed
+  worker, which decodes, extracts and classifies it; the client (the process
   running `mertag scan`) writes the tags. So workers need mertag installed and read access to
   the library at the same absolute paths as the client, and nothing else: the model travels
   with the tasks, and a track re-run because its worker died has no write to repeat.
@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -314,66 +314,61 @@ def dask_outcomes(
     tracks: Iterator[Track], work: TrackWork, scheduler: str | None
 ) -> Iterator[TrackOutcome]:
     """Analyse `tracks` on the Dask cluster at `scheduler`, writing tags here as results
-    arrive."""
+    arrive. A worker that dies mid-track has its task re-run by Dask elsewhere; a track that
+    keeps killing workers (Dask's KilledWorker) gets an error outcome and the scan goes on."""
     try:
-        from distributed import Client
+        from distributed import Client, KilledWorker, as_completed
     except ImportError as exc:
         raise BackendError(
             "the dask backend needs dask.distributed: pip install 'mertag[dask]'"
         ) from exc
-    from joblib import Parallel, delayed, parallel_config
 
-    model = ModelFile.read(work.model_path)
     remote_work = work.analysis_only()
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise BackendError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-    with ExitStack() as stack:
-        stack.enter_context(client)
-        stack.enter_context(
-            parallel_config(
-                backend=_register_dask_backend(),
-                client=client,
-                scatter=[model],
-                wait_for_workers_timeout=CONNECT_TIMEOUT_S,
-            )
-        )
-        parallel = Parallel(
-            n_jobs=-1, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
-        )
-        tasks = (
-            delayed(analyse_remote)(path, size, mtime_ns, model, remote_work)
-            for path, size, mtime_ns in tracks
-        )
+    with client:
         try:
-            results = parallel(tasks)
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         except TimeoutError as exc:
             raise BackendError(
                 f"no Dask worker joined the scheduler at {scheduler} "
                 f"within {CONNECT_TIMEOUT_S:.0f} s"
             ) from exc
-        for outcome in results:
-            if work.write and outcome.prediction is not None:
-                write_outcome_tags(outcome, work)
+        model = client.scatter(ModelFile.read(work.model_path), broadcast=True, hash=False)
+        slots = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
+        pending: dict[Any, Track] = {}
+
+        def submit(track: Track) -> Any:
+            future = client.submit(analyse_remote, *track, model, remote_work, pure=False)
+            pending[future] = track
+            return future
+
+        running = as_completed([submit(t) for t in _take(tracks, slots)], loop=client.loop)
+        for future in running:
+            path, size, mtime_ns = pending.pop(future)
+            try:
+                outcome = future.result()
+            except KilledWorker:
+                outcome = TrackOutcome(
+                    path, size, mtime_ns, error="every Dask worker that analysed it died"
+                )
+            else:
+                if work.write and outcome.prediction is not None:
+                    write_outcome_tags(outcome, work)
             yield outcome
+            for track in _take(tracks, 1):
+                running.add(submit(track))
 
 
-def _register_dask_backend() -> str:
-    """joblib's Dask backend, except that a cluster of one worker thread still gets the work.
-
-    joblib runs a call in the calling process when its backend counts a single worker, so on a
-    one-thread cluster the client would decode and analyse every track itself.
-    """
-    from joblib import register_parallel_backend
-    from joblib._dask import DaskDistributedBackend
-
-    class RemoteOnly(DaskDistributedBackend):  # type: ignore[misc]
-        def effective_n_jobs(self, n_jobs: int) -> int:
-            return max(2, int(super().effective_n_jobs(n_jobs)))
-
-    register_parallel_backend("mertag-dask", RemoteOnly)
-    return "mertag-dask"
+def _take(tracks: Iterator[Track], count: int) -> list[Track]:
+    out: list[Track] = []
+    for track in tracks:
+        out.append(track)
+        if len(out) >= count:
+            break
+    return out
 
 
 def _prepend(first: Track, rest: Iterator[Track]) -> Iterator[Track]:
