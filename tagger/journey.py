@@ -221,8 +221,9 @@ def plan_journey(
         worst = max(steps[n - 1].distance for n in far)
         warnings.append(
             f"step{'s' if len(far) > 1 else ''} {_ranges(far)} of {length} lie more than "
-            f"{max_distance:g} from the path (the farthest {worst:.2f}): the library has few "
-            "tracks there; more music, or a shorter journey (--length), makes even steps"
+            f"{max_distance:g} from their place on the path (the farthest {worst:.2f}): the "
+            "library has few tracks there; more music, or a shorter journey (--length), makes "
+            "even steps"
         )
     start_word = (
         Path(start_row.path).stem

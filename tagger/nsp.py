@@ -4,7 +4,7 @@ the tags and keeps up to date as the library changes.
 A mood is Navidrome's `mood` tag (read from TMOO, MOOD and the MP4 MOOD atom by default). The
 numbers mertag writes (MERTAG_VALENCE, MERTAG_AROUSAL, MERTAG_CONFIDENCE) and the model
 (MERTAG_MODEL) become fields `mertag_valence`, ... once Navidrome's config declares them as tags
-(see NAVIDROME_CONFIG), so a query over them turns into rules over those fields.
+(`navidrome_config`), so a query over them turns into rules over those fields.
 
 A query term with no Navidrome counterpart (a path given absolutely, a glob, a regular
 expression, status:error) is an NspError naming it: a smart playlist that silently selected
@@ -27,6 +27,7 @@ from mertag.tagger.querylang import (
     TextTerm,
     ValueTerm,
 )
+from mertag.tagger.tags import FIELD_TABLE
 
 SUFFIX = ".nsp"
 
@@ -43,21 +44,29 @@ _SPAN = {"valence": (-1.0, 1.0), "arousal": (-1.0, 1.0), "confidence": (0.0, 1.0
 _FIELDS = {"path": "filepath", **{f: f for f in TAG_FIELDS}, "mood": "mood", **TAGS}
 """Navidrome's name for each field mertag can sort or match by."""
 
-NAVIDROME_CONFIG = """\
-# navidrome.toml: mertag's numbers as numeric fields for smart playlists
-[Tags.mertag_valence]
-Aliases = ["TXXX:MERTAG_VALENCE", "MERTAG_VALENCE", "----:com.apple.iTunes:MERTAG_VALENCE"]
-Type = "float"
-[Tags.mertag_arousal]
-Aliases = ["TXXX:MERTAG_AROUSAL", "MERTAG_AROUSAL", "----:com.apple.iTunes:MERTAG_AROUSAL"]
-Type = "float"
-[Tags.mertag_confidence]
-Aliases = ["TXXX:MERTAG_CONFIDENCE", "MERTAG_CONFIDENCE", "----:com.apple.iTunes:MERTAG_CONFIDENCE"]
-Type = "float"
-[Tags.mertag_model]
-Aliases = ["TXXX:MERTAG_MODEL", "MERTAG_MODEL", "----:com.apple.iTunes:MERTAG_MODEL"]
-"""
-"""What Navidrome's config needs for rules over valence, arousal, confidence and model."""
+NUMERIC_TAGS = ("mertag_valence", "mertag_arousal", "mertag_confidence")
+
+
+def _aliases(field: str) -> list[str]:
+    """Every key a file may hold `field` under (tags.FIELD_TABLE), as Navidrome aliases."""
+    return list(dict.fromkeys(FIELD_TABLE[field]))
+
+
+def navidrome_config() -> str:
+    """The navidrome.toml lines that make mertag's fields smart-playlist fields: the numbers as
+    floats, the model as text, and the mood also read from ID3v2.3's TXXX:MOOD (Navidrome reads
+    TMOO, MOOD and the MP4 atom by default; setting Aliases replaces its list, so all are given).
+    """
+    lines = ["# navidrome.toml: mertag's tags as smart-playlist fields"]
+    for tag in TAGS.values():
+        quoted = ", ".join(f'"{a}"' for a in _aliases(tag.upper()))
+        lines.append(f"[Tags.{tag}]")
+        lines.append(f"Aliases = [{quoted}]")
+        if tag in NUMERIC_TAGS:
+            lines.append('Type = "float"')
+    moods = ", ".join(f'"{a}"' for a in [*_aliases("MOOD"), "WM/Mood"])
+    lines += ["[Tags.mood]", f"Aliases = [{moods}]"]
+    return "\n".join(lines) + "\n"
 
 
 class NspError(ValueError):

@@ -240,16 +240,16 @@ def one_playlist(
     file holds the query's rules, limited to tracks with a mertag mood."""
     result = PlaylistResult()
     rows = list(rows)
-    members = playable(rows, result.skipped)
-    if not members:
-        result.empty.append((target.stem, "", target if target.exists() else None))
-        return result
     rules: list[dict[str, object]] = []
-    if fmt == "nsp":
+    if fmt == "nsp":  # before looking at the tracks: a query nsp cannot hold is an error
         known = mood_words(rows, moods)
         rules = query_rules(query or Query(), known)
         if not any(t.field in MOOD_FIELDS and not t.negate for t in (query or Query()).terms):
             rules.insert(0, mood_rule([w for q in QUADRANTS for w in known[q]]))
+    members = playable(rows, result.skipped)
+    if not members:
+        result.empty.append((target.stem, "", target if target.exists() else None))
+        return result
     text = render(
         fmt, target.stem, ordered(members, query), rules=rules, query=query, relative_to=relative_to
     )
