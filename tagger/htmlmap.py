@@ -181,6 +181,7 @@ let view = {zoom: 1, cx: 0, cy: 0};
 let hover = -1;
 let size = {w: 0, h: 0, dpr: 1};
 const LIM = 1.12;
+const LABELS_UP_TO = 40;
 
 for (const q of QS) {
   const n = TRACKS.filter(t => t[F.quadrant] === q.id).length;
@@ -273,7 +274,8 @@ function draw() {
   ctx.textAlign = "right"; ctx.fillText("valence \u2192", size.w - 8, y0 - 6);
   ctx.textAlign = "left"; ctx.fillText("\u2191 arousal", x0 + 6, 14);
   const many = TRACKS.length > 2000;
-  const r = (many ? 2 : 4) * Math.max(1, Math.sqrt(view.zoom) * 0.8);
+  const base = many ? 2 : TRACKS.length > 200 ? 3.5 : 5;
+  const r = base * Math.max(1, Math.sqrt(view.zoom) * 0.8);
   const dim = matches !== null;
   const drawSet = (idx, colourOf, alpha, radius) => {
     ctx.globalAlpha = alpha;
@@ -313,6 +315,18 @@ function draw() {
     ctx.fillText(`${q.id} ${q.word} \u00b7 ${n}`, lx, ly);
   }
   ctx.textBaseline = "alphabetic";
+  // Names beside the points once few are in sight: a small library, or zoomed in on a big one.
+  const inView = (matches || visible).filter(i => {
+    const [x, y] = toScreen(TRACKS[i][F.valence], TRACKS[i][F.arousal]);
+    return x >= 0 && y >= 0 && x <= size.w && y <= size.h;
+  });
+  if (inView.length <= LABELS_UP_TO) {
+    ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#333"; ctx.textAlign = "left";
+    for (const i of inView) {
+      const [x, y] = toScreen(TRACKS[i][F.valence], TRACKS[i][F.arousal]);
+      ctx.fillText(TRACKS[i][F.title], x + r + 3, y + 4);
+    }
+  }
   if (hover >= 0) {
     const [x, y] = toScreen(TRACKS[hover][F.valence], TRACKS[hover][F.arousal]);
     ctx.strokeStyle = "#000"; ctx.lineWidth = 2;
@@ -351,19 +365,25 @@ function showTip(i, cx, cy) {
   tip.style.top = Math.min(cy + 14, window.innerHeight - h - 4) + "px";
 }
 
+function legacyCopy(text) {
+  const area = document.createElement("textarea");
+  area.value = text; document.body.append(area); area.select();
+  let ok = false;
+  try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+  area.remove();
+  return ok;
+}
+
 function copy(i) {
+  // The path is shown at once (to select by hand if no clipboard is allowed), then copied.
   const path = TRACKS[i][F.path];
+  status.textContent = `path: ${path}`;
   const done = () => { status.textContent = `copied: ${path}`; };
-  const fallback = () => {
-    const area = document.createElement("textarea");
-    area.value = path; document.body.append(area); area.select();
-    try { document.execCommand("copy"); done(); }
-    catch (e) { status.textContent = `path: ${path}`; }
-    area.remove();
-  };
   if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(path).then(done, fallback);
-  } else { fallback(); }
+    navigator.clipboard.writeText(path).then(done, () => { if (legacyCopy(path)) done(); });
+  } else if (legacyCopy(path)) {
+    done();
+  }
 }
 
 let drag = null;
