@@ -2,9 +2,9 @@
 quadrant, the quadrants labelled with their mood words and track counts.
 
 This is the picture (`mertag map --out FILE.png`); `htmlmap` writes the interactive page, which
-needs no extra. Drawn with matplotlib (the `map` extra), imported only when a map is drawn and used through its
-object API (no pyplot), so no GUI backend or global state is touched. The format follows the
-file's suffix: .png, .svg or .pdf.
+needs no extra. Drawn with matplotlib (the `map` extra), imported only when a map is drawn and
+used through its object API (no pyplot), so no GUI backend or global state is touched. The format
+follows the file's suffix: .png, .svg or .pdf.
 """
 
 from __future__ import annotations
