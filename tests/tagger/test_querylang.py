@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,21 @@ def test_parse_errors_name_the_term() -> None:
 def test_generated_names_with_brackets_are_plain_words(library: Library) -> None:
     assert _names(["[A440]"], library) == [Path(GENERATED[0]).name]
     assert os.sep not in Path(GENERATED[0]).name
+
+
+def test_no_color_is_honoured(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    colour = re.compile("\x1b\\[[0-9;]*(3[0-9]|38;[0-9;]+)m")  # a foreground colour
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    coloured = invoke(["list", "--index", library.index])
+    assert coloured.exit_code == 0 and colour.search(coloured.stdout)  # moods in their colours
+    monkeypatch.setenv("NO_COLOR", "1")
+    for args in (["list"], ["stats"]):
+        plain = invoke([*args, "--index", library.index])
+        assert plain.exit_code == 0 and not colour.search(plain.stdout), args
+    journey = invoke(
+        ["playlist", "--journey", "sad", "happy", "-n", 3, "-o", library.lib / "j.m3u8"]
+        + ["--index", library.index]
+    )
+    assert journey.exit_code == 0 and "journey:" in journey.stderr
+    assert not colour.search(journey.stderr)
