@@ -162,7 +162,7 @@ PathGlobOption = Annotated[
 QueryArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[QUERY]...",
+        metavar="QUERY",
         help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
         "confidence:0.7.. path:Jazz/ status:error artist:Björk, free words (artist, album, "
         "title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
@@ -497,7 +497,9 @@ def playlist(
         raise usage_error("give --journey FROM TO, or --from and --to, not both")
     if (start is None) != (to is None):
         raise usage_error("--from and --to go together (or use --journey FROM TO)")
-    ends = journey if journey is not None else (start, to) if start is not None else None
+    ends = journey
+    if start is not None and to is not None:
+        ends = (start, to)
     target = out if out is not None else config.playlist_dir
     assert target is not None
     named = PLAYLIST_SUFFIXES.get(target.suffix.lower())

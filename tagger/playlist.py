@@ -1,10 +1,13 @@
-"""Mood playlists from the index: one extended M3U (UTF-8, `.m3u8`) per mood.
+"""Playlists from the index: one per mood, or one of a query's tracks, as extended M3U (UTF-8,
+`.m3u8`) or as Navidrome smart playlists (`.nsp`, see `nsp`).
 
-Each entry is an `#EXTINF:<seconds>,<artist> - <title>` line (read from the file's own tags, the
-file name when it has none) and the file's location: absolute by default, or relative to the
-folder the playlist will live in (`relative_to`), which is what players resolve relative entries
-against. Rows whose file is gone, or whose name an M3U8 line cannot hold, are left out and
-reported, never silently.
+Each M3U8 entry is an `#EXTINF:<seconds>,<artist> - <title>` line (from the index when it holds
+the names, else the file's own tags, the file name when it has none) and the file's location:
+absolute by default, or relative to the folder the playlist will live in (`relative_to`), which
+is what players resolve relative entries against. Rows whose file is gone, or whose name an M3U8
+line cannot hold, are left out and reported, never silently. A mood with no track gets no file.
+Files are written atomically with the mode the umask gives a new file (0644 under 022), so a
+music server running as another user can read them.
 """
 
 from __future__ import annotations
