@@ -8,6 +8,7 @@ long track is read without decoding the whole file. Training and tagging both de
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ JUNK_LIMIT = 64 << 20
 """Bytes FFmpeg may read without any audio coming out before the rest of the file counts as junk.
 
 Looking for the next frame, FFmpeg reads on to the end of the file, so a huge zero-filled or
-sparse file, or a long damaged tail, would cost a read of the whole file. Generous enough for
-cover art of tens of megabytes in front of the audio."""
+sparse file, or a long damaged tail, would cost a read of the whole file. The pictures a file's
+tags hold (cover art, booklet scans: `mertag.tagger.artwork`) do not count against it."""
 
 _SEEK_COST = 64
 """What one seek counts for against JUNK_LIMIT. Some demuxers walk junk by seeking (given a huge
@@ -44,14 +45,19 @@ class AudioInfo:
 
 
 class _Source(io.RawIOBase):
-    """A file as FFmpeg reads it, which ends once JUNK_LIMIT bytes have gone by without audio."""
+    """A file as FFmpeg reads it, which ends once JUNK_LIMIT bytes that are neither audio nor
+    attached pictures have gone by without audio."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.name = str(path)  # FFmpeg's format probe also weighs the file name's extension
+        self._path = path
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         self._unproductive = 0
+        self._pictures: int | None = None  # bytes of attached pictures, counted when needed
         self.exhausted = False
+        self.first_audio_at: int | None = None
+        """Where FFmpeg was reading in the file when the first audio came out."""
 
     def readable(self) -> bool:
         return True
@@ -60,7 +66,7 @@ class _Source(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._unproductive >= JUNK_LIMIT:
+        if self._unproductive >= JUNK_LIMIT and self._past_pictures():
             self.exhausted = True
             return 0
         n = self._file.readinto(buffer) or 0
@@ -81,6 +87,22 @@ class _Source(io.RawIOBase):
     def audio_seen(self) -> None:
         """Audio came out: what was read so far was not junk."""
         self._unproductive = 0
+        if self.first_audio_at is None:
+            self.first_audio_at = self._file.tell()
+
+    def _past_pictures(self) -> bool:
+        """Whether more than JUNK_LIMIT bytes besides the file's attached pictures went by.
+
+        Counted only once JUNK_LIMIT is reached, so an ordinary file is never parsed for them.
+        """
+        if self._pictures is None:
+            from mertag.tagger.artwork import picture_bytes
+
+            self._pictures = picture_bytes(self._path)
+        return self._unproductive >= JUNK_LIMIT + self._pictures
+
+    def size(self) -> int:
+        return os.fstat(self._file.fileno()).st_size
 
 
 def _junk_reason() -> str:
@@ -174,6 +196,29 @@ class AudioFile:
         if not np.all(np.isfinite(y)):
             raise AudioError("decoded audio holds NaN or infinite samples")
         return y
+
+    def read_whole(self, limit: float, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, float | None]:
+        """Decode the whole stream, but never more than `limit` seconds of it, whatever the
+        container says: (samples, None) when the stream ends within `limit`; else (the first
+        `limit` seconds, an estimate of the stream's real length).
+
+        A header can understate a file's length (a FLAC saying 10 s that holds 19 minutes), so
+        a read "to the end" is bounded by what the caller chose to read, not by the header. The
+        estimate scales `limit` by the share of the file's audio bytes those seconds took.
+        """
+        cap = int(round(limit * sr))
+        y = self.read(0.0, (cap + 1) / sr, sr)
+        if y.size <= cap:
+            return y, None
+        return y[:cap], max(self._length_estimate(limit), limit + 1 / sr)
+
+    def _length_estimate(self, decoded: float) -> float:
+        """Seconds of audio in the file if its bytes go on as the `decoded` seconds read from
+        its start did (the tail's tags count as audio: a small overestimate)."""
+        start = self._source.first_audio_at or 0
+        done = self._source.tell() - start
+        rest = self._source.size() - start
+        return decoded * rest / done if done > 0 else decoded
 
     def _chunks(self, sr: int, offset: float, duration: float | None) -> Iterator[np.ndarray]:
         """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""
