@@ -121,7 +121,7 @@ def process_track(
 ) -> TrackOutcome:
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
     from mertag.tagger.analyse import track_features
-    from mertag.tagger.model import shared_model
+    from mertag.tagger.model import ModelOutputError, shared_model
     from mertag.tagger.mood import predict_mood
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
@@ -137,7 +137,7 @@ def process_track(
             "features": features.features_seconds,
             "model": t2 - t1,
         }
-    except AudioError as exc:
+    except (AudioError, ModelOutputError) as exc:
         outcome.error = str(exc)
         return outcome
     except MemoryError:
