@@ -13,41 +13,60 @@ from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FRAME_FEATURES, HOP
 
 
-def linear_model(path: Path, *, seed: int = 0, **meta_overrides: str | None) -> Path:
-    """A mean-over-time linear softmax classifier with mertag metadata (overridable/removable)."""
-    rng = np.random.default_rng(seed)
-    weights = numpy_helper.from_array(
-        (rng.standard_normal((FEATURE_DIM, 4)) * 0.01).astype(np.float32), "w"
-    )
-    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
-            helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-        ],
-        "linear",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["b", "t", FEATURE_DIM])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["b", 4])],
-        initializer=[weights, axes],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    meta: dict[str, str | None] = {
+def _metadata(model_id: str, columns: str, arch: str) -> dict[str, str | None]:
+    """Valid mertag metadata for a test model reading feature set `columns`."""
+    return {
         "mertag_model_format": "1",
-        "model_id": f"test-linear-{seed}",
+        "model_id": model_id,
         "labels": "Q1,Q2,Q3,Q4",
         "feature_schema": FEATURE_SCHEMA,
         "feature_dim": str(FEATURE_DIM),
         "sample_rate": str(SAMPLE_RATE),
         "hop": str(HOP),
-        "normalisation": json.dumps({"columns": "both", "applied": "none"}),
-        "training_summary": json.dumps({"arch": "linear", "note": "test fixture"}),
+        "normalisation": json.dumps({"columns": columns, "applied": "none"}),
+        "training_summary": json.dumps({"arch": arch, "note": "test fixture"}),
     }
-    meta.update(meta_overrides)
+
+
+def _save(
+    path: Path,
+    nodes: list[onnx.NodeProto],
+    consts: dict[str, np.ndarray],
+    classes: int | str,
+    meta: dict[str, str | None],
+) -> Path:
+    """A graph from `features` (batch, time, FEATURE_DIM) to `probabilities` (batch, classes),
+    with `meta` (entries set to None left out) as its ONNX metadata."""
+    graph = helper.make_graph(
+        nodes,
+        meta["model_id"] or "test",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["b", "t", FEATURE_DIM])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["b", classes])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
     onnx.helper.set_model_props(model, {k: v for k, v in meta.items() if v is not None})
     onnx.save(model, str(path))
     return path
+
+
+def linear_model(path: Path, *, seed: int = 0, **meta_overrides: str | None) -> Path:
+    """A mean-over-time linear softmax classifier with mertag metadata (overridable/removable)."""
+    rng = np.random.default_rng(seed)
+    consts: dict[str, np.ndarray] = {
+        "w": (rng.standard_normal((FEATURE_DIM, 4)) * 0.01).astype(np.float32),
+        "axes": np.array([1], dtype=np.int64),
+    }
+    nodes = [
+        helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    meta = _metadata(f"test-linear-{seed}", "both", "linear")
+    meta.update(meta_overrides)
+    return _save(path, nodes, consts, 4, meta)
 
 
 FAULTS = ("nan", "negative", "not-a-distribution", "wrong-shape")
@@ -74,7 +93,7 @@ def broken_model(path: Path, fault: str, when: str = "always") -> Path:
     TRACK_GATE_DB), so that it passes the probe a model gets when loaded."""
     rng = np.random.default_rng(1)
     lo, hi = _mel_columns()
-    consts = {
+    consts: dict[str, np.ndarray] = {
         "w": (rng.standard_normal((FEATURE_DIM, 4)) * 0.01).astype(np.float32),
         "axes": np.array([1], dtype=np.int64),
         "lo": np.array([lo], dtype=np.int64),
@@ -121,29 +140,5 @@ def broken_model(path: Path, fault: str, when: str = "always") -> Path:
         ]
     else:
         raise ValueError(fault)
-    graph = helper.make_graph(
-        nodes,
-        f"broken-{fault}",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["b", "t", FEATURE_DIM])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["b", "k"])],
-        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    onnx.helper.set_model_props(
-        model,
-        {
-            "mertag_model_format": "1",
-            "model_id": f"test-broken-{fault}-{when}",
-            "labels": "Q1,Q2,Q3,Q4",
-            "feature_schema": FEATURE_SCHEMA,
-            "feature_dim": str(FEATURE_DIM),
-            "sample_rate": str(SAMPLE_RATE),
-            "hop": str(HOP),
-            "normalisation": json.dumps({"columns": "librosa", "applied": "none"}),
-            "training_summary": json.dumps({"arch": "broken", "note": "test fixture"}),
-        },
-    )
-    onnx.save(model, str(path))
-    return path
+    meta = _metadata(f"test-broken-{fault}-{when}", "librosa", "broken")
+    return _save(path, nodes, consts, "k", meta)
