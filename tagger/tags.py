@@ -135,15 +135,6 @@ _V24_ONLY_KEPT = (
 )
 
 
-@dataclass(frozen=True)
-class TagOptions:
-    """How a scan writes tags, as write_tags takes them: `id3_version` 3 or 4 forces that ID3
-    version (None keeps each file's), `overwrite_mood` replaces a MOOD mertag found."""
-
-    id3_version: int | None = None
-    overwrite_mood: bool = False
-
-
 Values = list[str]
 """One field's values, in the file's order (a field may hold several)."""
 
@@ -758,17 +749,22 @@ def plan_write(
     return ([version] if version and (planned or id3_version) else []) + planned
 
 
-def tagged_through_another_link(path: Path, values: Mapping[str, str], options: TagOptions) -> bool:
+def tagged_through_another_link(
+    path: Path,
+    values: Mapping[str, str],
+    id3_version: int | None = None,
+    overwrite_mood: bool = False,
+) -> bool:
     """Whether a file that changed since it was analysed changed only because mertag wrote these
-    very values into it through another of its hard links (two names of one inode in one scan):
-    then the file is tagged and there is nothing to write."""
+    very values into it through another of its hard links (two names of one inode tagged by two
+    runs at once): then the file is tagged and there is nothing to write."""
     try:
         if os.stat(path).st_nlink < 2:
             return False
-        storage = _storage(_detect(path), path, options.id3_version)
+        storage = _storage(_detect(path), path, id3_version)
     except (TagError, OSError):
         return False
-    return not _write_changes(storage, values, options.overwrite_mood)
+    return not _write_changes(storage, values, overwrite_mood)
 
 
 def write_tags(
