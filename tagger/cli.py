@@ -252,6 +252,16 @@ def scan(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try files that failed before again.")
     ] = False,
+    overwrite_mood: Annotated[
+        bool | None,
+        typer.Option(
+            "--overwrite-mood/--keep-mood",
+            help="Put mertag's word into a MOOD it did not write (your value is kept in "
+            "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
+            "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
+            show_default=False,
+        ),
+    ] = None,
     id3v23: Annotated[
         bool | None,
         typer.Option(
@@ -306,6 +316,7 @@ def scan(
         moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
         id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,

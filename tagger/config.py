@@ -57,6 +57,12 @@ def _exclude(value: Any, base: Path) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
 def _model(value: Any, base: Path) -> str:
     named = isinstance(value, str) and value in PACKAGED_MODELS
     return value if named else str(_path(value, base))
@@ -89,6 +95,8 @@ SETTINGS: tuple[Setting, ...] = (
             unset="(none: --out is needed)", example='playlist_dir = "~/Music/Playlists"'),
     Setting("model", lambda: "default", _model,
             'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file'),
+    Setting("overwrite_mood", lambda: False, lambda v, base: _flag(v),
+            "put mertag's word into a MOOD it did not write (the old value is kept for untag)"),
 )  # fmt: skip
 """Every key the file may hold: a new key is one line here."""
 

@@ -27,6 +27,7 @@ class TrackWork:
     write: bool = True  # write the tags where the track was analysed
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
     overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
+    plan: bool = False  # (without write) list the changes a write would make: a dry run
 
     def analysis_only(self) -> TrackWork:
         """The same work without the tag write (a Dask worker analyses, the client writes)."""
@@ -43,6 +44,7 @@ class TrackOutcome:
     prediction: Prediction | None = None
     error: str | None = None
     tagged: bool | None = None  # True: mertag's tags are in the file now
+    planned: list[str] | None = None  # a dry run: the changes a write would make
     tag_error: str | None = None
     not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
     timings: dict[str, float] = field(default_factory=dict)
@@ -101,11 +103,31 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     except MemoryError:
         outcome.error = "out of memory while analysing"
         return outcome
+    if work.plan:
+        plan_outcome_tags(outcome, work)
     if not work.write:
         outcome.tagged = False
         return outcome
     write_outcome_tags(outcome, work)
     return outcome
+
+
+def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
+    """The changes a tag write would make, as 'FIELD: old -> new' lines (nothing written)."""
+    from mertag.tagger.tags import TagError, plan_write
+
+    assert outcome.prediction is not None
+    try:
+        changes = plan_write(
+            outcome.path,
+            tag_values(outcome.prediction),
+            id3_version=work.id3_version,
+            overwrite_mood=work.overwrite_mood,
+        )
+    except (TagError, OSError) as exc:
+        outcome.planned = [f"cannot be tagged: {exc}"]
+        return
+    outcome.planned = [str(change) for change in changes]
 
 
 def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:

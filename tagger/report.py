@@ -24,7 +24,7 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.mood import QUADRANTS
-from mertag.tagger.pipeline import TrackOutcome, tag_values
+from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.scan import ScanSummary
 
 
@@ -158,8 +158,8 @@ class ScanReporter:
         if p is None or self.as_json:
             return
         if self.dry_run and not self.quiet:
-            fields = ", ".join(f"{k}={v}" for k, v in tag_values(p).items())
-            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {fields}"))
+            changes = "; ".join(outcome.planned or []) or "nothing to change"
+            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {changes}"))
         elif self.verbose:
             self.progress.console.print(
                 Text(f"{p.quadrant} {p.mood:<8} {p.confidence:.2f}  {display(outcome.path)}")

@@ -172,6 +172,7 @@ def _outcomes(
         model_path=options.model_path,
         moods=options.moods,
         write=options.write and not options.dry_run,
+        plan=options.dry_run,
         id3_version=options.id3_version,
         overwrite_mood=options.overwrite_mood,
     )

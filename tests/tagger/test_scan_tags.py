@@ -134,3 +134,35 @@ def test_rf64_is_analysed_and_indexed_not_tagged_and_not_a_failure(
     assert mutagen.File(lib / "plain.wav") is not None
     rerun = invoke(["scan", lib, "--index", index, "--model", model, "-v"])
     assert rerun.exit_code == 0 and "3 unchanged" in rerun.stderr, rerun.stderr
+
+
+def test_dry_run_shows_old_to_new_and_overwrite_mood_is_undone_by_untag(
+    tmp_path: Path, model: Path
+) -> None:
+    """The CLI end to end: `--dry-run` names each field old -> new and writes nothing;
+    `--overwrite-mood` (and the config key) replaces the user's MOOD; `untag` restores it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    track = make_track(lib / "mine.flac")
+    flac = FLAC(track)
+    flac["MOOD"] = ["Chill", "Dreamy"]
+    flac.save()
+    before = track.read_bytes()
+    index = tmp_path / "index.db"
+    result = invoke(["scan", lib, "--index", index, "--model", model, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("would tag")]
+    assert "MERTAG_MOOD: (none) -> '" in line and "MOOD: 'Chill; Dreamy'" not in line, line
+    assert track.read_bytes() == before and not index.exists()
+
+    config = tmp_path / "config.toml"
+    config.write_text("overwrite_mood = true\n", encoding="utf-8")
+    result = invoke(["--config", config, "scan", lib, "--index", index, "--model", model, "-q"])
+    assert result.exit_code == 0, result.output
+    tags = FLAC(track)
+    assert tags["MOOD"] == tags["MERTAG_MOOD"] and tags["MOOD"] != ["Chill", "Dreamy"]
+    assert tags["MERTAG_PREVIOUS_MOOD"] == ["Chill", "Dreamy"]
+
+    assert invoke(["untag", lib, "--index", index]).exit_code == 0
+    tags = FLAC(track)
+    assert tags["MOOD"] == ["Chill", "Dreamy"] and "MERTAG_MOOD" not in tags
