@@ -122,7 +122,11 @@ def untag(
     """
     found = walk([Path(os.path.abspath(p)) for p in paths])
     summary = UntagSummary(passed_over=found.passed_over, problems=list(found.problems))
-    index = Index(index_path) if index_path is not None and index_path.is_file() else None
+    index = (
+        Index(index_path, read_only=dry_run)
+        if index_path is not None and index_path.is_file()
+        else None
+    )
     try:
         for path in found.tracks:
             summary.outcomes.append(untag_file(path, index, moods=moods, dry_run=dry_run))

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mertag.tagger.index import (
+    APPLICATION_ID,
     COLUMNS,
+    SCHEMA_VERSION,
     Index,
     IndexRow,
     IndexVersionError,
@@ -67,7 +69,9 @@ def test_creates_parent_dirs_schema_and_wal(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert con.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
         cols = [r[1] for r in con.execute("PRAGMA table_info(tracks)")]
         assert tuple(cols) == COLUMNS
     finally:
@@ -81,7 +85,7 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     with con:
         con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(IndexVersionError, match="version 99"):
+    with pytest.raises(IndexVersionError, match="newer mertag.*schema v99"):
         Index(db)
 
 
