@@ -378,12 +378,12 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int | None:
             return NotAnIndex(path, _foreign(what))
         return NotAnIndex(path, f"not a mertag index: it has mertag's mark but {what} (damaged?)")
 
-    if app_id == 0 and tables != _V1_TABLES or not _V1_TABLES <= tables:
+    # Without the mark, only exactly the tables of a v1 index; with it, at least those.
+    if not (tables == _V1_TABLES if app_id == 0 else _V1_TABLES <= tables):
         shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
         raise refuse(f"tables {shown}" if tables else "no tables")
-    if not {"key", "value"} <= _columns(conn, "meta") or not set(_REQUIRED_COLUMNS) <= _columns(
-        conn, "tracks"
-    ):
+    meta_ok = {"key", "value"} <= _columns(conn, "meta")
+    if not meta_ok or not set(_REQUIRED_COLUMNS) <= _columns(conn, "tracks"):
         raise refuse("other columns in its tables meta, tracks")
     found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     try:
@@ -428,8 +428,10 @@ def _probe(path: Path) -> int | None:
             conn.close()
         if version is None and _has_wal(path):
             version = _identify_copy(path)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         raise _read_error(path, exc) from exc
+    except OSError as exc:  # the copy
+        raise IndexUnavailable(path, f"cannot read it: {exc.strerror or exc}") from exc
     if version is None:
         raise NotAnIndex(path, _foreign("no tables"))
     return version
@@ -580,16 +582,27 @@ class Index:
         # would create them. A writer starting meanwhile is caught by `_check_unchanged`.
         immutable = header is not None and header[18] == 2 and not _has_wal(self.path)
         try:
-            conn = _connect_read_only(self.path, immutable=immutable)
-            try:
-                _identify(conn, self.path)
-            except BaseException:
-                conn.close()
-                raise
+            conn = self._connect_read_only(immutable)
         except sqlite3.Error as exc:
-            raise _read_error(self.path, exc) from exc
+            if immutable:
+                raise _read_error(self.path, exc) from exc
+            # A log left on a read-only file system cannot be read through its -shm there.
+            immutable = True
+            try:
+                conn = self._connect_read_only(immutable)
+            except sqlite3.Error as exc:
+                raise _read_error(self.path, exc) from exc
         if immutable:
             self._stamp = _stamp(self.path)
+        return conn
+
+    def _connect_read_only(self, immutable: bool) -> sqlite3.Connection:
+        conn = _connect_read_only(self.path, immutable=immutable)
+        try:
+            _identify(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _open_for_writing(self) -> sqlite3.Connection:
@@ -607,12 +620,14 @@ class Index:
             _set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             st = os.stat(self.path)
-        except BaseException as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise IndexUnavailable(self.path, f"cannot open it: {exc}") from exc
-            if isinstance(exc, OSError):
-                raise IndexUnavailable(self.path, f"cannot open it: {exc.strerror}") from exc
+            raise IndexUnavailable(self.path, f"cannot open it: {exc}") from exc
+        except OSError as exc:
+            conn.close()
+            raise IndexUnavailable(self.path, f"cannot open it: {exc.strerror}") from exc
+        except BaseException:
+            conn.close()
             raise
         self._identity = (st.st_dev, st.st_ino)
         return conn

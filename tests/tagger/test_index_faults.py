@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mertag.tagger.cli import app
+from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import APPLICATION_ID, SCHEMA_VERSION, Index, IndexRow
+from mertag.tagger.scan import ScanOptions, run_scan
 from tests.tagger.fault_helpers import (
     REPO,
     check_index,
@@ -437,3 +439,36 @@ def test_an_index_deleted_mid_scan_is_noticed(tmp_path: Path, model: Path) -> No
     ]
     assert "Traceback" not in rest and "analysed" in rest
     assert len([x for x in rest.splitlines() if x.startswith("Q")]) < len(names) - 1
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("deleted", "the index was deleted while in use"),
+        ("replaced", "the index was replaced by another file while in use"),
+    ],
+)
+def test_a_scan_whose_index_is_deleted_or_replaced_stops_at_the_next_row(
+    tmp_path: Path, model: Path, how: str, reason: str
+) -> None:
+    lib, index, other = tmp_path / "lib", tmp_path / "index.sqlite3", tmp_path / "other.sqlite3"
+    make_library(lib, ["a.wav", "b.flac", "c.wav"])
+    Index(other).close()
+    options = ScanOptions(
+        roots=(lib,),
+        index_path=index,
+        model_path=model,
+        model_id="test-linear-0",
+        feature_schema=FEATURE_SCHEMA,
+        write=False,
+    )
+    seen = []
+
+    def on_outcome(outcome: object) -> None:
+        seen.append(outcome)
+        if len(seen) == 1:
+            index.unlink() if how == "deleted" else os.replace(other, index)
+
+    summary = run_scan(options, on_outcome=on_outcome)
+    assert summary.index_error == f"{index}: {reason}; the scan stopped"
+    assert summary.analysed == 1 and len(seen) == 1 and not summary.ok
