@@ -533,9 +533,25 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> Migration:
     for step in range(version, SCHEMA_VERSION):
         for statement in _MIGRATIONS[step]:
             conn.execute(statement)
+    _add_missing_columns(conn)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
     return Migration(path, version, SCHEMA_VERSION, backup)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add (empty) every column of the current layout that the index lacks, so a new nullable
+    column needs no migration statement of its own, and an index from a pre-release works."""
+    template = sqlite3.connect(":memory:")
+    try:
+        template.executescript(_SCHEMA)
+        wanted = [(row[1], row[2]) for row in template.execute("PRAGMA table_info(tracks)")]
+    finally:
+        template.close()
+    present = _columns(conn, "tracks")
+    for name, declared_type in wanted:
+        if name not in present:
+            conn.execute(f"ALTER TABLE tracks ADD COLUMN {name} {declared_type}")
 
 
 def _select(conn: sqlite3.Connection) -> str:

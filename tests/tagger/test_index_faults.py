@@ -4,7 +4,6 @@ is migrated after a backup; every fault is one line and a defined exit, never a 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import subprocess
@@ -25,34 +24,12 @@ from tests.tagger.fault_helpers import (
     mertag_command,
     start_scan,
 )
+from tests.tagger.index_files import folder_state, sha, write_v1_index
 from tests.tagger.onnx_models import linear_model
 from tests.tagger.test_faults import _drop_permission_override
 
 runner = CliRunner()
 READING = (["list"], ["stats"], ["export"])
-
-# The index as mertag wrote it before it marked its files (schema 1): the layout a migration
-# starts from, kept here as a fixture of that old format.
-V1_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE tracks (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'error')), error TEXT, quadrant TEXT, mood TEXT,
-    p_q1 REAL, p_q2 REAL, p_q3 REAL, p_q4 REAL, valence REAL, arousal REAL, confidence REAL,
-    model_id TEXT, feature_schema TEXT, analysed_at TEXT NOT NULL,
-    tagged INTEGER CHECK (tagged IN (0, 1)), tag_error TEXT
-);
-INSERT INTO meta (key, value) VALUES ('schema_version', '1');
-"""
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def folder_state(folder: Path) -> dict[str, str]:
-    """name -> sha256 of every file in `folder`: the database and any -wal/-shm/-journal."""
-    return {p.name: sha(p) for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def run(*args: str | Path) -> Result:
@@ -83,30 +60,6 @@ def lib(tmp_path: Path) -> Path:
 
 def scan(lib: Path, index: Path, model: Path, *extra: str) -> Result:
     return run("scan", lib, "--index", index, "--model", model, "-j", "1", *extra)
-
-
-def write_v1_index(path: Path, rows: int = 3, *, checkpoint: bool = True) -> None:
-    """An index as mertag wrote it before the mark (WAL, schema 1, no application_id);
-    without `checkpoint` its tables and rows stay in the write-ahead log, as a killed scan
-    leaves them."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.executescript(V1_SCHEMA)
-    for i in range(rows):
-        conn.execute(
-            "INSERT INTO tracks (path, size, mtime_ns, status, error, analysed_at)"
-            " VALUES (?, ?, ?, 'error', 'cannot decode', '2025-01-31T12:00:00+00:00')",
-            (f"/music/{i}.flac", 100 + i, 1000 + i),
-        )
-    if checkpoint:
-        conn.close()
-        return
-    # Keep the log: copy the files as they are while the connection is open, like a kill -9.
-    for suffix in ("", "-wal", "-shm"):
-        os.link(f"{path}{suffix}", f"{path}.killed{suffix}")
-    conn.close()
-    for suffix in ("", "-wal", "-shm"):
-        os.replace(f"{path}.killed{suffix}", f"{path}{suffix}")
 
 
 # -- another program's database ----------------------------------------------------------------
@@ -337,13 +290,17 @@ def mertag_scan(lib: Path, index: Path, model: Path) -> list[str]:
 # -- schema versions ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("checkpoint", [True, False], ids=["closed", "killed-before-checkpoint"])
+@pytest.mark.parametrize(
+    ("checkpoint", "lacking"),
+    [(True, ()), (False, ()), (True, ("tagged", "tag_error"))],
+    ids=["closed", "killed-before-checkpoint", "pre-release-columns"],
+)
 def test_an_older_index_is_read_as_is_and_migrated_by_a_scan_after_a_backup(
-    tmp_path: Path, lib: Path, model: Path, checkpoint: bool
+    tmp_path: Path, lib: Path, model: Path, checkpoint: bool, lacking: tuple[str, ...]
 ) -> None:
     index = tmp_path / "idx" / "index.sqlite3"
     index.parent.mkdir()
-    write_v1_index(index, rows=3, checkpoint=checkpoint)
+    write_v1_index(index, rows=3, checkpoint=checkpoint, lacking=lacking)
     before = folder_state(index.parent)
     export = run("export", "--index", index, "--format", "json")  # read as it is
     assert export.exit_code == 0, export.output
