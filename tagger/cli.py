@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="mertag",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     help="Tag a music library with the mood of every track (Russell's four quadrants).",
 )
 
@@ -241,13 +242,22 @@ def scan(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text; json (one document at the end, as --json); or jsonl (one line per "
+            "track as it finishes, then a summary line).",
+        ),
+    ] = "text",
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
+    from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
+    from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel
     from mertag.tagger.report import ScanReporter
-    from mertag.tagger.scan import ScanOptions, ScanRefused, default_jobs, run_scan
-    from mertag.tagger.workers import BACKENDS, BackendError
+    from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
 
     config = settings(ctx)
     if backend not in BACKENDS:
@@ -274,21 +284,40 @@ def scan(
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
-        jobs=jobs or config.jobs or default_jobs(),
+        jobs=1,
         backend=backend,
         scheduler=scheduler,
     )
     del mood_model
     if not dry_run:
         migrate_index(options.index_path)
-    reporter = ScanReporter(quiet=quiet, verbose=verbose, as_json=as_json, dry_run=dry_run)
+    if output_format not in ("text", "json", "jsonl"):
+        raise usage_error(f"--format must be text, json or jsonl, not {output_format!r}")
+    reporter = ScanReporter(
+        quiet=quiet,
+        verbose=verbose,
+        as_json=as_json or output_format != "text",
+        dry_run=dry_run,
+        stream=output_format == "jsonl",
+    )
+    ceiling, bound = job_ceiling()
+    asked = jobs or config.jobs
+    if backend == "local":
+        options = replace(options, jobs=min(asked or ceiling, ceiling))
+        if asked is not None and asked > ceiling:
+            reporter.jobs_capped(asked, ceiling, bound)
     try:
         with reporter:
-            summary = run_scan(options, reporter.start, reporter.outcome, reporter.waiting)
+            summary = run_scan(
+                options, reporter.start, reporter.outcome, reporter.waiting, reporter.preparing
+            )
     except (BackendError, ScanRefused) as exc:
         raise usage_error(str(exc)) from exc
     except IndexFileError as exc:
         raise index_failure(exc) from exc
+    except KernelError as exc:
+        _err(f"mertag: error: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
     reporter.finish(summary)
     if summary.index_error is not None:
         _err(f"mertag: error: {summary.index_error}")
@@ -315,8 +344,11 @@ def export(
         if output is None:
             export_rows(idx.rows(), fmt, sys.stdout)
         else:
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                n = export_rows(idx.rows(), fmt, out)
+            try:
+                with open(output, "w", encoding="utf-8", newline="") as out:
+                    n = export_rows(idx.rows(), fmt, out)
+            except OSError as exc:
+                raise usage_error(f"{display(output)}: {exc.strerror or exc}") from exc
             _err(f"wrote {n} rows to {display(output)}")
 
 
@@ -660,4 +692,12 @@ def command_line() -> typer.Typer:
 
 
 def main() -> None:
-    command_line()()
+    """The console script. An OSError naming a file that escaped a command (a folder that
+    vanished, a full disk) is the user's environment, not a bug: one line, exit 2."""
+    try:
+        command_line()()
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        _err(f"mertag: error: {display(exc.filename)}: {exc.strerror or exc}")
+        sys.exit(EXIT_USAGE)

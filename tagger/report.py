@@ -24,7 +24,8 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.mood import QUADRANTS
-from mertag.tagger.scan import ScanSummary, TrackOutcome, tag_values
+from mertag.tagger.pipeline import TrackOutcome, tag_values
+from mertag.tagger.scan import ScanSummary
 
 
 class RateColumn(ProgressColumn):
@@ -64,8 +65,13 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
 class ScanReporter:
     """Feeds a rich progress bar per finished track; prints failures as they happen."""
 
-    def __init__(self, quiet: bool, verbose: bool, as_json: bool, dry_run: bool) -> None:
+    def __init__(
+        self, quiet: bool, verbose: bool, as_json: bool, dry_run: bool, stream: bool = False
+    ) -> None:
+        """`as_json`: one JSON document at the end; `stream` (with it): one JSON line per
+        track as it finishes, then a line with the summary (`--format jsonl`)."""
         self.quiet, self.verbose, self.as_json, self.dry_run = quiet, verbose, as_json, dry_run
+        self.stream = stream and as_json
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
         self.records: list[dict[str, Any]] = []
@@ -109,9 +115,23 @@ class ScanReporter:
             Text(f"{display(index_path)} is in use by another scan; waiting (Ctrl-C to stop)")
         )
 
+    def preparing(self) -> None:
+        """librosa's kernels are compiled before the first track: say why nothing moves."""
+        if not self.quiet:
+            self.progress.console.print(
+                Text("preparing audio kernels, once after install (about a minute)")
+            )
+
+    def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
+        """Fewer workers than asked for, and why."""
+        self.err.print(Text(f"note: {jobs} worker(s), not {asked}: this machine has {bound}"))
+
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)
-        if self.as_json:
+        if self.stream:
+            sys.stdout.write(json.dumps(outcome_record(outcome), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif self.as_json:
             self.records.append(outcome_record(outcome))
         if outcome.error is not None:
             self.progress.console.print(
@@ -134,6 +154,10 @@ class ScanReporter:
             )
 
     def finish(self, summary: ScanSummary) -> None:
+        if self.stream:
+            line = {"summary": summary_record(summary)}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            return
         if self.as_json:
             doc = {"results": self.records, "summary": summary_record(summary)}
             sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")

@@ -22,7 +22,8 @@ from mertag.tagger.display import display
 from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import Index
 from mertag.tagger.model import default_model_path, read_model_info
-from mertag.tagger.scan import ScanOptions, ScanRefused, process_track, run_scan
+from mertag.tagger.pipeline import TrackWork, process_track
+from mertag.tagger.scan import ScanOptions, ScanRefused, run_scan
 from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import REPO, check_index, make_track, mertag_command, temp_files
 from tests.tagger.onnx_models import linear_model
@@ -148,14 +149,14 @@ def test_a_file_changed_after_analysis_keeps_its_bytes(tmp_path: Path) -> None:
     before = digest(path)
     # Another program saves the file after mertag planned and analysed it: mtime moves on.
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    outcome = process_track(path, st.st_size, st.st_mtime_ns, model, None, True, False)
+    outcome = process_track(path, st.st_size, st.st_mtime_ns, TrackWork(model))
     assert outcome.prediction is not None  # analysed...
     assert outcome.tagged is False  # ...but the stale result was not written
     assert outcome.tag_error == "tag write failed: file changed during tag write"
     assert digest(path) == before and not temp_files(tmp_path)
     # A rescan sees the new state and tags it.
     st = path.stat()
-    outcome = process_track(path, st.st_size, st.st_mtime_ns, model, None, True, False)
+    outcome = process_track(path, st.st_size, st.st_mtime_ns, TrackWork(model))
     assert outcome.tagged is True and read_tags(path)["MERTAG_MODEL"] == "test-linear-0"
 
 

@@ -310,3 +310,32 @@ def test_subprocess_scan_and_lazy_help(corpus: Path, tmp_path: Path) -> None:
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"
+
+
+def test_jsonl_streams_one_line_per_track_then_the_summary(tmp_path: Path) -> None:
+    """`--format jsonl` (a subprocess, so stdout is a real pipe): a line per track in the
+    order they finish, the summary last."""
+    from tests.tagger.fault_helpers import make_library, mertag_command
+    from tests.tagger.onnx_models import linear_model
+
+    lib = tmp_path / "lib"
+    make_library(lib, ["a.mp3", "b.flac", "c.wav"])
+    (lib / "broken.mp3").write_bytes(b"")
+    model = linear_model(tmp_path / "m.onnx")
+    args = ["scan", str(lib), "--index", str(tmp_path / "i.db"), "--model", str(model)]
+    done = subprocess.run(
+        [*mertag_command(), *args, "--format", "jsonl", "-j", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr  # the empty file failed
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(Path(r["path"]).name for r in lines[:-1]) == [
+        "a.mp3",
+        "b.flac",
+        "broken.mp3",
+        "c.wav",
+    ]
+    assert {Path(r["path"]).name: r["status"] for r in lines[:-1]}["broken.mp3"] == "error"
+    assert lines[-1]["summary"]["analysed"] == 3
