@@ -4,6 +4,7 @@ is migrated after a backup; every fault is one line and a defined exit, never a 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -373,6 +374,12 @@ def test_a_full_disk_stops_the_scan_with_its_summary_and_keeps_every_finished_ro
     (tmpfs / "filler").unlink()
     rows = check_index(index)
     assert set(rows) == reported  # every finished track kept
+    # The JSON summary says why the scan stopped, too.
+    (tmpfs / "filler").write_bytes(b"\1" * (os.statvfs(tmpfs).f_bavail * fs.f_frsize - room))
+    result = scan(tmp_path / "lib", index, model, "--no-write", "--force", "--format", "json")
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["index_error"] == line.removeprefix("mertag: error: ")
 
 
 def test_an_index_deleted_mid_scan_is_noticed(tmp_path: Path, model: Path) -> None:
