@@ -110,7 +110,8 @@ def settings(ctx: typer.Context) -> Config:
 
 IndexOption = Annotated[
     Path | None,
-    typer.Option("--index", help="Index file (default: in the user data folder).", dir_okay=False),
+    # No dir_okay=False: a folder is refused by mertag.tagger.index, in one line like any non-file.
+    typer.Option("--index", help="Index file (default: in the user data folder)."),
 ]
 
 
