@@ -62,6 +62,17 @@ def write_v1_index(
         os.replace(f"{path}.killed{suffix}", f"{path}{suffix}")
 
 
+def write_newer_index(path: Path, version: int = 99) -> None:
+    """A current index relabelled as written by a newer mertag, with schema `version`."""
+    from mertag.tagger.index import Index
+
+    Index(path).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    conn.close()
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -29,7 +29,7 @@ from mertag.tagger.index import (
     inspect_index,
     needs_analysis,
 )
-from tests.tagger.index_files import folder_state, write_v1_index
+from tests.tagger.index_files import folder_state, write_newer_index, write_v1_index
 
 
 def full_row(path: str = "/music/a.mp3", **changes: object) -> IndexRow:
@@ -87,11 +87,7 @@ def test_creates_parent_dirs_schema_and_wal(tmp_path: Path) -> None:
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "index.sqlite3"
-    Index(db).close()
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    con.close()
+    write_newer_index(db, 99)
     with pytest.raises(IndexVersionError, match="newer mertag.*schema v99"):
         Index(db)
 

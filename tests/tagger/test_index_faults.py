@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from tests.tagger.fault_helpers import (
     mertag_command,
     start_scan,
 )
-from tests.tagger.index_files import folder_state, sha, write_v1_index
+from tests.tagger.index_files import folder_state, sha, write_newer_index, write_v1_index
 from tests.tagger.onnx_models import linear_model
 from tests.tagger.test_faults import _drop_permission_override
 
@@ -179,22 +178,6 @@ def test_an_index_under_a_file_is_refused(tmp_path: Path, lib: Path, model: Path
 # -- read-only indexes -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs mounted for this test: a disk that can be filled, or made read-only."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def read_back(index: Path) -> None:
     """list, stats and export read the index: exit 0 and both tracks there."""
     for args in READING:
@@ -334,11 +317,7 @@ def test_an_older_index_is_read_as_is_and_migrated_by_a_scan_after_a_backup(
 
 def test_a_newer_index_is_refused_and_left_as_it_is(tmp_path: Path, lib: Path, model: Path) -> None:
     index = tmp_path / "index.sqlite3"
-    Index(index).close()
-    conn = sqlite3.connect(index)
-    with conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    conn.close()
+    write_newer_index(index, 99)
     before = folder_state(tmp_path)
     for args in (["scan", lib, "--index", index, "--model", model], *READING):
         result = run(*args) if args[0] == "scan" else run(*args, "--index", index)
