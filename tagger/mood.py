@@ -44,8 +44,9 @@ def predict_mood(
 ) -> Prediction:
     """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS)."""
     p = np.asarray(probabilities, dtype=np.float64)
-    if p.shape != (4,) or not np.all(np.isfinite(p)):
-        raise ValueError(f"expected four finite probabilities, got {p!r}")
+    if p.shape != (4,) or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        # Normalising [1.5, -0.5, 0, 0] would give a confidence of 1.5: never tag that.
+        raise ValueError(f"expected four finite non-negative probabilities, got {p!r}")
     p = p / p.sum()
     best = int(np.argmax(p))
     quadrant = QUADRANTS[best]

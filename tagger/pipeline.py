@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.features import TrackFeatures, extract_track
-from mertag.tagger.model import MoodModel, shared_model
+from mertag.tagger.model import ModelOutputError, MoodModel, shared_model
 from mertag.tagger.mood import Prediction, predict_mood
 
 
@@ -93,7 +93,7 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
             "features": features.features_seconds,
             "model": t2 - t1,
         }
-    except AudioError as exc:
+    except (AudioError, ModelOutputError) as exc:
         outcome.error = str(exc)
         return outcome
     except MemoryError:

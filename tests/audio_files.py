@@ -25,3 +25,17 @@ def encode_tone(
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def understate_flac_length(path: Path, seconds: float) -> Path:
+    """Make a FLAC file's STREAMINFO claim `seconds` of audio, whatever the file holds."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0, "STREAMINFO must come first"
+    # STREAMINFO: 10 bytes of block and frame sizes, then 20 bits of sample rate, 3 of channels,
+    # 5 of bits per sample and 36 of total samples.
+    word = int.from_bytes(data[18:26], "big")
+    rate = word >> 44
+    mask = (1 << 36) - 1
+    data[18:26] = ((word & ~mask) | int(seconds * rate)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    return path

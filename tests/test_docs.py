@@ -5,7 +5,6 @@ Cheap checks on text and on the objects the CLI and the config are built from; n
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -58,12 +57,8 @@ def cli_commands() -> set[str]:
 
 
 def config_keys() -> set[str]:
-    """The keys the config file accepts. config.py is becoming one table of settings: read the
-    key list from there, by its public name, when it lands."""
-    if hasattr(config_module, "KEYS"):
-        return set(config_module.KEYS)
-    bookkeeping = {"path", "origin", "exists", "sources"}
-    return {f.name for f in dataclasses.fields(config_module.Config)} - bookkeeping
+    """The keys the config file accepts: the names in its one table of settings."""
+    return {setting.name for setting in config_module.SETTINGS}
 
 
 def test_the_readme_test_command_is_the_one_ci_runs() -> None:

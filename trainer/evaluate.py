@@ -34,11 +34,12 @@ class Evaluation:
 
 
 def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, str | None, str]:
+    from mertag.tagger.model import ModelOutputError
     from mertag.tagger.pipeline import analyse_track
 
     try:
         return index, analyse_track(path, shared_model(model_path)).quadrant, ""
-    except AudioError as exc:
+    except (AudioError, ModelOutputError) as exc:
         return index, None, str(exc)
 
 

@@ -21,6 +21,8 @@ from mertag.tagger.cli import app
 from mertag.tagger.index import Index
 from mertag.tagger.tags import audio_fingerprint, read_tags
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+from tests.tagger.fault_helpers import FORMATS, make_track
+from tests.tagger.onnx_models import linear_model
 from tests.tagger.scanned_library import empty_config
 
 GOOD = CORPUS_FILES
@@ -316,7 +318,6 @@ def test_jsonl_streams_one_line_per_track_then_the_summary(tmp_path: Path) -> No
     """`--format jsonl` (a subprocess, so stdout is a real pipe): a line per track in the
     order they finish, the summary last."""
     from tests.tagger.fault_helpers import make_library, mertag_command
-    from tests.tagger.onnx_models import linear_model
 
     lib = tmp_path / "lib"
     make_library(lib, ["a.mp3", "b.flac", "c.wav"])
@@ -339,3 +340,23 @@ def test_jsonl_streams_one_line_per_track_then_the_summary(tmp_path: Path) -> No
     ]
     assert {Path(r["path"]).name: r["status"] for r in lines[:-1]}["broken.mp3"] == "error"
     assert lines[-1]["summary"]["analysed"] == 3
+
+
+def test_files_named_without_an_audio_suffix_are_tagged_by_content(tmp_path: Path) -> None:
+    named = []
+    for i, suffix in enumerate(sorted(FORMATS)):
+        track = make_track(tmp_path / f"t{suffix}", index=i)
+        named.append(track.rename(tmp_path / ("bare" + suffix.replace(".", "-"))))
+    named.append(make_track(tmp_path / "wrong.flac").rename(tmp_path / "wrong.txt"))
+    (tmp_path / "notes").write_text("not audio\n")
+    model = linear_model(tmp_path / "m.onnx")
+    index = tmp_path / "index.sqlite3"
+    args = ["scan", *map(str, named), str(tmp_path / "notes"), "--index", str(index)]
+    result = runner.invoke(app, [*args, "--model", str(model), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    with Index(index) as idx:
+        assert idx.count() == len(named)
+        for path in named:
+            row = idx.get(str(path))
+            assert row is not None and row.status == "ok" and row.tagged == 1, path
+            assert read_tags(path)["MOOD"] == row.mood
