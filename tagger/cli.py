@@ -285,11 +285,22 @@ def scan(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try files that failed before again.")
     ] = False,
+    overwrite_mood: Annotated[
+        bool | None,
+        typer.Option(
+            "--overwrite-mood/--keep-mood",
+            help="Put mertag's word into a MOOD it did not write (your value is kept in "
+            "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
+            "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
+            show_default=False,
+        ),
+    ] = None,
     id3v23: Annotated[
         bool | None,
         typer.Option(
             "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO; the default).",
+            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default each "
+            "file keeps its own version.",
             show_default=False,
         ),
     ] = None,
@@ -338,7 +349,8 @@ def scan(
         exclude=tuple(exclude) if exclude else config.exclude,
         moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
-        id3v23=config.id3v23 if id3v23 is None else id3v23,
+        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -750,13 +762,16 @@ def untag(
         if o.error is not None:
             _err(f"error: {display(o.path)}: {o.error}")
             continue
-        if o.removed:
+        if o.removed or o.restored:
             changed += 1
-        if quiet or not (o.removed or o.kept_mood):
+        if quiet or not (o.removed or o.restored or o.kept_mood):
             continue
         fields = ", ".join(f"{k}={v}" for k, v in o.removed.items()) or "nothing"
         verb = "would remove" if dry_run else "removed"
         note = f" (kept MOOD={o.kept_mood}: not the word mertag wrote)" if o.kept_mood else ""
+        if o.restored:
+            back = ", ".join(f"{k}={v}" for k, v in o.restored.items())
+            note += f"; {'would restore' if dry_run else 'restored'} {back}"
         _err(f"{display(o.path)}: {verb} {fields}{note}")
     if not quiet:
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)

@@ -6,7 +6,7 @@ always wins over the file, and the file over the built-in default. An unknown ke
 is a ConfigError naming the key, so a typo never passes silently.
 
     moods = { Q1 = "Happy", Q2 = "Angry", Q3 = "Sad", Q4 = "Relaxed" }
-    id3_version = "2.4"           # or "2.3": MOOD in TXXX:MOOD, for older players
+    id3_version = "keep"          # each file's own; or "2.3" (TXXX:MOOD) / "2.4" (TMOO) for all
     index = "~/Music/mertag.sqlite3"
     jobs = 2
     exclude = ["Podcasts", "*.wav"]
@@ -57,6 +57,12 @@ def _exclude(value: Any, base: Path) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
 def _model(value: Any, base: Path) -> str:
     named = isinstance(value, str) and value in PACKAGED_MODELS
     return value if named else str(_path(value, base))
@@ -78,8 +84,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("moods", lambda: dict(DEFAULT_MOODS), lambda v, base: _moods(v),
             "mood words for Q1..Q4, written into MOOD tags and used for playlists"),
-    Setting("id3_version", lambda: "2.4", lambda v, base: _id3_version(v),
-            'ID3 version for MP3/WAV/AIFF tags: "2.4" (TMOO) or "2.3" (TXXX:MOOD)'),
+    Setting("id3_version", lambda: "keep", lambda v, base: _id3_version(v),
+            'ID3 version for MP3/WAV/AIFF tags: "keep" (each file\'s), "2.4" or "2.3"'),
     Setting("index", default_index_path, lambda v, base: _path(v, base), "the index file"),
     Setting("jobs", lambda: None, _jobs, "worker processes for a scan (default: all cores)",
             unset="all cores", example="jobs = 2"),
@@ -89,6 +95,8 @@ SETTINGS: tuple[Setting, ...] = (
             unset="(none: --out is needed)", example='playlist_dir = "~/Music/Playlists"'),
     Setting("model", lambda: "default", _model,
             'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file'),
+    Setting("overwrite_mood", lambda: False, lambda v, base: _flag(v),
+            "put mertag's word into a MOOD it did not write (the old value is kept for untag)"),
 )  # fmt: skip
 """Every key the file may hold: a new key is one line here."""
 
@@ -130,6 +138,11 @@ class Config:
     @property
     def id3v23(self) -> bool:
         return bool(self.values["id3_version"] == "2.3")
+
+    @property
+    def id3_target(self) -> int | None:
+        """The ID3 major version to force (3 or 4), or None to keep each file's."""
+        return {"2.3": 3, "2.4": 4}.get(self.values["id3_version"])
 
     def entries(self) -> list[tuple[str, str, str]]:
         """(key, value as text, source) for every setting, moods one line per quadrant."""
@@ -298,9 +311,9 @@ def check_moods(moods: Mapping[str, str]) -> None:
 
 def _id3_version(value: Any) -> str:
     text = str(value).strip().lower().removeprefix("v") if not isinstance(value, bool) else ""
-    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4"}
+    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4", "keep": "keep"}
     if text not in known:
-        raise ValueError(f'must be "2.3" or "2.4", not {value!r}')
+        raise ValueError(f'must be "keep", "2.3" or "2.4", not {value!r}')
     return known[text]
 
 

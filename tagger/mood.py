@@ -37,6 +37,10 @@ class Prediction:
     model_id: str
 
 
+ROUNDING = 1e-9
+"""How far below zero a probability may come out of arithmetic and still count as zero."""
+
+
 def predict_mood(
     probabilities: Sequence[float] | np.ndarray[Any, Any],
     model_id: str,
@@ -44,6 +48,8 @@ def predict_mood(
 ) -> Prediction:
     """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS)."""
     p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape == (4,):
+        p = np.where((p < 0) & (p > -ROUNDING), 0.0, p)  # float noise, not a negative value
     if p.shape != (4,) or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
         # Normalising [1.5, -0.5, 0, 0] would give a confidence of 1.5: never tag that.
         raise ValueError(f"expected four finite non-negative probabilities, got {p!r}")

@@ -25,7 +25,9 @@ class TrackWork:
     model_path: Path
     moods: Mapping[str, str] | None = None
     write: bool = True  # write the tags where the track was analysed
-    id3v23: bool = False
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
+    plan: bool = False  # (without write) list the changes a write would make: a dry run
 
     def analysis_only(self) -> TrackWork:
         """The same work without the tag write (a Dask worker analyses, the client writes)."""
@@ -42,7 +44,9 @@ class TrackOutcome:
     prediction: Prediction | None = None
     error: str | None = None
     tagged: bool | None = None  # True: mertag's tags are in the file now
+    planned: list[str] | None = None  # a dry run: the changes a write would make
     tag_error: str | None = None
+    not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -99,6 +103,8 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     except MemoryError:
         outcome.error = "out of memory while analysing"
         return outcome
+    if work.plan:
+        plan_outcome_tags(outcome, work)
     if not work.write:
         outcome.tagged = False
         return outcome
@@ -106,23 +112,61 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     return outcome
 
 
+def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
+    """The changes a tag write would make, as 'FIELD: old -> new' lines (nothing written)."""
+    from mertag.tagger.tags import TagError, plan_write
+
+    assert outcome.prediction is not None
+    try:
+        changes = plan_write(
+            outcome.path,
+            tag_values(outcome.prediction),
+            id3_version=work.id3_version,
+            overwrite_mood=work.overwrite_mood,
+        )
+    except (TagError, OSError) as exc:
+        outcome.planned = [f"cannot be tagged: {exc}"]
+        return
+    outcome.planned = [str(change) for change in changes]
+
+
 def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
     """Write an analysed track's tags, unless the file changed since it was stat'ed for
-    analysis; a failure is recorded in the outcome, never raised."""
-    from mertag.tagger.tags import TagError, write_tags
+    analysis; a failure is recorded in the outcome, never raised. A format mertag cannot tag is
+    no failure: `not_tagged` says why it was left alone."""
+    from mertag.tagger.tags import (
+        FileChanged,
+        TagError,
+        UnsupportedFormat,
+        tagged_through_another_link,
+        write_tags,
+    )
 
     assert outcome.prediction is not None
     t0 = time.perf_counter()
+    values = tag_values(outcome.prediction)
     try:
         write_tags(
             outcome.path,
-            tag_values(outcome.prediction),
-            id3v23=work.id3v23,
+            values,
+            id3_version=work.id3_version,
+            overwrite_mood=work.overwrite_mood,
             expect=(outcome.size, outcome.mtime_ns),
         )
         outcome.tagged = True
         st = outcome.path.stat()
         outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except UnsupportedFormat as exc:
+        outcome.tagged = False
+        outcome.not_tagged = str(exc)
+    except FileChanged as exc:
+        if tagged_through_another_link(outcome.path, values, work.id3_version, work.overwrite_mood):
+            outcome.tagged = True
+            st = outcome.path.stat()
+            outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+        else:
+            outcome.tagged = False
+            outcome.tag_error = f"tag write failed: {exc}"
     except TagError as exc:
         outcome.tagged = False
         outcome.tag_error = f"tag write failed: {exc}"

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.mood import QUADRANTS
-from mertag.tagger.pipeline import TrackOutcome, tag_values
+from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.scan import ScanSummary
 
 
@@ -59,6 +59,8 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
     record["tagged"] = outcome.tagged
     if outcome.tag_error is not None:
         record["tag_error"] = outcome.tag_error
+    if outcome.not_tagged is not None:
+        record["not_tagged"] = outcome.not_tagged
     return record
 
 
@@ -75,6 +77,7 @@ class ScanReporter:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
         self.records: list[dict[str, Any]] = []
+        self.not_tagged_said: set[str] = set()  # each "cannot be tagged" reason is said once
         show = not (quiet or as_json) and self.err.is_terminal
         self.progress = Progress(
             TextColumn("[bold]scanning"),
@@ -142,12 +145,21 @@ class ScanReporter:
             self.progress.console.print(
                 Text(f"error: {display(outcome.path)}: {outcome.tag_error}"), style="red"
             )
+        reason = outcome.not_tagged
+        if reason is not None and reason not in self.not_tagged_said and not self.as_json:
+            self.not_tagged_said.add(reason)
+            self.progress.console.print(
+                Text(
+                    f"note: {reason}; such tracks are analysed and indexed, not tagged "
+                    f"(first: {display(outcome.path)})"
+                )
+            )
         p = outcome.prediction
         if p is None or self.as_json:
             return
         if self.dry_run and not self.quiet:
-            fields = ", ".join(f"{k}={v}" for k, v in tag_values(p).items())
-            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {fields}"))
+            changes = "; ".join(outcome.planned or []) or "nothing to change"
+            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {changes}"))
         elif self.verbose:
             self.progress.console.print(
                 Text(f"{p.quadrant} {p.mood:<8} {p.confidence:.2f}  {display(outcome.path)}")

@@ -4,12 +4,12 @@ Each track goes through `mertag.tagger.pipeline` on a backend (`mertag.tagger.ba
 process, local worker processes, or Dask); this process is the only writer of the index and
 commits each outcome as it arrives, so an interrupted scan keeps every finished track.
 
-Faults: a tag write replaces the file in one rename (mertag.tagger.safe_write), so a scan killed at
-any
-moment leaves each file as it was or fully tagged, and the next scan deletes the killed writer's
-temp copy and picks up the tracks without a row. Ctrl-C reaches only this process (workers start
-with SIGINT ignored), which stops the workers and returns the summary so far. One scan at a time
-uses an index: a second one waits for the first, then skips what it finished.
+Faults: a tag write goes into the file's own inode through a verified copy and a recovery
+journal (mertag.tagger.safe_write), so a scan killed at any moment leaves each file as it was or,
+once the next scan has finished the journaled write, fully tagged; the next scan also deletes a
+killed writer's temp copy and picks up the tracks without a row. Ctrl-C reaches only this process
+(workers start with SIGINT ignored), which stops the workers and returns the summary so far. One
+scan at a time uses an index: a second one waits for the first, then skips what it finished.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class ScanOptions:
     exclude: tuple[str, ...] = ()
     moods: Mapping[str, str] | None = None
     write: bool = True
-    id3v23: bool = False
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
@@ -179,7 +180,9 @@ def _outcomes(
         model_path=options.model_path,
         moods=options.moods,
         write=options.write and not options.dry_run,
-        id3v23=options.id3v23,
+        plan=options.dry_run,
+        id3_version=options.id3_version,
+        overwrite_mood=options.overwrite_mood,
     )
     jobs = options.jobs if len(todo) > 1 else 1
     yield from backends.outcomes(

@@ -9,21 +9,28 @@ import numpy as np
 
 
 def encode_tone(
-    path: Path, seconds: float, fmt: str, codec: str, rate: int = 44100, freq: float = 440.0
+    path: Path,
+    seconds: float,
+    fmt: str,
+    codec: str,
+    rate: int = 44100,
+    freq: float = 440.0,
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """A stereo sine of `freq` Hz encoded with `codec` into container `fmt` at `path`."""
+    """A stereo sine of `freq` Hz encoded with `codec` into container `fmt` at `path` (`options`
+    go to the muxer, e.g. {"rf64": "always"} for a 64-bit WAV)."""
     t = np.arange(int(seconds * rate)) / rate
     pcm = (np.sin(2 * np.pi * freq * t) * 8000).astype(np.int16)
-    with av.open(str(path), "w", format=fmt) as container:
+    with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate, layout="stereo")
         frame = av.AudioFrame.from_ndarray(
             np.repeat(pcm, 2)[None, :], format="s16", layout="stereo"
         )
         frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        frame.pts = 0  # the Ogg muxer (Ogg FLAC) needs timestamps on every packet
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            if packet.size:  # FLAC's encoder ends with an empty packet carrying side data only
+                container.mux(packet)
     return path
 
 
