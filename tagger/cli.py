@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mertag.tagger.config import Config
-    from mertag.tagger.index import Index, IndexRow
+    from mertag.tagger.index import Index, IndexFileError, IndexRow
     from mertag.tagger.querylang import Query
 
 app = typer.Typer(
@@ -112,7 +114,8 @@ def settings(ctx: typer.Context) -> Config:
 
 IndexOption = Annotated[
     Path | None,
-    typer.Option("--index", help="Index file (default: in the user data folder).", dir_okay=False),
+    # No dir_okay=False: a folder is refused by mertag.tagger.index, in one line like any non-file.
+    typer.Option("--index", help="Index file (default: in the user data folder)."),
 ]
 
 
@@ -125,16 +128,46 @@ def resolve_index(index: Path | None, config: Config | None = None) -> Path:
     return config.index if config is not None else default_index_path()
 
 
-def open_index(path: Path) -> Index:
-    """An existing index, or a usage error (reading commands never create one)."""
-    from mertag.tagger.index import Index, IndexVersionError
+def index_failure(exc: IndexFileError) -> typer.Exit:
+    """One line for trouble with the index: exit 1 when a write failed midway (what was done is
+    kept), else 2 (the index was refused or could not be opened, and nothing was done)."""
+    from mertag.tagger.index import IndexWriteError
 
-    if not path.is_file():
-        raise usage_error(f"{display(path)}: no index yet (run `mertag scan` first)")
+    _err(f"mertag: error: {exc}")
+    return typer.Exit(EXIT_FAILED if isinstance(exc, IndexWriteError) else EXIT_USAGE)
+
+
+@contextmanager
+def open_index(path: Path, *, write: bool = False) -> Iterator[Index]:
+    """An existing index, read-only unless `write` (commands other than scan never create one);
+    trouble with it, opening or while in use, is one line and an exit (see `index_failure`)."""
+    from mertag.tagger.index import Index, IndexFileError, IndexMissing
+
     try:
-        return Index(path)
-    except IndexVersionError as exc:
-        raise usage_error(str(exc)) from exc
+        if write and not path.exists():  # a read-only open never creates one; this one would
+            raise IndexMissing(path, "no index yet (run `mertag scan` first)")
+        index = Index(path, read_only=not write)
+    except IndexFileError as exc:
+        raise index_failure(exc) from exc
+    if index.migration is not None:
+        _err(f"mertag: {index.migration}")
+    with index:
+        try:
+            yield index
+        except IndexFileError as exc:
+            raise index_failure(exc) from exc
+
+
+def migrate_index(path: Path) -> None:
+    """Before a scan: migrate an older index (after its backup), saying so in one line."""
+    from mertag.tagger.index import IndexFileError, upgrade_index
+
+    try:
+        migration = upgrade_index(path)
+    except IndexFileError as exc:
+        raise index_failure(exc) from exc
+    if migration is not None:
+        _err(f"mertag: {migration}")
 
 
 def terminal(*, stderr: bool = False) -> Console:
@@ -289,6 +322,7 @@ def scan(
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
     from mertag.tagger.backends import BACKENDS, BackendError
+    from mertag.tagger.index import IndexFileError
     from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel
     from mertag.tagger.report import ScanReporter
@@ -325,6 +359,8 @@ def scan(
         scheduler=scheduler,
     )
     del mood_model
+    if not dry_run:
+        migrate_index(options.index_path)
     if output_format not in ("text", "json", "jsonl"):
         raise usage_error(f"--format must be text, json or jsonl, not {output_format!r}")
     reporter = ScanReporter(
@@ -347,10 +383,14 @@ def scan(
             )
     except (BackendError, ScanRefused) as exc:
         raise usage_error(str(exc)) from exc
+    except IndexFileError as exc:
+        raise index_failure(exc) from exc
     except KernelError as exc:
         _err(f"mertag: error: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
     reporter.finish(summary)
+    if summary.index_error is not None:
+        _err(f"mertag: error: {summary.index_error}")
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
@@ -704,13 +744,19 @@ def untag(
     index: IndexOption = None,
 ) -> None:
     """Remove the tags mertag wrote (MOOD only if it is still mertag's word, every MERTAG_*)."""
+    from mertag.tagger.index import IndexFileError
     from mertag.tagger.untag import untag as untag_paths
 
     config = settings(ctx)
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise usage_error(f"{display(missing[0])}: no such file or folder")
-    summary = untag_paths(paths, resolve_index(index, config), moods=config.moods, dry_run=dry_run)
+    try:
+        summary = untag_paths(
+            paths, resolve_index(index, config), moods=config.moods, dry_run=dry_run
+        )
+    except IndexFileError as exc:
+        raise index_failure(exc) from exc
     for path, reason in summary.problems:
         _err(f"error: {display(path)}: {reason}")
     changed = 0
@@ -751,7 +797,7 @@ def prune(
     """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
     from mertag.tagger.query import prune as prune_index
 
-    with open_index(resolve_index(index, settings(ctx))) as idx:
+    with open_index(resolve_index(index, settings(ctx)), write=not dry_run) as idx:
         result = prune_index(idx, path_glob=path_glob, dry_run=dry_run)
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")

@@ -214,6 +214,7 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "moods": summary.moods,
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
         "interrupted": summary.interrupted,
+        "index_error": summary.index_error,  # why the scan stopped early, if the index failed
     }
 
 

@@ -23,7 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mertag.tagger.display import display
-from mertag.tagger.index import Index, IndexRow, needs_analysis
+from mertag.tagger.index import (
+    Index,
+    IndexMissing,
+    IndexRow,
+    IndexWriteError,
+    inspect_index,
+    needs_analysis,
+)
 from mertag.tagger.library import walk
 from mertag.tagger.pipeline import TrackOutcome, TrackWork
 from mertag.tagger.safe_write import remove_stale_temps
@@ -67,10 +74,11 @@ class ScanSummary:
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     temps_removed: int = 0  # temp copies left by a killed earlier scan, now deleted
+    index_error: str | None = None  # the index could not be written: why the scan stopped
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted
+        return not self.failures and not self.interrupted and self.index_error is None
 
 
 class ScanRefused(Exception):
@@ -238,8 +246,10 @@ def run_scan(
     `on_wait(index_path)` says that another scan holds the index and this one waits for it, and
     `on_prepare()` that librosa's kernels are being compiled (once after an install).
 
-    Raises ScanRefused, before any work, when tags are to be written to a read-only library. A
-    Ctrl-C ends the scan early with `interrupted` set and every finished track kept.
+    Raises ScanRefused, before any work, when tags are to be written to a read-only library, and
+    mertag.tagger.index.IndexFileError when the index cannot be used (not mertag's, read-only, ...).
+    A Ctrl-C ends the scan early with `interrupted` set and every finished track kept; an index
+    write that fails (disk full, the file deleted) ends it with `index_error` set.
     """
     if options.write and not options.dry_run:
         refuse_read_only(options.roots)
@@ -250,6 +260,7 @@ def run_scan(
                 index = None
                 snapshot = _read_only_snapshot(options)
             else:
+                inspect_index(options.index_path, write=True)  # refuse before the lock file
                 stack.enter_context(_scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
                 snapshot = index.snapshot()
@@ -262,15 +273,18 @@ def run_scan(
                     on_outcome(outcome)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except IndexWriteError as exc:
+            summary.index_error = f"{exc}; the scan stopped"
     return summary
 
 
 def _read_only_snapshot(options: ScanOptions) -> dict[str, tuple[int, int, str, str | None]]:
-    """A dry run still skips what is up to date, but never creates an index."""
-    if not options.index_path.is_file():
+    """A dry run still skips what is up to date, but never creates or changes an index."""
+    try:
+        with Index(options.index_path, read_only=True) as index:
+            return index.snapshot()
+    except IndexMissing:
         return {}
-    with Index(options.index_path) as index:
-        return index.snapshot()
 
 
 def _chain(first: Sequence[TrackOutcome], rest: Iterator[TrackOutcome]) -> Iterator[TrackOutcome]:

@@ -141,7 +141,11 @@ def untag(
     """
     found = walk([Path(os.path.abspath(p)) for p in paths])
     summary = UntagSummary(passed_over=found.passed_over, problems=list(found.problems))
-    index = Index(index_path) if index_path is not None and index_path.is_file() else None
+    index = (
+        Index(index_path, read_only=dry_run)
+        if index_path is not None and index_path.is_file()
+        else None
+    )
     try:
         if not dry_run:
             for folder in dict.fromkeys(path.parent for path in found.tracks):

@@ -1,7 +1,9 @@
-"""Fixtures of the tagger tests: no test reads the real user's config; a scanned library."""
+"""Fixtures of the tagger tests: no test reads the real user's config; a scanned library; a small
+tmpfs to fill or make read-only."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,3 +28,19 @@ def library(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Library
     scanned, result = scanned_library(tmp_path_factory)
     assert result.exit_code == 1, result.output  # the bad file fails, everything else is ok
     return copy_library(scanned, tmp_path / "copy")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs mounted for this test: a disk that can be filled, or made read-only."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

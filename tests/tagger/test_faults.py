@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -199,22 +198,6 @@ def test_a_wrong_model_is_refused_before_any_work(tmp_path: Path, make_model, me
     assert message in result.stderr
     assert not index.exists() and not Path(f"{index}.lock").exists()
     assert digests(lib) == before
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs mounted for this test: a disk that can be filled, or made read-only."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def remount(mount: Path, mode: str) -> None:

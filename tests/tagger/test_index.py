@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import sqlite3
 from dataclasses import fields, replace
 from pathlib import Path
@@ -14,13 +15,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mertag.tagger.index import (
+    APPLICATION_ID,
     COLUMNS,
+    SCHEMA_VERSION,
     Index,
+    IndexMissing,
     IndexRow,
     IndexVersionError,
+    IndexWriteError,
+    Migration,
+    NotAnIndex,
     default_index_path,
+    inspect_index,
     needs_analysis,
 )
+from tests.tagger.index_files import folder_state, write_newer_index, write_v1_index
 
 
 def full_row(path: str = "/music/a.mp3", **changes: object) -> IndexRow:
@@ -67,7 +76,9 @@ def test_creates_parent_dirs_schema_and_wal(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert con.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
         cols = [r[1] for r in con.execute("PRAGMA table_info(tracks)")]
         assert tuple(cols) == COLUMNS
     finally:
@@ -76,12 +87,8 @@ def test_creates_parent_dirs_schema_and_wal(tmp_path: Path) -> None:
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "index.sqlite3"
-    Index(db).close()
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    con.close()
-    with pytest.raises(IndexVersionError, match="version 99"):
+    write_newer_index(db, 99)
+    with pytest.raises(IndexVersionError, match="newer mertag.*schema v99"):
         Index(db)
 
 
@@ -256,3 +263,124 @@ def test_a_row_by_either_of_the_scans_models_is_finished() -> None:
     flags = {"force": False, "retry_failed": False}
     assert not needs_analysis(OK, 10, 1000, frozenset({"m0", "m1"}), **flags)
     assert needs_analysis(OK, 10, 1000, frozenset({"m0", "m2"}), **flags)
+
+
+# -- whose file it is, schema versions, read-only ----------------------------------------------
+
+
+@pytest.mark.parametrize("lacking", [(), ("tagged", "tag_error")], ids=["v1", "pre-release"])
+def test_an_index_from_before_the_mark_is_read_as_is_and_migrated_when_written(
+    tmp_path: Path, lacking: tuple[str, ...]
+) -> None:
+    db = tmp_path / "index.sqlite3"
+    write_v1_index(db, rows=2, lacking=lacking)
+    before = folder_state(tmp_path)
+    with Index(db, read_only=True) as index:
+        assert inspect_index(db, write=False) == 1
+        rows = list(index.rows())
+        assert [r.path for r in rows] == ["/music/0.flac", "/music/1.flac"]
+        assert rows[0].tagged is None and rows[0].error == "cannot decode"
+        with pytest.raises(IndexWriteError, match="cannot write to it"):
+            index.upsert(full_row())
+    assert folder_state(tmp_path) == before  # reading changed nothing
+    with Index(db) as index:
+        backup = tmp_path / "index.sqlite3.bak-v1"
+        assert index.migration == Migration(db, 1, SCHEMA_VERSION, backup)
+        index.upsert(full_row())
+        assert index.get("/music/a.mp3") == full_row() and index.count() == 3
+    assert inspect_index(db, write=True) == SCHEMA_VERSION
+    with Index(backup, read_only=True) as old:  # the copy is the index as it was
+        assert [r.path for r in old.rows()] == ["/music/0.flac", "/music/1.flac"]
+    with Index(db) as index:
+        assert index.migration is None
+
+
+def test_a_backup_never_replaces_an_older_backup(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    write_v1_index(db)
+    (tmp_path / "index.sqlite3.bak-v1").write_text("the user's own copy\n")
+    with Index(db) as index:
+        assert index.migration is not None
+        assert index.migration.backup == tmp_path / "index.sqlite3.bak-v1-2"
+    assert (tmp_path / "index.sqlite3.bak-v1").read_text() == "the user's own copy\n"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def _open_index(db: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait()
+    Index(Path(db)).close()
+
+
+def test_two_processes_opening_an_old_index_migrate_it_once(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    write_v1_index(db, rows=50)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_open_index, args=(str(db), barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(p.name for p in tmp_path.glob("*.bak*")) == ["index.sqlite3.bak-v1"]
+    with Index(db, read_only=True) as index:
+        assert index.count() == 50
+
+
+@pytest.mark.parametrize(
+    ("setup", "error", "message"),
+    [
+        (lambda c: c.execute("PRAGMA application_id = 1"), NotAnIndex, "application_id 0x0000"),
+        (lambda c: c.execute("CREATE TABLE songs (x)"), NotAnIndex, "(tables songs)"),
+        (
+            lambda c: c.executescript("CREATE TABLE meta (k); CREATE TABLE tracks (p)"),
+            NotAnIndex,
+            "other columns in its tables meta, tracks",
+        ),
+        (lambda c: c.execute("PRAGMA user_version = 3"), NotAnIndex, "(no tables)"),
+    ],
+    ids=["application-id", "other-tables", "lookalike", "no-tables"],
+)
+def test_another_database_is_refused_by_every_open_and_left_as_it_is(
+    tmp_path: Path,
+    setup,
+    error,
+    message,  # type: ignore[no-untyped-def]
+) -> None:
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    setup(conn)
+    conn.commit()
+    conn.close()
+    before = folder_state(tmp_path)
+    for open_it in (
+        lambda: inspect_index(db, write=True),
+        lambda: Index(db),
+        lambda: Index(db, read_only=True),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            open_it()
+        assert folder_state(tmp_path) == before
+
+
+def test_an_index_in_use_when_deleted_refuses_the_next_write(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    with Index(db) as index:
+        index.upsert(full_row("/m/1.mp3"))
+        db.unlink()
+        with pytest.raises(IndexWriteError, match="deleted while in use"):
+            index.upsert(full_row("/m/2.mp3"))
+        with pytest.raises(IndexWriteError, match="deleted while in use"):
+            index.delete(["/m/1.mp3"])
+
+
+def test_an_empty_file_becomes_an_index_and_reads_as_none_yet(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    db.touch()
+    with pytest.raises(IndexMissing, match="empty file: no index yet"):
+        Index(db, read_only=True)
+    with pytest.raises(IndexMissing, match="no index yet"):
+        Index(tmp_path / "absent.sqlite3", read_only=True)
+    assert not (tmp_path / "absent.sqlite3").exists()
+    with Index(db) as index:
+        assert index.count() == 0 and index.migration is None
