@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mertag.tagger.features import TrackFeatures, extract_track
 from mertag.tagger.model import MoodModel
-from mertag.tagger.mood import Prediction, predict_mood
+from mertag.tagger.mood import Prediction
 
 
 def track_features(path: Path, model: MoodModel) -> tuple[TrackFeatures, MoodModel]:
@@ -23,4 +23,4 @@ def analyse_track(
 ) -> Prediction:
     """The mood of the track at `path`; raises AudioError for audio that cannot be analysed."""
     features, chosen = track_features(path, model)
-    return predict_mood(chosen.track_probabilities(features.sequences), chosen.model_id, moods)
+    return chosen.predict(features.sequences, moods)

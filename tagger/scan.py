@@ -99,8 +99,9 @@ class ScanRefused(Exception):
 
 
 def tag_values(prediction: Prediction) -> dict[str, str]:
-    """The fields mertag writes into a file for a prediction."""
-    return {
+    """The fields mertag writes into a file for a prediction (no MOOD for an uncertain one
+    whose uncertain word is empty)."""
+    values = {
         "MOOD": prediction.mood,
         "MERTAG_QUADRANT": prediction.quadrant,
         "MERTAG_VALENCE": f"{prediction.valence:.3f}",
@@ -108,6 +109,9 @@ def tag_values(prediction: Prediction) -> dict[str, str]:
         "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
         "MERTAG_MODEL": prediction.model_id,
     }
+    if not prediction.mood:
+        del values["MOOD"]
+    return values
 
 
 def process_track(
@@ -122,15 +126,13 @@ def process_track(
     """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
     from mertag.tagger.analyse import track_features
     from mertag.tagger.model import shared_model
-    from mertag.tagger.mood import predict_mood
 
     outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
     model = shared_model(model_path)
     try:
         features, chosen = track_features(path, model)
         t1 = time.perf_counter()
-        probs = chosen.track_probabilities(features.sequences)
-        outcome.prediction = predict_mood(probs, chosen.model_id, moods)
+        outcome.prediction = chosen.predict(features.sequences, moods)
         t2 = time.perf_counter()
         outcome.timings = {
             "decode": features.decode_seconds,

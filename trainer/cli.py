@@ -109,6 +109,27 @@ def train(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Feature cache folder (default: user cache).")
     ] = None,
+    genre_cv: Annotated[
+        bool,
+        typer.Option(
+            "--genre-cv/--no-genre-cv",
+            help="Also cross-validate under folds grouped by genre family (the CSV's genres).",
+        ),
+    ] = False,
+    companion: Annotated[
+        str | None,
+        typer.Option(
+            "--companion",
+            help="Shipped model (default, fast) the exported one hands snippet tracks to.",
+        ),
+    ] = None,
+    fold_models: Annotated[
+        Path | None,
+        typer.Option(
+            "--fold-models",
+            help="Folder for each CV fold's model and the out-of-fold probabilities.",
+        ),
+    ] = None,
     jobs: JobsOption = -1,
     progress: ProgressOption = True,
 ) -> None:
@@ -122,6 +143,12 @@ def train(
         raise _fail("--folds must be 0 (no cross-validation) or at least 2")
     if output is None and report is None and not compare and folds == 0:
         raise _fail("nothing to do: give --output, --report, --compare or --folds")
+    from mertag.models import PACKAGED_MODELS
+
+    if companion is not None and companion not in PACKAGED_MODELS:
+        raise _fail(f"--companion must be one of {', '.join(PACKAGED_MODELS)}, not {companion!r}")
+    if fold_models is not None and folds < 2:
+        raise _fail("--fold-models needs cross-validation (--folds 2 or more)")
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
     from mertag.trainer.train import train as run_training
@@ -146,6 +173,9 @@ def train(
             cache_dir=cache,
             n_jobs=jobs,
             progress=progress,
+            genre_cv=genre_cv,
+            companion=companion,
+            fold_models=fold_models,
         )
     except DatasetError as exc:
         raise _fail(str(exc)) from exc
@@ -159,6 +189,22 @@ def train(
         typer.echo(
             f"{s['model']:<13}{s['features']:<9}macro-F1 {s['macro_f1_mean']:.3f} ± "
             f"{s['macro_f1_std']:.3f}  accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
+        )
+    if result.genre is not None:
+        g = result.genre.summary()
+        typer.echo(
+            f"genre-family folds: macro-F1 {g['macro_f1_mean']:.3f} ± {g['macro_f1_std']:.3f}"
+            f"  accuracy {g['accuracy_mean']:.3f} ± {g['accuracy_std']:.3f}"
+        )
+    if result.calibration is not None:
+        c = result.calibration
+        raw = c["out_of_fold"]["raw"]
+        cal = c["out_of_fold"]["calibrated_cross_fitted"]
+        typer.echo(
+            f"calibration: temperature {c['temperature']:.3f}; out of fold ECE "
+            f"{raw['ece']:.3f} -> {cal['ece']:.3f}, NLL {raw['nll']:.3f} -> {cal['nll']:.3f}, "
+            f"Brier {raw['brier']:.3f} -> {cal['brier']:.3f}; uncertain below "
+            f"{c['uncertain_below']:.2f} ({1 - c['out_of_fold']['certain_share']:.0%} of clips)"
         )
     for path in result.report_paths:
         _err(f"wrote {display(path)}")

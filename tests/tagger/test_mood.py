@@ -24,3 +24,15 @@ def test_custom_mood_words_and_bad_input() -> None:
     assert p.mood == "Tense"
     with pytest.raises(ValueError):
         predict_mood([0.5, 0.5], "m")
+
+
+def test_below_the_threshold_a_prediction_is_uncertain_but_keeps_its_numbers():
+    sure = predict_mood([0.7, 0.1, 0.1, 0.1], "m", uncertain_below=0.6)
+    assert not sure.uncertain and sure.mood == "Happy"
+    doubt = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6)
+    assert doubt.uncertain and doubt.mood == "" and doubt.quadrant == "Q1"
+    assert doubt.probabilities == pytest.approx((0.4, 0.3, 0.2, 0.1))
+    assert doubt.confidence == pytest.approx(0.4)
+    worded = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6, uncertain_word="Mixed")
+    assert worded.mood == "Mixed"
+    assert not predict_mood([0.4, 0.3, 0.2, 0.1], "m").uncertain
