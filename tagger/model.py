@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mertag.models import PACKAGED_MODELS, SNIPPET_MODELS
+from mertag.models import PACKAGED_MODELS
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.calibration import Calibration, CalibrationError
 from mertag.tagger.embeddings import session_options
@@ -119,7 +119,7 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
     labels = tuple(meta["labels"].split(","))
     if labels != QUADRANTS:
         raise ModelError(f"{path}: labels {labels} are not {QUADRANTS}")
-    companion = meta.get("companion") or SNIPPET_MODELS.get(meta["model_id"])
+    companion = meta.get("companion") or None
     if companion is not None and companion not in PACKAGED_MODELS:
         raise ModelError(
             f"{path}: companion {companion!r} is not a shipped model ({', '.join(PACKAGED_MODELS)})"

@@ -175,5 +175,27 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
 
 
 Augmentation = Noise | Shift | Pitch | Offset | Degrade
-AUGMENTATIONS: tuple[Augmentation, ...] = (Noise(), Shift(), Pitch(), Offset(), Degrade())
+BY_NAME: dict[str, Augmentation] = {
+    "noise": Noise(),
+    "shift": Shift(),
+    "pitch": Pitch(),
+    "offset": Offset(),
+    "degrade": Degrade(),
+}
+"""Every augmentation by the name `mertag train --augmentations` takes."""
+AUGMENTATIONS: tuple[Augmentation, ...] = tuple(BY_NAME.values())
 """The copies made of each training clip when augmentation is on: one per entry."""
+
+
+def augmentations(names: str | None) -> tuple[Augmentation, ...]:
+    """The augmentations a comma-separated list of BY_NAME names picks (None: AUGMENTATIONS);
+    ValueError for an unknown name."""
+    if names is None:
+        return AUGMENTATIONS
+    picked = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in picked if n not in BY_NAME]
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(BY_NAME)}"
+        )
+    return tuple(BY_NAME[n] for n in picked)

@@ -92,9 +92,17 @@ def train(
         bool,
         typer.Option(
             "--augment/--no-augment",
-            help="Add noise/shift/pitch copies of training clips (training folds only).",
+            help="Add augmented copies of training clips (training folds only).",
         ),
     ] = True,
+    augmentations: Annotated[
+        str | None,
+        typer.Option(
+            "--augmentations",
+            help="Which copies to make, comma-separated (noise, shift, pitch, offset, degrade; "
+            "default: all).",
+        ),
+    ] = None,
     compare: Annotated[
         bool,
         typer.Option(
@@ -149,9 +157,15 @@ def train(
         raise _fail(f"--companion must be one of {', '.join(PACKAGED_MODELS)}, not {companion!r}")
     if fold_models is not None and folds < 2:
         raise _fail("--fold-models needs cross-validation (--folds 2 or more)")
+    from mertag.trainer.augment import augmentations as pick_augmentations
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
     from mertag.trainer.train import train as run_training
+
+    try:
+        copies = pick_augmentations(augmentations)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
 
     config = FitConfig(
         arch=arch.value,
@@ -176,6 +190,7 @@ def train(
             genre_cv=genre_cv,
             companion=companion,
             fold_models=fold_models,
+            augmentations=copies,
         )
     except DatasetError as exc:
         raise _fail(str(exc)) from exc
@@ -243,12 +258,19 @@ def evaluate(
     _report_problems(result.problems)
     typer.echo(f"model {result.model_id} on {len(result.names)} clips")
     typer.echo(format_scores(result.scores))
+    c = result.calibration()
+    typer.echo(
+        f"\ncalibration: ECE {c['ece']:.3f}, NLL {c['nll']:.3f}, Brier {c['brier']:.3f}, "
+        f"mean confidence {c['mean_confidence']:.3f}; uncertain {c['uncertain_share']:.1%}, "
+        f"accuracy of the others {c['certain_accuracy']:.3f}"
+    )
     if report is not None:
         payload = {
             "model_id": result.model_id,
             "n_clips": len(result.names),
             "skipped": [str(p) for p in result.problems],
             **result.scores.as_dict(),
+            "calibration": c,
         }
         report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         _err(f"wrote {display(report)}")

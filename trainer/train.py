@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mertag import __version__
-from mertag.trainer.augment import AUGMENTATIONS
+from mertag.trainer.augment import AUGMENTATIONS, Augmentation
 from mertag.trainer.cache import default_cache_dir
 from mertag.trainer.calibrate import calibration_report
 from mertag.trainer.compare import (
@@ -82,6 +82,7 @@ def train(
     genre_cv: bool = False,
     companion: str | None = None,
     fold_models: Path | None = None,
+    augmentations: tuple[Augmentation, ...] = AUGMENTATIONS,
 ) -> TrainResult:
     """Train (and cross-validate) a mood model on DATA; raises DatasetError if data is unusable.
 
@@ -91,7 +92,8 @@ def train(
     config = config or FitConfig()
     dataset = load_dataset(data)
     check_usable(dataset.clips, folds)
-    augmentations = AUGMENTATIONS if augment else ()
+    augmentations = augmentations if augment else ()
+    augment = bool(augmentations)
     extraction = extract_clips(
         dataset.clips, cache_dir or default_cache_dir(), augmentations, n_jobs, progress
     )
@@ -151,7 +153,13 @@ def train(
                 on_epoch=lambda _epoch, _loss: advance(),
             )
         summary = training_summary(
-            config, augment, table.n_clips, folds, result.chosen, dataset.grouping, result.genre
+            config,
+            augmentations,
+            table.n_clips,
+            folds,
+            result.chosen,
+            dataset.grouping,
+            result.genre,
         )
         summary["data"] = dataset.source.name
         result.model_id = export_onnx(net, output, summary, result.calibration, companion)
@@ -190,7 +198,7 @@ def save_fold_models(
 
 def training_summary(
     config: FitConfig,
-    augment: bool,
+    augmentations: tuple[Augmentation, ...],
     n_clips: int,
     folds: int,
     cv: CVResult | None,
@@ -207,7 +215,7 @@ def training_summary(
         "features": config.features,
         "epochs": config.epochs,
         "seed": config.seed,
-        "augment": [a.spec for a in AUGMENTATIONS] if augment else [],
+        "augment": [a.spec for a in augmentations],
         "n_clips": n_clips,
         "hyperparameters": {
             "hidden": config.hidden,
