@@ -229,11 +229,11 @@ class MoodModel:
         sequences: Sequence[np.ndarray],
         moods: Mapping[str, str] | None = None,
         uncertain_below: float | None = None,
-        uncertain_word: str = "",
+        uncertain_word: str | None = None,
     ) -> Prediction:
         """One track's Prediction; below `uncertain_below` (default: the model's own,
-        `self.uncertain_below`; 0 never) it is marked uncertain and its mood is
-        `uncertain_word` ("" means no mood word is written)."""
+        `self.uncertain_below`; 0 never) it is marked uncertain, and its mood is
+        `uncertain_word` when given ("" means no mood word is written)."""
         below = self.uncertain_below if uncertain_below is None else uncertain_below
         return predict_mood(
             self.track_probabilities(sequences), self.model_id, moods, below, uncertain_word

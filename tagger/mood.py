@@ -4,8 +4,8 @@ Valence and arousal are expectations over the quadrants' corners of Russell's pl
 valence = (p_Q1 + p_Q4) - (p_Q2 + p_Q3) and arousal = (p_Q1 + p_Q2) - (p_Q3 + p_Q4), both in
 [-1, 1]; confidence is the largest probability. A prediction whose confidence is below the
 model's threshold is `uncertain`: it keeps its quadrant, probabilities, valence and arousal (for
-the index and the MERTAG_* fields) but its mood word is the configured uncertain word, by default
-none, so no MOOD is written that the model does not stand behind.
+the index and the MERTAG_* fields); given an uncertain word, that is its mood instead of the
+quadrant's word ("" for none, and then no MOOD is written).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Prediction:
     arousal: float
     model_id: str
     uncertain: bool = False
-    """Confidence below the threshold: `mood` is then the uncertain word ("" for none)."""
+    """Confidence below the threshold (`mood` is then the uncertain word, if one was given)."""
 
 
 def predict_mood(
@@ -47,10 +47,11 @@ def predict_mood(
     model_id: str,
     moods: Mapping[str, str] | None = None,
     uncertain_below: float | None = None,
-    uncertain_word: str = "",
+    uncertain_word: str | None = None,
 ) -> Prediction:
     """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS);
-    a confidence below `uncertain_below` makes it uncertain, with `uncertain_word` as its mood."""
+    a confidence below `uncertain_below` makes it uncertain, with `uncertain_word` as its mood
+    when that is given (None: the quadrant's word, only the flag is set)."""
     p = np.asarray(probabilities, dtype=np.float64)
     if p.shape != (4,) or not np.all(np.isfinite(p)):
         raise ValueError(f"expected four finite probabilities, got {p!r}")
@@ -63,7 +64,7 @@ def predict_mood(
     uncertain = uncertain_below is not None and float(p[best]) < uncertain_below
     return Prediction(
         quadrant=quadrant,
-        mood=uncertain_word if uncertain else words[quadrant],
+        mood=uncertain_word if uncertain and uncertain_word is not None else words[quadrant],
         probabilities=(float(p[0]), float(p[1]), float(p[2]), float(p[3])),
         confidence=float(p[best]),
         valence=valence,

@@ -99,8 +99,8 @@ class ScanRefused(Exception):
 
 
 def tag_values(prediction: Prediction) -> dict[str, str]:
-    """The fields mertag writes into a file for a prediction (no MOOD for an uncertain one
-    whose uncertain word is empty)."""
+    """The fields mertag writes into a file for a prediction (no MOOD when its mood word is
+    empty: an uncertain prediction given the uncertain word "")."""
     values = {
         "MOOD": prediction.mood,
         "MERTAG_QUADRANT": prediction.quadrant,

@@ -183,8 +183,12 @@ BY_NAME: dict[str, Augmentation] = {
     "degrade": Degrade(),
 }
 """Every augmentation by the name `mertag train --augmentations` takes."""
-AUGMENTATIONS: tuple[Augmentation, ...] = tuple(BY_NAME.values())
-"""The copies made of each training clip when augmentation is on: one per entry."""
+AUGMENTATIONS: tuple[Augmentation, ...] = (BY_NAME["offset"],)
+"""The copies made of each training clip when augmentation is on (one per entry), unless
+`mertag train --augmentations` names others: the shipped models' recipe. On feature schema 3 the
+shipped models were trained with the offset copy only: the extraction of the other copies did not
+finish on the shared machine in the session that retrained them (MODEL_CARD.md); noise, shift,
+pitch and degrade are there to be weighed."""
 
 
 def augmentations(names: str | None) -> tuple[Augmentation, ...]:

@@ -100,7 +100,7 @@ def train(
         typer.Option(
             "--augmentations",
             help="Which copies to make, comma-separated (noise, shift, pitch, offset, degrade; "
-            "default: all).",
+            "default: offset, the shipped recipe).",
         ),
     ] = None,
     compare: Annotated[

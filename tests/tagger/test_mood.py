@@ -29,7 +29,9 @@ def test_custom_mood_words_and_bad_input() -> None:
 def test_below_the_threshold_a_prediction_is_uncertain_but_keeps_its_numbers():
     sure = predict_mood([0.7, 0.1, 0.1, 0.1], "m", uncertain_below=0.6)
     assert not sure.uncertain and sure.mood == "Happy"
-    doubt = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6)
+    flagged = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6)
+    assert flagged.uncertain and flagged.mood == "Happy"  # no uncertain word: only the flag
+    doubt = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6, uncertain_word="")
     assert doubt.uncertain and doubt.mood == "" and doubt.quadrant == "Q1"
     assert doubt.probabilities == pytest.approx((0.4, 0.3, 0.2, 0.1))
     assert doubt.confidence == pytest.approx(0.4)

@@ -102,7 +102,7 @@ def test_calibration_and_companion_travel_in_the_file(tmp_path: Path):
         b.track_probabilities(x), temperature_scale(raw.mean(axis=0), 2.0), atol=1e-6
     )
     assert (b.probabilities(x).argmax(axis=1) == raw.argmax(axis=1)).all()
-    p = b.predict(x[:1])
+    p = b.predict(x[:1], uncertain_word="")
     assert p.uncertain == (p.confidence < 0.6) and (p.mood == "") == p.uncertain
     assert not b.predict(x[:1], uncertain_below=0.0).uncertain
     sure = b.predict(x[:1], uncertain_below=1.0, uncertain_word="Unsure")
