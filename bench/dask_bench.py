@@ -38,9 +38,9 @@ def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
 
 def warm_worker(track: str, model_path: str) -> None:
     """Run on every worker: import and load everything a track needs."""
+    from mertag.tagger.backends import warm_process
     from mertag.tagger.features import extract_track
     from mertag.tagger.model import shared_model
-    from mertag.tagger.workers import warm_process
 
     warm_process()
     extract_track(Path(track), columns=shared_model(Path(model_path)).columns)

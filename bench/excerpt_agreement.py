@@ -28,12 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mertag.tagger.analyse import track_features  # noqa: E402
 from mertag.tagger.audio import probe  # noqa: E402
 from mertag.tagger.features import extract_track, snippet_windows  # noqa: E402
 from mertag.tagger.library import walk  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
 from mertag.tagger.mood import QUADRANTS  # noqa: E402
+from mertag.tagger.pipeline import track_features  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

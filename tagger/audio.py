@@ -8,6 +8,7 @@ long track is read without decoding the whole file. Training and tagging both de
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ JUNK_LIMIT = 64 << 20
 """Bytes FFmpeg may read without any audio coming out before the rest of the file counts as junk.
 
 Looking for the next frame, FFmpeg reads on to the end of the file, so a huge zero-filled or
-sparse file, or a long damaged tail, would cost a read of the whole file. Generous enough for
-cover art of tens of megabytes in front of the audio."""
+sparse file, or a long damaged tail, would cost a read of the whole file. The pictures a file's
+tags hold (cover art, booklet scans: `mertag.tagger.artwork`) do not count against it."""
 
 _SEEK_COST = 64
 """What one seek counts for against JUNK_LIMIT. Some demuxers walk junk by seeking (given a huge
@@ -44,14 +45,24 @@ class AudioInfo:
 
 
 class _Source(io.RawIOBase):
-    """A file as FFmpeg reads it, which ends once JUNK_LIMIT bytes have gone by without audio."""
+    """A file as FFmpeg reads it, which ends once JUNK_LIMIT bytes that are neither audio nor
+    attached pictures have gone by without audio, and in which FFmpeg does not see the pictures
+    of FLAC, MP3 or MP4 files (see `_hidden_pictures`)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.name = str(path)  # FFmpeg's format probe also weighs the file name's extension
+        self._path = path
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         self._unproductive = 0
+        self._pictures: int | None = None  # bytes of attached pictures, counted when needed
         self.exhausted = False
+        self.first_audio_at: int | None = None
+        """Where FFmpeg was reading in the file when the first audio came out."""
+        try:
+            self._hidden = _hidden_pictures(self._file)
+        finally:
+            self._file.seek(0)
 
     def readable(self) -> bool:
         return True
@@ -60,11 +71,15 @@ class _Source(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._unproductive >= JUNK_LIMIT:
+        if self._unproductive >= JUNK_LIMIT and self._past_pictures():
             self.exhausted = True
             return 0
+        start = self._file.tell()
         n = self._file.readinto(buffer) or 0
         self._unproductive += n
+        for at, (value, _) in self._hidden.items():
+            if start <= at < start + n:
+                buffer[at - start] = value
         return n
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -81,6 +96,129 @@ class _Source(io.RawIOBase):
     def audio_seen(self) -> None:
         """Audio came out: what was read so far was not junk."""
         self._unproductive = 0
+        if self.first_audio_at is None:
+            self.first_audio_at = self._file.tell()
+
+    def _past_pictures(self) -> bool:
+        """Whether more than JUNK_LIMIT bytes besides the file's attached pictures went by.
+
+        Counted only once JUNK_LIMIT is reached, so an ordinary file is never parsed for them.
+        """
+        if self._pictures is None:
+            from mertag.tagger.artwork import picture_bytes
+
+            self._pictures = picture_bytes(self._path)
+        seen = self._pictures - sum(size for _, size in self._hidden.values())
+        return self._unproductive >= JUNK_LIMIT + max(0, seen)
+
+    def size(self) -> int:
+        return os.fstat(self._file.fileno()).st_size
+
+
+_FLAC_PICTURE = 6
+_FLAC_PADDING = 1
+_MAX_HEADERS = 4096
+"""FLAC metadata blocks, ID3 frames or MP4 atoms looked at for pictures (real files have tens)."""
+
+
+def _hidden_pictures(file: io.RawIOBase) -> dict[int, tuple[int, int]]:
+    """Bytes to show FFmpeg otherwise so that it skips the file's pictures: offset -> (the value
+    it sees there, the size of the picture item that hides).
+
+    FFmpeg reads every attached picture into memory and keeps it while the file is open: 70 MB
+    of booklet scans cost ~145 MB at peak, and count as bytes read without audio. Shown a FLAC
+    PICTURE block as PADDING, an ID3 APIC frame (in front of an MP3 or FLAC) or an MP4 `covr`
+    item as one it does not know, it seeks past the picture instead. Offsets and sizes stay as
+    they are, and so does the audio; pictures elsewhere (Ogg, RIFF chunks) are counted instead
+    by `_past_pictures`.
+    """
+    head = file.read(10)
+    if head[:4] == b"fLaC":
+        return _flac_pictures(file)
+    if head[:3] == b"ID3":
+        return _id3_pictures(file, head)
+    if head[4:8] == b"ftyp":
+        return _mp4_pictures(file)
+    return {}
+
+
+def _flac_pictures(file: io.RawIOBase) -> dict[int, tuple[int, int]]:
+    found, at = {}, 4
+    for _ in range(_MAX_HEADERS):
+        file.seek(at)
+        header = file.read(4)
+        if len(header) < 4:
+            break
+        size = int.from_bytes(header[1:4], "big")
+        if header[0] & 0x7F == _FLAC_PICTURE:
+            found[at] = ((header[0] & 0x80) | _FLAC_PADDING, size)  # keeps the last-block flag
+        at += 4 + size
+        if header[0] & 0x80:  # the last metadata block
+            break
+    return found
+
+
+_MP4_PATH = {b"moov": 0, b"udta": 0, b"meta": 4, b"ilst": 0}
+"""The atoms on the way to iTunes cover art (moov/udta/meta/ilst/covr), and the bytes of
+version and flags after each one's header (meta is a full box)."""
+
+
+def _mp4_pictures(file: io.RawIOBase) -> dict[int, tuple[int, int]]:
+    found = {}
+    ranges = [(0, os.fstat(file.fileno()).st_size)]
+    for _ in range(_MAX_HEADERS):
+        if not ranges:
+            break
+        at, end = ranges.pop()
+        if at + 8 > end:
+            continue
+        file.seek(at)
+        header = file.read(16)
+        size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        skip = 8
+        if size == 1 and len(header) == 16:  # a 64-bit size follows the type
+            size, skip = int.from_bytes(header[8:16], "big"), 16
+        elif size == 0:  # to the end of its container
+            size = end - at
+        if size < skip or len(header) < 8:
+            continue  # damaged: FFmpeg says so, if it matters
+        ranges.append((at + size, end))
+        if kind in _MP4_PATH:
+            ranges.append((at + skip + _MP4_PATH[kind], min(end, at + size)))
+        elif kind == b"covr":
+            found[at + 4] = (ord("x"), size)  # "xovr": an item FFmpeg does not know: skipped
+    return found
+
+
+def _syncsafe(data: bytes) -> int:
+    return sum((b & 0x7F) << (7 * i) for i, b in enumerate(reversed(data)))
+
+
+def _id3_pictures(file: io.RawIOBase, head: bytes) -> dict[int, tuple[int, int]]:
+    if len(head) < 10 or head[3] not in (2, 3, 4) or head[5] & 0x80:
+        return {}  # unsynchronised frames are not where their sizes say: leave them be
+    version, flags, end = head[3], head[5], 10 + _syncsafe(head[6:10])
+    at = 10
+    if flags & 0x40 and version > 2:  # an extended header
+        file.seek(at)
+        size = file.read(4)
+        at += _syncsafe(size) if version == 4 else 4 + int.from_bytes(size, "big")
+    name_len, header_len = (3, 6) if version == 2 else (4, 10)
+    picture = b"PIC" if version == 2 else b"APIC"
+    found = {}
+    for _ in range(_MAX_HEADERS):
+        if at + header_len > end:
+            break
+        file.seek(at)
+        header = file.read(header_len)
+        if len(header) < header_len or not header[:name_len].isalnum():
+            break  # padding, or frames this walk does not follow
+        raw = header[name_len : 2 * name_len]
+        size = _syncsafe(raw) if version == 4 else int.from_bytes(raw, "big")
+        if header[:name_len] == picture:
+            found[at] = (ord("X"), size)  # "XPIC": a frame FFmpeg does not know: skipped
+        at += header_len + size
+    return found
 
 
 def _junk_reason() -> str:
@@ -174,6 +312,29 @@ class AudioFile:
         if not np.all(np.isfinite(y)):
             raise AudioError("decoded audio holds NaN or infinite samples")
         return y
+
+    def read_whole(self, limit: float, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, float | None]:
+        """Decode the whole stream, but never more than `limit` seconds of it, whatever the
+        container says: (samples, None) when the stream ends within `limit`; else (the first
+        `limit` seconds, an estimate of the stream's real length).
+
+        A header can understate a file's length (a FLAC saying 10 s that holds 19 minutes), so
+        a read "to the end" is bounded by what the caller chose to read, not by the header. The
+        estimate scales `limit` by the share of the file's audio bytes those seconds took.
+        """
+        cap = int(round(limit * sr))
+        y = self.read(0.0, (cap + 1) / sr, sr)
+        if y.size <= cap:
+            return y, None
+        return y[:cap], max(self._length_estimate(limit), limit + 1 / sr)
+
+    def _length_estimate(self, decoded: float) -> float:
+        """Seconds of audio in the file if its bytes go on as the `decoded` seconds read from
+        its start did (the tail's tags count as audio: a small overestimate)."""
+        start = self._source.first_audio_at or 0
+        done = self._source.tell() - start
+        rest = self._source.size() - start
+        return decoded * rest / done if done > 0 else decoded
 
     def _chunks(self, sr: int, offset: float, duration: float | None) -> Iterator[np.ndarray]:
         """Yield mono float32 pieces at `sr` covering [offset, offset + duration) of the file."""

@@ -8,7 +8,9 @@ imports them.
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,13 +20,16 @@ from mertag.tagger.display import display
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from mertag.tagger.config import Config
     from mertag.tagger.index import Index, IndexRow
+    from mertag.tagger.querylang import Query
 
 app = typer.Typer(
     name="mertag",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     help="Tag a music library with the mood of every track (Russell's four quadrants).",
 )
 
@@ -132,6 +137,15 @@ def open_index(path: Path) -> Index:
         raise usage_error(str(exc)) from exc
 
 
+def terminal(*, stderr: bool = False) -> Console:
+    """A rich console for tables; no colour when NO_COLOR is set to anything (no-color.org)."""
+    from rich.console import Console
+
+    return Console(
+        stderr=stderr, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None
+    )
+
+
 def _warn(path: str | Path, reason: str) -> None:
     _err(f"warning: {display(path)}: {reason}")
 
@@ -146,6 +160,50 @@ PathGlobOption = Annotated[
     str | None,
     typer.Option("--path", help="Only tracks whose path matches this glob, e.g. '*/Jazz/*'."),
 ]
+QueryArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="QUERY",
+        help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
+        "confidence:0.7.. path:Jazz/ status:error artist:Björk, free words (artist, album, "
+        "title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
+        show_default=False,
+    ),
+]
+SortOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sort",
+        metavar="FIELD[+|-]",
+        help="Order by a field, - for descending, e.g. arousal- (repeatable).",
+    ),
+]
+
+
+def query_rows(
+    idx: Index,
+    config: Config,
+    terms: list[str] | None,
+    sorts: list[str] | None = None,
+    *,
+    moods: list[str] | None = None,
+    min_confidence: float | None = None,
+    path_glob: str | None = None,
+    status: str | None = None,
+) -> tuple[Query, list[IndexRow]]:
+    """The query (the older filter options joining it as terms) and the rows it selects; a bad
+    query is a usage error of one line."""
+    from mertag.tagger.querylang import QueryError, option_terms, run_query
+
+    legacy = option_terms(
+        moods=moods, min_confidence=min_confidence, path_glob=path_glob, status=status
+    )
+    try:
+        return run_query(
+            idx.rows(), [*legacy, *(terms or [])], sorts=sorts or (), moods=config.moods
+        )
+    except QueryError as exc:
+        raise usage_error(f"query: {exc}") from exc
 
 
 @app.command()
@@ -194,11 +252,22 @@ def scan(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try files that failed before again.")
     ] = False,
+    overwrite_mood: Annotated[
+        bool | None,
+        typer.Option(
+            "--overwrite-mood/--keep-mood",
+            help="Put mertag's word into a MOOD it did not write (your value is kept in "
+            "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
+            "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
+            show_default=False,
+        ),
+    ] = None,
     id3v23: Annotated[
         bool | None,
         typer.Option(
             "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO; the default).",
+            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default each "
+            "file keeps its own version.",
             show_default=False,
         ),
     ] = None,
@@ -209,12 +278,21 @@ def scan(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text; json (one document at the end, as --json); or jsonl (one line per "
+            "track as it finishes, then a summary line).",
+        ),
+    ] = "text",
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
+    from mertag.tagger.backends import BACKENDS, BackendError
+    from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel
     from mertag.tagger.report import ScanReporter
-    from mertag.tagger.scan import ScanOptions, ScanRefused, default_jobs, run_scan
-    from mertag.tagger.workers import BACKENDS, BackendError
+    from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
 
     config = settings(ctx)
     if backend not in BACKENDS:
@@ -237,21 +315,41 @@ def scan(
         exclude=tuple(exclude) if exclude else config.exclude,
         moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
-        id3v23=config.id3v23 if id3v23 is None else id3v23,
+        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
-        jobs=jobs or config.jobs or default_jobs(),
+        jobs=1,
         backend=backend,
         scheduler=scheduler,
     )
     del mood_model
-    reporter = ScanReporter(quiet=quiet, verbose=verbose, as_json=as_json, dry_run=dry_run)
+    if output_format not in ("text", "json", "jsonl"):
+        raise usage_error(f"--format must be text, json or jsonl, not {output_format!r}")
+    reporter = ScanReporter(
+        quiet=quiet,
+        verbose=verbose,
+        as_json=as_json or output_format != "text",
+        dry_run=dry_run,
+        stream=output_format == "jsonl",
+    )
+    ceiling, bound = job_ceiling()
+    asked = jobs or config.jobs
+    if backend == "local":
+        options = replace(options, jobs=min(asked or ceiling, ceiling))
+        if asked is not None and asked > ceiling:
+            reporter.jobs_capped(asked, ceiling, bound)
     try:
         with reporter:
-            summary = run_scan(options, reporter.start, reporter.outcome, reporter.waiting)
+            summary = run_scan(
+                options, reporter.start, reporter.outcome, reporter.waiting, reporter.preparing
+            )
     except (BackendError, ScanRefused) as exc:
         raise usage_error(str(exc)) from exc
+    except KernelError as exc:
+        _err(f"mertag: error: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
     reporter.finish(summary)
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -261,41 +359,37 @@ def scan(
 @app.command()
 def export(
     ctx: typer.Context,
+    query: QueryArgument = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    sort: SortOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Write every index row (header first for CSV) to stdout or a file."""
+    """Write the index rows a query selects (all by default; header first for CSV)."""
     from mertag.tagger.export import export_rows
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
-    with open_index(resolve_index(index, settings(ctx))) as idx:
-        if output is None:
-            export_rows(idx.rows(), fmt, sys.stdout)
-        else:
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        _, rows = query_rows(idx, config, query, sort)
+    if output is None:
+        export_rows(rows, fmt, sys.stdout)
+    else:
+        try:
             with open(output, "w", encoding="utf-8", newline="") as out:
-                n = export_rows(idx.rows(), fmt, out)
-            _err(f"wrote {n} rows to {display(output)}")
-
-
-def _quadrants(words: list[str] | None, config: Config, idx: Index) -> frozenset[str] | None:
-    from mertag.tagger.query import index_words, resolve_quadrant
-
-    if not words:
-        return None
-    known = index_words(idx.rows(status="ok"))
-    try:
-        return frozenset(resolve_quadrant(w, config.moods, known) for w in words)
-    except ValueError as exc:
-        raise usage_error(f"--mood: {exc}") from exc
+                n = export_rows(rows, fmt, out)
+        except OSError as exc:
+            raise usage_error(f"{display(output)}: {exc.strerror or exc}") from exc
+        _err(f"wrote {n} rows to {display(output)}")
 
 
 @app.command("list")
 def list_tracks(
     ctx: typer.Context,
+    query: QueryArgument = None,
     mood: Annotated[
         list[str] | None,
         typer.Option("--mood", "-m", help="Only this mood: a word or Q1-Q4 (repeatable)."),
@@ -305,16 +399,15 @@ def list_tracks(
     status: Annotated[
         str | None, typer.Option("--status", help="Only 'ok' or only 'error' rows.")
     ] = None,
+    sort: SortOption = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv or json (csv/json: every column).")
     ] = "table",
     index: IndexOption = None,
 ) -> None:
-    """List indexed tracks, filtered, as a table or as CSV/JSON."""
-    from rich.console import Console
-
+    """List the indexed tracks a query selects, as a table or as CSV/JSON."""
     from mertag.tagger.export import export_rows
-    from mertag.tagger.query import RowFilter, rows_table, select_rows
+    from mertag.tagger.query import rows_table
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
@@ -322,16 +415,20 @@ def list_tracks(
         raise usage_error(f"--status must be ok or error, not {status!r}")
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
-        flt = RowFilter(
-            quadrants=_quadrants(mood, config, idx),
+        _, rows = query_rows(
+            idx,
+            config,
+            query,
+            sort,
+            moods=mood,
             min_confidence=min_confidence,
             path_glob=path_glob,
             status=status,
         )
-        if fmt == "table":
-            Console(highlight=False).print(rows_table(select_rows(idx, flt)))
-        else:
-            export_rows(select_rows(idx, flt), fmt, sys.stdout)
+    if fmt == "table":
+        terminal().print(rows_table(rows))
+    else:
+        export_rows(rows, fmt, sys.stdout)
 
 
 @app.command()
@@ -343,8 +440,6 @@ def stats(
     """Tracks per mood, mean confidence, failures, gone files, index size and models in use."""
     import json
 
-    from rich.console import Console
-
     from mertag.tagger.query import library_stats, stats_tables
 
     if fmt not in ("table", "json"):
@@ -355,22 +450,36 @@ def stats(
     if fmt == "json":
         typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return
-    console = Console(highlight=False)
+    console = terminal()
     for table in stats_tables(result):
         console.print(table)
         console.print()
 
 
+PLAYLIST_SUFFIXES = {".m3u8": "m3u8", ".m3u": "m3u8", ".nsp": "nsp"}
+
+
 @app.command()
 def playlist(
     ctx: typer.Context,
+    query: QueryArgument = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="Folder for the mood playlists; with --journey, the playlist file, or a "
-            "folder for it (default: playlist_dir from the config).",
+            help="A folder: one playlist per mood; a .m3u8 or .nsp file: one playlist of every "
+            "track the query selects; with --journey, the playlist file or a folder for it "
+            "(default: playlist_dir from the config).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="m3u8 (track lists) or nsp (Navidrome smart playlists: rules Navidrome keeps "
+            "up to date). Default: from --out's suffix, else m3u8.",
         ),
     ] = None,
     journey: Annotated[
@@ -381,6 +490,18 @@ def playlist(
             help="One playlist moving from mood FROM to mood TO (words or Q1-Q4), e.g. sad happy.",
         ),
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="FILE|MOOD",
+            help="Start a journey on this track (or mood); goes with --to.",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="MOOD", help="Where a journey started with --from ends."),
+    ] = None,
     length: Annotated[int, typer.Option("--length", "-n", min=2, help="Tracks in a journey.")] = 20,
     max_distance: Annotated[
         float,
@@ -388,7 +509,8 @@ def playlist(
             "--max-distance",
             min=0.01,
             max=2.0,
-            help="Journey: how far on the valence-arousal plane a track may be from its step.",
+            help="Journey: warn about steps farther than this from the path on the "
+            "valence-arousal plane.",
         ),
     ] = 0.3,
     min_confidence: MinConfidenceOption = None,
@@ -402,49 +524,109 @@ def playlist(
         ),
     ] = None,
     path_glob: PathGlobOption = None,
+    sort: SortOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Write one M3U8 playlist per mood (best match first), or a mood journey (--journey)."""
-    from mertag.tagger.playlist import mood_playlists
-    from mertag.tagger.query import RowFilter, select_rows
+    """Write one playlist per mood (best match first), one playlist of a query's tracks, or a
+    mood journey (--journey, or --from and --to)."""
+    from mertag.tagger.nsp import NspError
+    from mertag.tagger.playlist import FORMATS, mood_playlists, one_playlist
 
     config = settings(ctx)
     if out is None and config.playlist_dir is None:
         raise usage_error("--out is needed (or set playlist_dir in the config file)")
+    if fmt is not None and fmt not in FORMATS:
+        raise usage_error(f"--format must be m3u8 or nsp, not {fmt!r}")
+    if journey is not None and (start is not None or to is not None):
+        raise usage_error("give --journey FROM TO, or --from and --to, not both")
+    if (start is None) != (to is None):
+        raise usage_error("--from and --to go together (or use --journey FROM TO)")
+    ends = journey
+    if start is not None and to is not None:
+        ends = (start, to)
+    target = out if out is not None else config.playlist_dir
+    assert target is not None
+    named = PLAYLIST_SUFFIXES.get(target.suffix.lower())
+    if fmt is not None and named is not None and named != fmt:
+        raise usage_error(f"--format {fmt} does not go with {display(target)}")
+    fmt = fmt or named or "m3u8"
+    if ends is not None and fmt == "nsp":
+        raise usage_error("a journey is an ordered list: it is written as m3u8, not nsp")
     rel = relative_to.absolute() if relative_to is not None else None
     with open_index(resolve_index(index, config)) as idx:
-        rows = list(select_rows(idx, RowFilter(min_confidence=min_confidence, path_glob=path_glob)))
-    if journey is not None:
-        _journey(config, rows, journey, out, length, max_distance, rel)
-        return
-    out_dir = out if out is not None else config.playlist_dir
-    assert out_dir is not None
-    if out_dir.exists() and not out_dir.is_dir():
-        raise usage_error(f"{display(out_dir)}: not a folder (--out takes a folder here)")
-    result = mood_playlists(rows, out_dir, moods=config.moods, relative_to=rel)
+        parsed, rows = query_rows(
+            idx, config, query, sort, min_confidence=min_confidence, path_glob=path_glob
+        )
+        if ends is not None:
+            _journey(config, idx, rows, ends, target, length, max_distance, rel)
+            return
+    try:
+        if named is not None:
+            result = one_playlist(
+                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
+            )
+        else:
+            if target.exists() and not target.is_dir():
+                raise usage_error(
+                    f"{display(target)}: not a folder (--out takes a folder, or a .m3u8 or "
+                    ".nsp file)"
+                )
+            result = mood_playlists(
+                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
+            )
+    except NspError as exc:
+        raise usage_error(str(exc)) from exc
     for path, reason in result.skipped:
         _warn(path, f"left out: {reason}")
-    for target, n in result.written.items():
-        _err(f"wrote {display(target)} ({n} track{'' if n == 1 else 's'})")
+    for word, quadrant, stale in result.empty:
+        what = f"{word} ({quadrant})" if quadrant else display(target)
+        note = (
+            f"; {display(stale)} from an earlier run is left as it was" if stale is not None else ""
+        )
+        _err(f"no tracks for {what}: no playlist written{note}")
+    for written, n in result.written.items():
+        _err(f"wrote {display(written)} ({n} track{'' if n == 1 else 's'})")
+
+
+def _journey_start(
+    idx: Index, text: str, config: Config, known: dict[str, str]
+) -> tuple[str, IndexRow | None]:
+    """--from: an indexed file (the journey starts on it) or a mood word."""
+    from mertag.tagger.querylang import resolve_quadrant
+
+    candidate = Path(text).expanduser()
+    if candidate.is_file():
+        for path in dict.fromkeys([str(candidate.absolute()), os.path.realpath(candidate)]):
+            row = idx.get(path)
+            if row is not None:
+                if row.status != "ok" or row.valence is None or row.arousal is None:
+                    raise usage_error(f"{display(path)}: not analysed ({row.error or 'no mood'})")
+                return row.quadrant or "", row
+        raise usage_error(f"{display(candidate)}: not in the index (run `mertag scan` on it)")
+    try:
+        return resolve_quadrant(text, config.moods, known), None
+    except ValueError as exc:
+        raise usage_error(f"--from: {exc}; or name an indexed file") from exc
 
 
 def _journey(
     config: Config,
+    idx: Index,
     rows: list[IndexRow],
     ends: tuple[str, str],
-    out: Path | None,
+    target: Path,
     length: int,
     max_distance: float,
     relative_to: Path | None,
 ) -> None:
-    from rich.console import Console
-
     from mertag.tagger.journey import JourneyError, journey_table, plan_journey, write_journey
     from mertag.tagger.playlist import playable, safe_file_name
-    from mertag.tagger.query import index_words, resolve_quadrant
+    from mertag.tagger.querylang import index_words, resolve_quadrant
 
+    known = index_words(idx.rows(status="ok"))
+    start, start_row = _journey_start(idx, ends[0], config, known)
     try:
-        start, end = (resolve_quadrant(w, config.moods, index_words(rows)) for w in ends)
+        end = resolve_quadrant(ends[1], config.moods, known)
     except ValueError as exc:
         raise usage_error(f"--journey: {exc}") from exc
     skipped: list[tuple[str, str]] = []
@@ -453,38 +635,57 @@ def _journey(
         _warn(path, f"left out: {reason}")
     try:
         plan = plan_journey(
-            usable, start, end, length, max_distance=max_distance, labels=config.moods
+            usable,
+            start,
+            end,
+            length,
+            max_distance=max_distance,
+            labels=config.moods,
+            start_row=start_row,
         )
     except JourneyError as exc:
         _err(f"mertag: error: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
-    target = out if out is not None else config.playlist_dir
-    assert target is not None
     if target.is_dir() or target.suffix == "":
         target = target / f"{safe_file_name(plan.title)}.m3u8"
     entries = write_journey(plan, target, relative_to=relative_to)
-    Console(stderr=True, highlight=False).print(journey_table(plan, entries))
+    terminal(stderr=True).print(journey_table(plan, entries))
+    for warning in plan.warnings:
+        _err(f"warning: {warning}")
     _err(f"wrote {display(target)} ({len(entries)} tracks)")
 
 
 @app.command("map")
 def map_library(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Picture to write: .png, .svg or .pdf.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The map to write: .html (an interactive page, no extra needed), or a "
+            "picture: .png, .svg or .pdf (the map extra: matplotlib).",
+        ),
+    ],
+    query: QueryArgument = None,
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     title: Annotated[str | None, typer.Option("--title", help="Heading of the map.")] = None,
     index: IndexOption = None,
 ) -> None:
-    """Draw every analysed track on the valence-arousal plane (needs matplotlib)."""
+    """Draw every analysed track (or those a query selects) on the valence-arousal plane."""
     from mertag.tagger.libmap import MapError, draw_map
-    from mertag.tagger.query import RowFilter, select_rows
 
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
-        rows = list(select_rows(idx, RowFilter(min_confidence=min_confidence, path_glob=path_glob)))
+        _, rows = query_rows(idx, config, query, min_confidence=min_confidence, path_glob=path_glob)
     try:
-        n = draw_map(rows, out, moods=config.moods, title=title)
+        if out.suffix.lower() in (".html", ".htm"):
+            from mertag.tagger.htmlmap import write_html_map
+
+            n = write_html_map(rows, out, moods=config.moods, title=title)
+        else:
+            n = draw_map(rows, out, moods=config.moods, title=title)
     except MapError as exc:
         raise usage_error(str(exc)) from exc
     _err(f"wrote {display(out)} ({n} track{'' if n == 1 else 's'})")
@@ -515,13 +716,16 @@ def untag(
         if o.error is not None:
             _err(f"error: {display(o.path)}: {o.error}")
             continue
-        if o.removed:
+        if o.removed or o.restored:
             changed += 1
-        if quiet or not (o.removed or o.kept_mood):
+        if quiet or not (o.removed or o.restored or o.kept_mood):
             continue
         fields = ", ".join(f"{k}={v}" for k, v in o.removed.items()) or "nothing"
         verb = "would remove" if dry_run else "removed"
         note = f" (kept MOOD={o.kept_mood}: not the word mertag wrote)" if o.kept_mood else ""
+        if o.restored:
+            back = ", ".join(f"{k}={v}" for k, v in o.restored.items())
+            note += f"; {'would restore' if dry_run else 'restored'} {back}"
         _err(f"{display(o.path)}: {verb} {fields}{note}")
     if not quiet:
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)
@@ -615,4 +819,12 @@ def command_line() -> typer.Typer:
 
 
 def main() -> None:
-    command_line()()
+    """The console script. An OSError naming a file that escaped a command (a folder that
+    vanished, a full disk) is the user's environment, not a bug: one line, exit 2."""
+    try:
+        command_line()()
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        _err(f"mertag: error: {display(exc.filename)}: {exc.strerror or exc}")
+        sys.exit(EXIT_USAGE)

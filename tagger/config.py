@@ -6,7 +6,7 @@ always wins over the file, and the file over the built-in default. An unknown ke
 is a ConfigError naming the key, so a typo never passes silently.
 
     moods = { Q1 = "Happy", Q2 = "Angry", Q3 = "Sad", Q4 = "Relaxed" }
-    id3_version = "2.4"           # or "2.3": MOOD in TXXX:MOOD, for older players
+    id3_version = "keep"          # each file's own; or "2.3" (TXXX:MOOD) / "2.4" (TMOO) for all
     index = "~/Music/mertag.sqlite3"
     jobs = 2
     exclude = ["Podcasts", "*.wav"]
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,18 +43,70 @@ CONFIG_NAME = "config.toml"
 DEFAULT = "default"
 FILE = "config file"
 
-KEYS: dict[str, str] = {
-    "moods": "mood words for Q1..Q4, written into MOOD tags and used for playlists",
-    "id3_version": 'ID3 version for MP3/WAV/AIFF tags: "2.4" (TMOO) or "2.3" (TXXX:MOOD)',
-    "index": "the index file",
-    "jobs": "worker processes for a scan (default: all cores)",
-    "exclude": "glob patterns a scan skips",
-    "playlist_dir": "where `mertag playlist` writes when --out is not given",
-    "model": 'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file',
-}
+
+def _jobs(value: Any, base: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _exclude(value: Any, base: Path) -> tuple[str, ...]:
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise ValueError(f"must be a list of glob patterns (strings), not {value!r}")
+    return tuple(patterns)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def _model(value: Any, base: Path) -> str:
+    named = isinstance(value, str) and value in PACKAGED_MODELS
+    return value if named else str(_path(value, base))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the config file: its default, how the file's value is checked and read
+    (`parse` raises ValueError with the reason), how it shows, and what it sets."""
+
+    name: str
+    default: Callable[[], Any]
+    parse: Callable[[Any, Path], Any]
+    help: str
+    unset: str = ""  # how `mertag config` shows a None value
+    example: str = ""  # a commented-out line for `--format toml` when the value is None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("moods", lambda: dict(DEFAULT_MOODS), lambda v, base: _moods(v),
+            "mood words for Q1..Q4, written into MOOD tags and used for playlists"),
+    Setting("id3_version", lambda: "keep", lambda v, base: _id3_version(v),
+            'ID3 version for MP3/WAV/AIFF tags: "keep" (each file\'s), "2.4" or "2.3"'),
+    Setting("index", default_index_path, lambda v, base: _path(v, base), "the index file"),
+    Setting("jobs", lambda: None, _jobs, "worker processes for a scan (default: all cores)",
+            unset="all cores", example="jobs = 2"),
+    Setting("exclude", tuple, _exclude, "glob patterns a scan skips", unset="(none)"),
+    Setting("playlist_dir", lambda: None, lambda v, base: _path(v, base),
+            "where `mertag playlist` writes when --out is not given",
+            unset="(none: --out is needed)", example='playlist_dir = "~/Music/Playlists"'),
+    Setting("model", lambda: "default", _model,
+            'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file'),
+    Setting("overwrite_mood", lambda: False, lambda v, base: _flag(v),
+            "put mertag's word into a MOOD it did not write (the old value is kept for untag)"),
+)  # fmt: skip
+"""Every key the file may hold: a new key is one line here."""
+
+KEYS: dict[str, str] = {s.name: s.help for s in SETTINGS}
 """Every key the file may hold, with what it sets."""
 
-SETTINGS: tuple[str, ...] = (*(f"moods.{q}" for q in QUADRANTS), *list(KEYS)[1:])
+SOURCE_NAMES: tuple[str, ...] = tuple(
+    name for s in SETTINGS for name in ([f"moods.{q}" for q in QUADRANTS] if s.name == "moods"
+                                        else [s.name])
+)  # fmt: skip
 """Every value a Config reports a source for: each mood word on its own, then the other keys."""
 
 
@@ -66,70 +118,83 @@ class ConfigError(ValueError):
 class Config:
     """The effective configuration: the file's values over the defaults, and where each came from.
 
-    `sources` maps every name in SETTINGS to DEFAULT or FILE. `jobs` None means all cores;
-    `playlist_dir` None means `mertag playlist` needs --out.
+    Every key of SETTINGS is an attribute (`config.jobs`); `sources` maps every name in
+    SOURCE_NAMES to DEFAULT or FILE. `jobs` None means all cores; `playlist_dir` None means
+    `mertag playlist` needs --out.
     """
 
     path: Path
     origin: str
     exists: bool
-    moods: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MOODS))
-    id3_version: str = "2.4"
-    index: Path = field(default_factory=default_index_path)
-    jobs: int | None = None
-    exclude: tuple[str, ...] = ()
-    playlist_dir: Path | None = None
-    model: str = "default"
-    sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SETTINGS, DEFAULT))
+    values: dict[str, Any] = field(default_factory=lambda: {s.name: s.default() for s in SETTINGS})
+    sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SOURCE_NAMES, DEFAULT))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @property
     def id3v23(self) -> bool:
-        return self.id3_version == "2.3"
+        return bool(self.values["id3_version"] == "2.3")
+
+    @property
+    def id3_target(self) -> int | None:
+        """The ID3 major version to force (3 or 4), or None to keep each file's."""
+        return {"2.3": 3, "2.4": 4}.get(self.values["id3_version"])
 
     def entries(self) -> list[tuple[str, str, str]]:
         """(key, value as text, source) for every setting, moods one line per quadrant."""
         out: list[tuple[str, str, str]] = []
-        for q in QUADRANTS:
-            out.append((f"moods.{q}", self.moods[q], self.sources[f"moods.{q}"]))
-        out.append(("id3_version", self.id3_version, self.sources["id3_version"]))
-        out.append(("index", str(self.index), self.sources["index"]))
-        jobs = "all cores" if self.jobs is None else str(self.jobs)
-        out.append(("jobs", jobs, self.sources["jobs"]))
-        out.append(("exclude", ", ".join(self.exclude) or "(none)", self.sources["exclude"]))
-        folder = "(none: --out is needed)" if self.playlist_dir is None else str(self.playlist_dir)
-        out.append(("playlist_dir", folder, self.sources["playlist_dir"]))
-        out.append(("model", self.model, self.sources["model"]))
+        for s in SETTINGS:
+            value = self.values[s.name]
+            if s.name == "moods":
+                out += [(f"moods.{q}", value[q], self.sources[f"moods.{q}"]) for q in QUADRANTS]
+                continue
+            if value is None or value == ():
+                text = s.unset
+            elif isinstance(value, tuple):
+                text = ", ".join(value)
+            else:
+                text = str(value)
+            out.append((s.name, text, self.sources[s.name]))
         return out
 
     def as_dict(self) -> dict[str, Any]:
         """The values as plain JSON-ready data."""
-        return {
-            "moods": dict(self.moods),
-            "id3_version": self.id3_version,
-            "index": str(self.index),
-            "jobs": self.jobs,
-            "exclude": list(self.exclude),
-            "playlist_dir": None if self.playlist_dir is None else str(self.playlist_dir),
-            "model": self.model,
-        }
+        return {name: _plain(value) for name, value in self.values.items()}
 
     def to_toml(self) -> str:
         """The effective values as a config file (unset optional keys commented out)."""
-        values = self.as_dict()
-        moods = ", ".join(f"{q} = {_toml_str(w)}" for q, w in self.moods.items())
-        lines = [f"# mertag config ({self.path})", f"moods = {{ {moods} }}"]
-        lines.append(f"id3_version = {_toml_str(values['id3_version'])}")
-        lines.append(f"index = {_toml_str(values['index'])}")
-        lines.append("# jobs = 2" if self.jobs is None else f"jobs = {self.jobs}")
-        lines.append(f"exclude = [{', '.join(_toml_str(p) for p in self.exclude)}]")
-        folder = values["playlist_dir"]
-        lines.append(
-            '# playlist_dir = "~/Music/Playlists"'
-            if folder is None
-            else f"playlist_dir = {_toml_str(folder)}"
-        )
-        lines.append(f"model = {_toml_str(self.model)}")
+        lines = [f"# mertag config ({self.path})"]
+        for s in SETTINGS:
+            value = _plain(self.values[s.name])
+            if value is None:
+                lines.append(f"# {s.example}")
+            else:
+                lines.append(f"{s.name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _toml_str(value)
+    return str(value)
 
 
 def _toml_str(text: str) -> str:
@@ -179,66 +244,59 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] | None 
 
 def parse_config(data: Mapping[str, Any], path: Path, origin: str = "--config") -> Config:
     """Check a parsed TOML document and turn it into a Config; ConfigError names a bad key."""
-
-    def bad(key: str, reason: str) -> ConfigError:
-        return ConfigError(f"config file {path}: {key}: {reason}")
-
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise bad(unknown[0], f"unknown key (known keys: {', '.join(KEYS)})")
-    values: dict[str, Any] = {}
-    sources = dict.fromkeys(SETTINGS, DEFAULT)
-    base = path.parent
-    for key, value in data.items():
-        if key != "moods":
-            sources[key] = FILE
-        if key == "moods":
-            values[key], given = _moods(value, bad)
-            sources.update({f"moods.{q}": FILE for q in given})
-        elif key == "id3_version":
-            values[key] = _id3_version(value, bad)
-        elif key in ("index", "playlist_dir"):
-            values[key] = _path(key, value, base, bad)
-        elif key == "model":
-            named = isinstance(value, str) and value in PACKAGED_MODELS
-            values[key] = value if named else str(_path(key, value, base, bad))
-        elif key == "jobs":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(key, f"must be a whole number of at least 1, not {value!r}")
-            values[key] = value
-        elif key == "exclude":
-            patterns = [value] if isinstance(value, str) else value
-            if not isinstance(patterns, list) or not all(
-                isinstance(p, str) and p for p in patterns
-            ):
-                raise bad(key, f"must be a list of glob patterns (strings), not {value!r}")
-            values[key] = tuple(patterns)
-    return Config(path=path, origin=origin, exists=True, sources=sources, **values)
+        raise ConfigError(
+            f"config file {path}: {unknown[0]}: unknown key (known keys: {', '.join(KEYS)})"
+        )
+    values = {s.name: s.default() for s in SETTINGS}
+    sources = dict.fromkeys(SOURCE_NAMES, DEFAULT)
+    for s in SETTINGS:
+        if s.name not in data:
+            continue
+        try:
+            values[s.name] = s.parse(data[s.name], path.parent)
+        except _KeyError as exc:
+            raise ConfigError(f"config file {path}: {exc.key}: {exc.reason}") from None
+        except ValueError as exc:
+            raise ConfigError(f"config file {path}: {s.name}: {exc}") from None
+        if s.name == "moods":
+            sources.update({f"moods.{q.upper()}": FILE for q in _given(data["moods"])})
+        else:
+            sources[s.name] = FILE
+    return Config(path=path, origin=origin, exists=True, values=values, sources=sources)
 
 
-def _moods(value: Any, bad: Any) -> tuple[dict[str, str], list[str]]:
-    """The mood words, defaults filled in, and the quadrants the file gave."""
+class _KeyError(ValueError):
+    """A bad value under a sub-key (moods.Q5): names that key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key, self.reason = key, reason
+
+
+def _given(value: Any) -> list[str]:
+    """The quadrants a file's moods value names."""
+    return list(QUADRANTS) if isinstance(value, list) else list(value)
+
+
+def _moods(value: Any) -> dict[str, str]:
+    """The mood words, defaults filled in."""
     if isinstance(value, list):
         if len(value) != 4:
-            raise bad("moods", f"a list needs four words for Q1..Q4, got {len(value)}")
+            raise ValueError(f"a list needs four words for Q1..Q4, got {len(value)}")
         value = dict(zip(QUADRANTS, value, strict=True))
     if not isinstance(value, dict):
-        raise bad("moods", 'must be a table such as { Q1 = "Happy", Q3 = "Sad" }')
+        raise ValueError('must be a table such as { Q1 = "Happy", Q3 = "Sad" }')
     moods = dict(DEFAULT_MOODS)
-    given: list[str] = []
     for q, word in value.items():
-        key = f"moods.{q}"
         if q.upper() not in QUADRANTS:
-            raise bad(key, f"not a quadrant (use {', '.join(QUADRANTS)})")
+            raise _KeyError(f"moods.{q}", f"not a quadrant (use {', '.join(QUADRANTS)})")
         if not isinstance(word, str) or not word.strip() or "\x00" in word:
-            raise bad(key, f"must be a non-empty word, not {word!r}")
+            raise _KeyError(f"moods.{q}", f"must be a non-empty word, not {word!r}")
         moods[q.upper()] = word.strip()
-        given.append(q.upper())
-    try:
-        check_moods(moods)
-    except ValueError as exc:
-        raise bad("moods", str(exc)) from None
-    return moods, given
+    check_moods(moods)
+    return moods
 
 
 def check_moods(moods: Mapping[str, str]) -> None:
@@ -251,16 +309,16 @@ def check_moods(moods: Mapping[str, str]) -> None:
         seen[folded] = q
 
 
-def _id3_version(value: Any, bad: Any) -> str:
+def _id3_version(value: Any) -> str:
     text = str(value).strip().lower().removeprefix("v") if not isinstance(value, bool) else ""
-    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4"}
+    known = {"2.3": "2.3", "2.4": "2.4", "3": "2.3", "4": "2.4", "keep": "keep"}
     if text not in known:
-        raise bad("id3_version", f'must be "2.3" or "2.4", not {value!r}')
+        raise ValueError(f'must be "keep", "2.3" or "2.4", not {value!r}')
     return known[text]
 
 
-def _path(key: str, value: Any, base: Path, bad: Any) -> Path:
+def _path(value: Any, base: Path) -> Path:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise bad(key, f"must be a path (a string), not {value!r}")
+        raise ValueError(f"must be a path (a string), not {value!r}")
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path

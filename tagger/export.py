@@ -18,7 +18,7 @@ from mertag.tagger.index import COLUMNS, IndexRow
 FORMATS = ("csv", "json")
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """`text` itself when it encodes as UTF-8, else with undecodable bytes as backslash escapes."""
     try:
         text.encode("utf-8")
@@ -33,7 +33,7 @@ def _printable(text: str) -> str:
 
 
 def _values(row: IndexRow) -> list[object]:
-    return [_printable(v) if isinstance(v, str) else v for v in (getattr(row, c) for c in COLUMNS)]
+    return [printable(v) if isinstance(v, str) else v for v in (getattr(row, c) for c in COLUMNS)]
 
 
 def export_rows(rows: Iterable[IndexRow], fmt: str, out: TextIO) -> int:

@@ -281,12 +281,20 @@ def decode_excerpt(path: Path, windows: Any = None) -> tuple[np.ndarray, float]:
     """The audio to analyse of a track, by the excerpt policy (or `windows`), and its duration.
 
     The file is opened once and each window read by seeking; the pieces are joined in order.
-    When there are several, a piece shorter than one patch (a snippet past the real end of a
-    file whose container overstates its length) is left out, so every patch of the sequence is
-    one snippet.
+    A track the policy reads whole is read up to WHOLE_TRACK_MAX only, and heard as snippets
+    when it goes on (its container understated its length). When there are several pieces, a
+    piece shorter than one patch (a snippet past the real end of a file whose container
+    overstates its length) is left out, so every patch of the sequence is one snippet.
     """
     with AudioFile(path) as audio:
-        plan = excerpt_windows(audio.info.duration) if windows is None else windows
+        duration = audio.info.duration
+        plan = excerpt_windows(duration) if windows is None else windows
+        if windows is None and plan == [(0.0, None)]:
+            # "Whole" is bounded by the policy, not by a header that may understate the length.
+            y, longer = audio.read_whole(WHOLE_TRACK_MAX)
+            if longer is None:
+                return y, duration or y.size / SAMPLE_RATE
+            duration, plan = longer, snippet_windows(longer)
         pieces = []
         for offset, length in plan:
             try:
@@ -300,7 +308,7 @@ def decode_excerpt(path: Path, windows: Any = None) -> tuple[np.ndarray, float]:
     if not pieces:
         raise AudioError("no audio decoded where the file says its audio is")
     joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    return joined, audio.info.duration or joined.size / SAMPLE_RATE
+    return joined, duration or joined.size / SAMPLE_RATE
 
 
 def extract_track(

@@ -1,19 +1,21 @@
 """Mood journeys: a playlist that starts where the listener is and moves, in even steps, to where
 they want to be (the iso principle of music therapy: first meet the mood, then lead it).
 
-The path runs straight across the valence-arousal plane from the FROM quadrant's centre to the TO
-quadrant's centre. A centre is the median (valence, arousal) of the library's tracks in that
-quadrant: the typical sad (or happy...) track of *this* library, so a journey starts on music
-that really is sad however confident the model tends to be; fixed points such as (-0.5, -0.5)
-may sit where a library has no tracks at all.
+The path runs straight across the valence-arousal plane from the FROM quadrant's centre (or the
+track given with --from) to the TO quadrant's centre. A centre is the median (valence, arousal)
+of the library's tracks in that quadrant: the typical sad (or happy...) track of *this* library,
+so a journey starts on music that really is sad however confident the model tends to be. A
+quadrant with no tracks at all stands for the middle of its square, with a warning.
 
-The path is cut into `length` evenly spaced waypoints (both ends included). Each waypoint in turn
-takes the nearest unused track (Euclidean distance on the plane) within `max_distance`; among
-tracks about equally near, a small confidence term prefers the clearly classified one. The chosen
-tracks are then played in order of their projection onto the path. With squared distances that
-order is the best matching of the chosen tracks to the waypoints (the distance across the path is
-the same whichever waypoint a track gets, and along it sorted matching is optimal), and it
-guarantees the journey never steps back towards where it started.
+The path is cut into `length` evenly spaced waypoints (both ends included), and the journey is
+the `length` tracks, in order along the path, that lie nearest their waypoints: a dynamic
+programme over the tracks sorted by their projection onto the path minimises the sum of squared
+distances from each track to its waypoint (plus a small term preferring clearly classified
+tracks). With squared distances, sorted order is the best matching of any chosen tracks to the
+waypoints (the distance across the path is the same whichever waypoint a track gets, and along it
+sorted matching is optimal), so the programme finds the best journey there is and it never steps
+back towards where it started. A library thin along the path gives a journey with some steps far
+from it, named in a warning; only a library with fewer than `length` analysed tracks fails.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ from rich.table import Table
 from rich.text import Text
 
 from mertag.tagger.index import IndexRow
-from mertag.tagger.mood import DEFAULT_MOODS
+from mertag.tagger.libmap import COLOURS
+from mertag.tagger.mood import CORNERS, DEFAULT_MOODS
 from mertag.tagger.playlist import Entry, render_m3u8, track_entry, write_text_atomic
 
 DEFAULT_LENGTH = 20
 DEFAULT_MAX_DISTANCE = 0.3
-"""How far (on the [-1, 1] valence-arousal plane) a track may lie from its waypoint."""
+"""How far (on the [-1, 1] valence-arousal plane) a track may lie from its waypoint before the
+journey warns that the library is thin there."""
 
-CONFIDENCE_WEIGHT = 0.05
-"""Cost added per unit of missing confidence: enough to break near-ties in favour of a clearly
-classified track, too small to pull the journey off its path."""
+CONFIDENCE_WEIGHT = 0.005
+"""Cost (in squared plane units) added per unit of missing confidence: enough to break near-ties
+in favour of a clearly classified track, too small to pull the journey off its path."""
 
 Point = tuple[float, float]
 
@@ -57,7 +61,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Journey:
-    """A planned journey: from which centre to which, and its steps in play order."""
+    """A planned journey: from which point to which, its steps in play order, and warnings
+    (a quadrant with no tracks, steps far from the path) to show the user."""
 
     start_quadrant: str
     end_quadrant: str
@@ -66,6 +71,7 @@ class Journey:
     max_distance: float
     steps: list[Step]
     title: str
+    warnings: tuple[str, ...] = ()
 
 
 def _label(q: str, labels: Mapping[str, str]) -> str:
@@ -96,13 +102,46 @@ def quadrant_centre(
     return float(median[0]), float(median[1])
 
 
-def _segment_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance from each point to the segment a-b."""
-    ab = b - a
-    denom = float(ab @ ab)
-    t = np.zeros(len(points)) if denom == 0 else np.clip((points - a) @ ab / denom, 0.0, 1.0)
-    nearest = a + t[:, None] * ab
-    return np.asarray(np.hypot(*(points - nearest).T))
+def _centre_or_middle(
+    rows: list[IndexRow], quadrant: str, labels: Mapping[str, str], warnings: list[str]
+) -> Point:
+    """The quadrant's centre, or the middle of its square when the library has none there."""
+    try:
+        return quadrant_centre(rows, quadrant, labels)
+    except JourneyError:
+        cx, cy = CORNERS[quadrant]
+        warnings.append(
+            f"the library has no {_label(quadrant, labels)} tracks: the journey heads for the "
+            f"middle of that quadrant (valence {cx / 2:+.2f}, arousal {cy / 2:+.2f})"
+        )
+        return cx / 2, cy / 2
+
+
+def best_path(costs: np.ndarray) -> list[int]:
+    """Rows i_0 < i_1 < ... of `costs` (tracks x waypoints), one per waypoint in order, with the
+    least total cost: the dynamic programme of the module doc, O(tracks x waypoints)."""
+    n, k = costs.shape
+    best = np.empty((k, n))
+    best[0] = costs[:, 0]
+    for j in range(1, k):
+        running = np.minimum.accumulate(best[j - 1])
+        before = np.concatenate(([np.inf], running[:-1]))  # the best for a strictly earlier track
+        best[j] = costs[:, j] + before
+    chosen = [int(np.argmin(best[k - 1]))]
+    for j in range(k - 2, -1, -1):
+        chosen.append(int(np.argmin(best[j][: chosen[-1]])))
+    return chosen[::-1]
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    out: list[str] = []
+    for n in numbers:
+        if out and int(out[-1].split("-")[-1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
 
 
 def plan_journey(
@@ -113,11 +152,14 @@ def plan_journey(
     *,
     max_distance: float = DEFAULT_MAX_DISTANCE,
     labels: Mapping[str, str] | None = None,
+    start_row: IndexRow | None = None,
 ) -> Journey:
-    """Choose `length` tracks leading from `start_quadrant` to `end_quadrant` (see module doc).
+    """Choose `length` tracks leading from `start_quadrant` (or from `start_row`, which is then
+    the first track) to `end_quadrant` (see the module doc).
 
-    `labels` (quadrant -> mood word) only words the messages. JourneyError when the library holds
-    too few tracks near the path, saying how many lie within `max_distance` of it.
+    `labels` (quadrant -> mood word) only words the messages. JourneyError only when fewer than
+    `length` tracks can be used; steps farther than `max_distance` from their waypoint are named
+    in the journey's warnings.
     """
     if length < 2:
         raise JourneyError(f"a journey needs at least 2 tracks, not {length}")
@@ -125,57 +167,73 @@ def plan_journey(
         raise JourneyError(f"the maximum distance must be above 0, not {max_distance}")
     labels = {**DEFAULT_MOODS, **(labels or {})}
     pool = candidates(rows)
-    start = quadrant_centre(pool, start_quadrant, labels)
-    end = quadrant_centre(pool, end_quadrant, labels)
+    if start_row is not None:
+        if not candidates([start_row]):
+            raise JourneyError(
+                f"{start_row.path}: not an analysed track, so no journey starts there"
+            )
+        pool = [r for r in pool if r.path != start_row.path]
+    have = len(pool) + (start_row is not None)
+    if have < length:
+        raise JourneyError(
+            f"a journey of {length} tracks needs {length} analysed tracks, and the library "
+            f"holds {have} (after the query given): ask for --length {have} or fewer"
+            if have >= 2
+            else f"a journey needs at least 2 analysed tracks, and the library holds {have}"
+        )
+    warnings: list[str] = []
+    if start_row is not None:
+        start = (float(start_row.valence or 0.0), float(start_row.arousal or 0.0))
+        start_quadrant = start_row.quadrant or start_quadrant
+    else:
+        start = _centre_or_middle(pool, start_quadrant, labels, warnings)
+    end = _centre_or_middle(pool, end_quadrant, labels, warnings)
     a, b = np.asarray(start), np.asarray(end)
     points = np.asarray([(r.valence, r.arousal) for r in pool], dtype=np.float64).reshape(-1, 2)
     confidence = np.asarray([r.confidence or 0.0 for r in pool], dtype=np.float64)
-    route = f"from {_label(start_quadrant, labels)} to {_label(end_quadrant, labels)}"
-    near = int(np.sum(_segment_distances(points, a, b) <= max_distance))
-    advice = "ask for fewer tracks (--length), allow a larger --max-distance, or scan more music"
-    if near < length:
-        raise JourneyError(
-            f"too few tracks near the path {route}: {near} of the library's {len(pool)} lie "
-            f"within {max_distance:g} of it and {length} are needed; {advice}"
-        )
-    waypoints = [a + (b - a) * i / (length - 1) for i in range(length)]
-    used = np.zeros(len(pool), dtype=bool)
-    chosen: list[int] = []
-    for i, w in enumerate(waypoints):
-        d = np.hypot(*(points - w).T)
-        cost = d + CONFIDENCE_WEIGHT * (1.0 - confidence)
-        cost[used | (d > max_distance)] = np.inf
-        j = int(np.argmin(cost))
-        if not np.isfinite(cost[j]):
-            free = d[~used]
-            nearest = f"; the nearest unused one is {free.min():.2f} away" if free.size else ""
-            raise JourneyError(
-                f"too few tracks near the path {route}: {near} lie within {max_distance:g} of "
-                f"it, but step {i + 1} of {length} (valence {w[0]:+.2f}, arousal {w[1]:+.2f}) "
-                f"has no unused track within {max_distance:g}{nearest}; {advice}"
-            )
-        used[j] = True
-        chosen.append(j)
+    waypoints = np.asarray([a + (b - a) * i / (length - 1) for i in range(length)])
     ab = b - a
     denom = float(ab @ ab)
     if denom > 0:
-        progress = (points[chosen] - a) @ ab / denom
+        progress = (points - a) @ ab / denom
     else:  # FROM and TO are one place: closest first
-        progress = np.hypot(*(points[chosen] - a).T)
+        progress = np.hypot(*(points - a).T)
     order = np.argsort(progress, kind="stable")
-    steps = [
-        Step(
-            row=pool[chosen[k]],
-            waypoint=(float(waypoints[n][0]), float(waypoints[n][1])),
-            distance=float(np.hypot(*(points[chosen[k]] - waypoints[n]))),
-            progress=float(progress[k]),
+    free_waypoints = waypoints[1:] if start_row is not None else waypoints
+    diff = points[order][:, None, :] - free_waypoints[None, :, :]
+    costs = np.sum(diff**2, axis=-1) + CONFIDENCE_WEIGHT * (1.0 - confidence[order])[:, None]
+    picked = [int(order[i]) for i in best_path(costs)]
+    steps: list[Step] = []
+    if start_row is not None:
+        steps.append(Step(start_row, (float(a[0]), float(a[1])), 0.0, 0.0))
+    for n, j in enumerate(picked, len(steps)):
+        w = waypoints[n]
+        steps.append(
+            Step(
+                row=pool[j],
+                waypoint=(float(w[0]), float(w[1])),
+                distance=float(np.hypot(*(points[j] - w))),
+                progress=float(progress[j]),
+            )
         )
-        for n, k in enumerate(order)
-    ]
-    title = (
-        f"{labels.get(start_quadrant, start_quadrant)} to {labels.get(end_quadrant, end_quadrant)}"
+    far = [n for n, step in enumerate(steps, 1) if step.distance > max_distance]
+    if far:
+        worst = max(steps[n - 1].distance for n in far)
+        warnings.append(
+            f"step{'s' if len(far) > 1 else ''} {_ranges(far)} of {length} lie more than "
+            f"{max_distance:g} from their place on the path (the farthest {worst:.2f}): the "
+            "library has few tracks there; more music, or a shorter journey (--length), makes "
+            "even steps"
+        )
+    start_word = (
+        Path(start_row.path).stem
+        if start_row is not None
+        else labels.get(start_quadrant, start_quadrant)
     )
-    return Journey(start_quadrant, end_quadrant, start, end, max_distance, steps, title)
+    title = f"{start_word} to {labels.get(end_quadrant, end_quadrant)}"
+    return Journey(
+        start_quadrant, end_quadrant, start, end, max_distance, steps, title, tuple(warnings)
+    )
 
 
 def write_journey(journey: Journey, out: Path, *, relative_to: Path | None = None) -> list[Entry]:
@@ -192,14 +250,17 @@ def journey_table(journey: Journey, entries: list[Entry]) -> Table:
     table.add_column("mood")
     table.add_column("valence", justify="right")
     table.add_column("arousal", justify="right")
+    table.add_column("off path", justify="right")
     table.add_column("track")
     for n, (step, entry) in enumerate(zip(journey.steps, entries, strict=True), 1):
         r = step.row
+        far = step.distance > journey.max_distance
         table.add_row(
             str(n),
-            Text(f"{r.mood} ({r.quadrant})"),
+            Text(f"{r.mood} ({r.quadrant})", style=COLOURS.get(r.quadrant or "", "")),
             f"{r.valence:+.2f}",
             f"{r.arousal:+.2f}",
+            Text(f"{step.distance:.2f}" + (" !" if far else "  ")),
             Text(entry.title),
         )
     return table

@@ -1,9 +1,10 @@
 """A picture of the library on Russell's valence-arousal plane: one point per track, coloured by
 quadrant, the quadrants labelled with their mood words and track counts.
 
-Drawn with matplotlib (the `map` extra), imported only when a map is drawn and used through its
-object API (no pyplot), so no GUI backend or global state is touched. The format follows the
-file's suffix: .png, .svg or .pdf.
+This is the picture (`mertag map --out FILE.png`); `htmlmap` writes the interactive page, which
+needs no extra. Drawn with matplotlib (the `map` extra), imported only when a map is drawn and
+used through its object API (no pyplot), so no GUI backend or global state is touched. The format
+follows the file's suffix: .png, .svg or .pdf.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def draw_map(
     """Draw the analysed rows into `out` and return how many points were drawn."""
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise MapError(f"{out.name}: the map is drawn as {', '.join(FORMATS)}; pick one")
+        raise MapError(
+            f"{out.name}: the map is a page (.html) or a picture ({', '.join(FORMATS)}); pick one"
+        )
     _matplotlib()
     import matplotlib
     from matplotlib.figure import Figure

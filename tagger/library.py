@@ -1,7 +1,8 @@
 """Walk a music library: find the audio files under some folders, deterministically.
 
-The walk is the first stage of a scan. It never opens a file; it only lists folders and stats
-entries, so it stays fast on large libraries. Anything it cannot list or stat is reported as a
+The walk is the first stage of a scan. It only lists folders and stats entries, so it stays
+fast on large libraries; the one file it opens is one named on the command line without an audio
+suffix, whose first bytes then decide. Anything it cannot list or stat is reported as a
 problem with a one-line reason instead of stopping the walk.
 """
 
@@ -18,6 +19,8 @@ AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".m4b", ".wav", ".aif", ".aiff"}
 )
 """File name suffixes (matched case-insensitively) that the tagger treats as audio."""
+HEAD_BYTES = 12
+"""Bytes read from a file named on the command line without an audio suffix (`is_audio_head`)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,24 @@ def is_audio_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
+def is_audio_head(head: bytes) -> bool:
+    """Whether a file's first HEAD_BYTES bytes begin one of the containers of AUDIO_EXTENSIONS:
+    FLAC, Ogg, an ID3 tag (MP3, or FLAC behind one), an MPEG audio frame, RIFF/RF64 WAVE,
+    AIFF/AIFC, or an MP4 `ftyp` box."""
+    if head[:4] in (b"fLaC", b"OggS") or head[:3] == b"ID3" or head[4:8] == b"ftyp":
+        return True
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return True
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(HEAD_BYTES)
+
+
 def _reason(exc: OSError) -> str:
     """A one-line reason for an OSError, without the path (the caller reports the path)."""
     if isinstance(exc, FileNotFoundError):
@@ -62,9 +83,10 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
     tagger's own temp files. `exclude` holds fnmatch patterns matched against both the path
     relative to its root ('/'-separated) and the entry's name, so '*.wav', 'Podcasts/*' and
     'Podcasts' all work; roots themselves are never hidden or excluded, since the user named them.
-    Symlinks are followed, but a folder (by device and inode) is entered only once, so symlink
-    loops end, and a file reachable twice is listed once. Paths are absolute but not resolved
-    through symlinks.
+    A file given as a root is a track when its name has an audio suffix or, failing that, when
+    its first bytes begin an audio container (`is_audio_head`). Symlinks are followed, but a
+    folder (by device and inode) is entered only once, so symlink loops end, and a file reachable
+    twice is listed once. Paths are absolute but not resolved through symlinks.
     """
     tracks: list[Path] = []
     problems: list[tuple[Path, str]] = []
@@ -73,11 +95,21 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
 
-    def visit_file(path: Path, st: os.stat_result) -> None:
+    def visit_file(path: Path, st: os.stat_result, named: bool = False) -> None:
         nonlocal passed_over
-        if not stat.S_ISREG(st.st_mode) or not is_audio_name(path.name):
+        if not stat.S_ISREG(st.st_mode):
             passed_over += 1
             return
+        if not is_audio_name(path.name):
+            # A file the user named is audio when its content says so, whatever its name.
+            try:
+                audio = named and is_audio_head(_read_head(path))
+            except OSError as exc:
+                problems.append((path, _reason(exc)))
+                return
+            if not audio:
+                passed_over += 1
+                return
         key = (st.st_dev, st.st_ino)
         if key not in seen_files:
             seen_files.add(key)
@@ -101,7 +133,7 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
             problems.append((root, _reason(exc)))
             continue
         if not stat.S_ISDIR(st.st_mode):
-            visit_file(root, st)
+            visit_file(root, st, named=True)
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:

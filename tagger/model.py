@@ -7,7 +7,9 @@ Q1..Q4. Its ONNX metadata says what it needs and how it was made; a file that la
 feature schema is not the tagger's, is refused before any track is touched. Optional metadata:
 `calibration` (temperature scaling and the default confidence below which a prediction is
 uncertain, `mertag.tagger.calibration`) and `companion` (the shipped model, by its
-`PACKAGED_MODELS` name, that classifies the tracks this one hears as snippets).
+`PACKAGED_MODELS` name, that classifies the tracks this one hears as snippets). Outputs are
+never trusted blindly: a model that gives no distribution on a probe input is refused when loaded,
+and every later output is checked (ModelOutputError, that track's error).
 """
 
 from __future__ import annotations
@@ -46,8 +48,47 @@ REQUIRED_METADATA = (
 OPTIONAL_METADATA = ("calibration", "companion")
 
 
+PROBE_SHAPE = (2, 4, FEATURE_DIM)
+"""The probe input every model is run on when loaded: a batch of two 4-patch sequences."""
+PROBE_SEED = 0
+"""Seed of the probe's standard-normal values (fixed, so a model is judged the same each time)."""
+PROBABILITY_TOLERANCE = 1e-3
+"""How far an output may stray from a distribution (a probability below 0, a row's sum from 1):
+float32 softmax rounding is ~1e-7, anything beyond this tolerance is a broken model."""
+
+
 class ModelError(Exception):
     """A model file that mertag cannot use; the message says what is wrong."""
+
+
+class ModelOutputError(Exception):
+    """A model's output for one track is not a distribution over Q1..Q4 (NaN, negative, the wrong
+    shape, not summing to 1) or the model failed on it; the message is one line. The scan
+    records it as that track's error, as it does an AudioError."""
+
+    def __init__(self, model: Path, problem: str) -> None:
+        super().__init__(f"model {model.name} gave {problem}")
+        self.problem = problem
+
+
+def output_problem(probs: np.ndarray, rows: int) -> str | None:
+    """What is wrong with a model's output for a batch of `rows` sequences, or None when it is
+    `rows` distributions over Q1..Q4 (within PROBABILITY_TOLERANCE)."""
+    want = (rows, len(QUADRANTS))
+    if probs.shape != want:
+        return f"an output of shape {probs.shape}, not {want}"
+    if not np.issubdtype(probs.dtype, np.floating):
+        return f"{probs.dtype} output, not probabilities"
+    if not np.all(np.isfinite(probs)):
+        return "NaN or infinite probabilities"
+    low = float(probs.min())
+    if low < -PROBABILITY_TOLERANCE:
+        return f"a negative probability ({low:.3g})"
+    sums = probs.sum(axis=1, dtype=np.float64)
+    worst = float(sums[np.argmax(np.abs(sums - 1.0))])
+    if abs(worst - 1.0) > PROBABILITY_TOLERANCE:
+        return f"probabilities summing to {worst:.3g}, not 1"
+    return None
 
 
 @dataclass(frozen=True)
@@ -181,6 +222,17 @@ class MoodModel:
                 f"{self.path}: graph must map {INPUT_NAME!r} to {OUTPUT_NAME!r} "
                 f"(has inputs {inputs}, outputs {outputs})"
             )
+        self._probe()
+
+    def _probe(self) -> None:
+        """ModelError unless the model gives distributions over Q1..Q4 on the probe input."""
+        probe = np.random.default_rng(PROBE_SEED).standard_normal(PROBE_SHAPE).astype(np.float32)
+        try:
+            self.probabilities(list(probe))
+        except ModelOutputError as exc:
+            raise ModelError(
+                f"{self.path}: gives {exc.problem} on a probe input; not a usable mood model"
+            ) from exc
 
     @property
     def model_id(self) -> str:
@@ -215,9 +267,27 @@ class MoodModel:
             by_length.setdefault(seq.shape[0], []).append(i)
         for idx in by_length.values():
             batch = np.stack([sequences[i] for i in idx]).astype(np.float32, copy=False)
-            (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-            out[idx] = probs
+            out[idx] = self._run(batch)
         return out
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's checked output for one batch; ModelOutputError if it is no distribution."""
+        from onnxruntime.capi.onnxruntime_pybind11_state import (
+            Fail,
+            InvalidArgument,
+            RuntimeException,
+        )
+
+        try:
+            (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        except (Fail, InvalidArgument, RuntimeException) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise ModelOutputError(self.path, f"an error ({reason})") from exc
+        probs = np.asarray(probs)
+        problem = output_problem(probs, len(batch))
+        if problem is not None:
+            raise ModelOutputError(self.path, problem)
+        return np.clip(probs, 0.0, None)
 
     def track_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """One track's probabilities: the mean over its excerpts' predictions, calibrated (as

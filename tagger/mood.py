@@ -42,6 +42,10 @@ class Prediction:
     """Confidence below the threshold (`mood` is then the uncertain word, if one was given)."""
 
 
+ROUNDING = 1e-9
+"""How far below zero a probability may come out of arithmetic and still count as zero."""
+
+
 def predict_mood(
     probabilities: Sequence[float] | np.ndarray[Any, Any],
     model_id: str,
@@ -53,8 +57,11 @@ def predict_mood(
     a confidence below `uncertain_below` makes it uncertain, with `uncertain_word` as its mood
     when that is given (None: the quadrant's word, only the flag is set)."""
     p = np.asarray(probabilities, dtype=np.float64)
-    if p.shape != (4,) or not np.all(np.isfinite(p)):
-        raise ValueError(f"expected four finite probabilities, got {p!r}")
+    if p.shape == (4,):
+        p = np.where((p < 0) & (p > -ROUNDING), 0.0, p)  # float noise, not a negative value
+    if p.shape != (4,) or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        # Normalising [1.5, -0.5, 0, 0] would give a confidence of 1.5: never tag that.
+        raise ValueError(f"expected four finite non-negative probabilities, got {p!r}")
     p = p / p.sum()
     best = int(np.argmax(p))
     quadrant = QUADRANTS[best]

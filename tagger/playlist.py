@@ -1,10 +1,13 @@
-"""Mood playlists from the index: one extended M3U (UTF-8, `.m3u8`) per mood.
+"""Playlists from the index: one per mood, or one of a query's tracks, as extended M3U (UTF-8,
+`.m3u8`) or as Navidrome smart playlists (`.nsp`, see `nsp`).
 
-Each entry is an `#EXTINF:<seconds>,<artist> - <title>` line (read from the file's own tags, the
-file name when it has none) and the file's location: absolute by default, or relative to the
-folder the playlist will live in (`relative_to`), which is what players resolve relative entries
-against. Rows whose file is gone, or whose name an M3U8 line cannot hold, are left out and
-reported, never silently.
+Each M3U8 entry is an `#EXTINF:<seconds>,<artist> - <title>` line (from the index when it holds
+the names, else the file's own tags, the file name when it has none) and the file's location:
+absolute by default, or relative to the folder the playlist will live in (`relative_to`), which
+is what players resolve relative entries against. Rows whose file is gone, or whose name an M3U8
+line cannot hold, are left out and reported, never silently. A mood with no track gets no file.
+Files are written atomically with the mode the umask gives a new file (0644 under 022), so a
+music server running as another user can read them.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import mutagen
 
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.nsp import SUFFIX as NSP_SUFFIX
+from mertag.tagger.nsp import mood_rule, query_rules, render_nsp
 from mertag.tagger.query import check_file
+from mertag.tagger.querylang import MOOD_FIELDS, Query, sort_rows
+from mertag.tagger.trackinfo import read_track_info, track_info
 
 SUFFIX = ".m3u8"
+FORMATS = ("m3u8", "nsp")
 
 
 @dataclass(frozen=True)
@@ -36,54 +41,25 @@ class Entry:
 
 @dataclass
 class PlaylistResult:
-    """The playlists written (file -> number of tracks) and the rows left out, with reasons."""
+    """The playlists written (file -> number of tracks), the rows left out with reasons, and the
+    moods that had no tracks (no file is written for those)."""
 
     written: dict[Path, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _first(tags: Any, *keys: str) -> str | None:
-    for key in keys:
-        try:
-            value = tags.get(key)
-        except (KeyError, ValueError):  # EasyID3 raises for keys it has no mapping for
-            continue
-        if value is None:
-            continue
-        values = getattr(value, "text", value)  # an ID3 frame holds its values in .text
-        if isinstance(values, (list, tuple)):
-            values = values[0] if values else None
-        if values is not None and _one_line(str(values)):
-            return _one_line(str(values))
-    return None
+    empty: list[tuple[str, str, Path | None]] = field(default_factory=list)
+    """(mood word, quadrant, an earlier run's file for it, left as it was) with no tracks."""
 
 
 def track_entry(path: str) -> Entry:
-    """Duration, artist and title of a file from its tags (title falls back to the file name).
+    """A file's entry from its own tags (title falls back to the file name)."""
+    info = read_track_info(path)
+    return Entry(path, info.seconds, info.label)
 
-    Easy mode gives 'artist'/'title' for ID3 in MP3, MP4 and Vorbis comments; WAV and AIFF have
-    no easy mode, so their ID3 frames (TPE1, TIT2) are read directly.
-    """
-    stem = _one_line(Path(path).stem) or Path(path).name
-    try:
-        audio = mutagen.File(path, easy=True)
-    except (mutagen.MutagenError, OSError):
-        return Entry(path, -1, stem)  # the file is there; a player may still play it
-    if audio is None:
-        return Entry(path, -1, stem)
-    length = getattr(audio.info, "length", None)
-    seconds = round(length) if isinstance(length, (int, float)) and length > 0 else -1
-    tags = audio.tags
-    artist = title = None
-    if tags is not None:
-        artist = _first(tags, "artist", "TPE1")
-        title = _first(tags, "title", "TIT2")
-    title = title or stem
-    return Entry(path, seconds, f"{artist} - {title}" if artist else title)
+
+def row_entry(row: IndexRow) -> Entry:
+    """A row's entry: from the index's names when it holds them, else from the file's tags."""
+    info = track_info(row)
+    return Entry(row.path, info.seconds, info.label)
 
 
 def unwritable_reason(path: str) -> str | None:
@@ -123,11 +99,22 @@ def render_m3u8(entries: Iterable[Entry], *, relative_to: Path | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) so that `path` is always either the old file or the whole new one."""
+    """Write `text` (UTF-8) so that `path` is always either the old file or the whole new one.
+
+    The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
+    temp file, so a music server running as another user can read the playlist.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
         os.replace(tmp, path)
@@ -163,21 +150,62 @@ def by_confidence(rows: Sequence[IndexRow]) -> list[IndexRow]:
     return sorted(rows, key=lambda r: (-(r.confidence or 0.0), os.fsencode(r.path)))
 
 
+def ordered(rows: Sequence[IndexRow], query: Query | None) -> list[IndexRow]:
+    """The query's order when it has sort keys, else most confident first."""
+    if query is not None and query.sorts:
+        return sort_rows(list(rows), query.sorts)
+    return by_confidence(rows)
+
+
+def mood_words(
+    rows: Iterable[IndexRow], moods: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """quadrant -> its configured word, then every other word the index holds for it."""
+    configured = {**DEFAULT_MOODS, **(moods or {})}
+    words: dict[str, list[str]] = {q: [configured[q]] for q in QUADRANTS}
+    for row in rows:
+        if row.quadrant in words and row.mood and row.mood not in words[row.quadrant]:
+            words[row.quadrant].append(row.mood)
+    return words
+
+
+def render(
+    fmt: str,
+    name: str,
+    rows: Sequence[IndexRow],
+    *,
+    rules: list[dict[str, object]] | None = None,
+    query: Query | None = None,
+    relative_to: Path | None = None,
+) -> str:
+    """One playlist's text: M3U8 entries for `rows`, or an .nsp file of `rules`."""
+    if fmt == "nsp":
+        comment = f"mertag: {len(rows)} track{'' if len(rows) == 1 else 's'} when written"
+        return render_nsp(name, comment, rules or [], query.sorts if query else ())
+    return render_m3u8([row_entry(r) for r in rows], relative_to=relative_to)
+
+
 def mood_playlists(
     rows: Iterable[IndexRow],
     out_dir: Path,
     *,
     moods: Mapping[str, str] | None = None,
     relative_to: Path | None = None,
+    fmt: str = "m3u8",
+    query: Query | None = None,
 ) -> PlaylistResult:
-    """Write one `<Mood>.m3u8` per mood into `out_dir`, tracks by confidence, best first.
+    """Write one `<Mood>.m3u8` (or `.nsp`) per mood into `out_dir`, best match first (or in the
+    query's order).
 
-    Tracks are grouped by the mood word the index holds (the one in their tags). Every configured
-    mood gets a file, empty when no track has it, so an earlier run's playlist never lingers with
-    stale tracks.
+    Tracks are grouped by the mood word the index holds (the one in their tags). A mood with no
+    track gets no file (it is named in `result.empty`); an .nsp file holds the mood's rule and
+    the query's, for Navidrome to evaluate.
     """
     result = PlaylistResult()
+    rows = list(rows)
     configured = {**DEFAULT_MOODS, **(moods or {})}
+    known = mood_words(rows, moods)
+    base = query_rules(query, known) if fmt == "nsp" and query is not None else []
     # Keyed by file name, casefolded, so 'Happy' and 'happy' from two scans share one file.
     groups: dict[str, tuple[str, str, list[IndexRow]]] = {}
     for q in QUADRANTS:
@@ -187,9 +215,47 @@ def mood_playlists(
         word = row.mood or configured.get(quadrant, quadrant)
         key = safe_file_name(word).casefold()
         groups.setdefault(key, (quadrant, word, []))[2].append(row)
-    for _quadrant, word, members in sorted(groups.values(), key=lambda g: (g[0], g[1])):
-        target = out_dir / f"{safe_file_name(word)}{SUFFIX}"
-        entries = [track_entry(r.path) for r in by_confidence(members)]
-        write_text_atomic(target, render_m3u8(entries, relative_to=relative_to))
-        result.written[target] = len(entries)
+    suffix = NSP_SUFFIX if fmt == "nsp" else SUFFIX
+    for quadrant, word, members in sorted(groups.values(), key=lambda g: (g[0], g[1])):
+        target = out_dir / f"{safe_file_name(word)}{suffix}"
+        if not members:
+            result.empty.append((word, quadrant, target if target.exists() else None))
+            continue
+        rules = [mood_rule([word]), *base]
+        text = render(
+            fmt, word, ordered(members, query), rules=rules, query=query, relative_to=relative_to
+        )
+        write_text_atomic(target, text)
+        result.written[target] = len(members)
+    return result
+
+
+def one_playlist(
+    rows: Iterable[IndexRow],
+    target: Path,
+    *,
+    moods: Mapping[str, str] | None = None,
+    relative_to: Path | None = None,
+    fmt: str = "m3u8",
+    query: Query | None = None,
+) -> PlaylistResult:
+    """Write every playable row into one playlist `target` (nothing when there is none); an .nsp
+    file holds the query's rules, limited to tracks with a mertag mood."""
+    result = PlaylistResult()
+    rows = list(rows)
+    rules: list[dict[str, object]] = []
+    if fmt == "nsp":  # before looking at the tracks: a query nsp cannot hold is an error
+        known = mood_words(rows, moods)
+        rules = query_rules(query or Query(), known)
+        if not any(t.field in MOOD_FIELDS and not t.negate for t in (query or Query()).terms):
+            rules.insert(0, mood_rule([w for q in QUADRANTS for w in known[q]]))
+    members = playable(rows, result.skipped)
+    if not members:
+        result.empty.append((target.stem, "", target if target.exists() else None))
+        return result
+    text = render(
+        fmt, target.stem, ordered(members, query), rules=rules, query=query, relative_to=relative_to
+    )
+    write_text_atomic(target, text)
+    result.written[target] = len(members)
     return result

@@ -19,62 +19,54 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.libmap import COLOURS
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
-
-
-def index_words(rows: Iterable[IndexRow]) -> dict[str, str]:
-    """mood word (casefolded) -> quadrant, for every word the index holds."""
-    return {r.mood.casefold(): r.quadrant for r in rows if r.mood and r.quadrant}
-
-
-def resolve_quadrant(
-    text: str, moods: Mapping[str, str], known: Mapping[str, str] | None = None
-) -> str:
-    """The quadrant a user means by `text`: Q1..Q4 or a mood word, any case.
-
-    Words are looked up in `moods` (the configured words) first, then in `known` (casefolded
-    word -> quadrant, e.g. `index_words`, for words written by earlier scans), then in
-    DEFAULT_MOODS. ValueError names the choices.
-    """
-    folded = text.strip().casefold()
-    if folded.upper() in QUADRANTS:
-        return folded.upper()
-    for q, word in moods.items():
-        if word.casefold() == folded:
-            return q
-    if known and folded in known:
-        return known[folded]
-    for q, word in DEFAULT_MOODS.items():
-        if word.casefold() == folded:
-            return q
-    words = ", ".join(moods[q] for q in QUADRANTS)
-    raise ValueError(f"unknown mood {text!r}: use a mood word ({words}) or Q1-Q4")
+from mertag.tagger.querylang import (  # index_words, resolve_quadrant: importable from here too
+    Query,
+    common_folder,
+    index_words,  # noqa: F401
+    option_terms,
+    parse_query,
+    resolve_quadrant,  # noqa: F401
+)
 
 
 @dataclass(frozen=True)
 class RowFilter:
-    """Which rows to keep; every condition that is set must hold."""
+    """Which rows to keep, as the older filter options gave them; every condition set must hold.
+
+    The query language (`querylang`) does the matching: this is a shorthand for its terms.
+    """
 
     quadrants: frozenset[str] | None = None
     min_confidence: float | None = None
     path_glob: str | None = None
     status: str | None = None
 
+    def query(self) -> Query:
+        return parse_query(
+            option_terms(
+                moods=sorted(self.quadrants) if self.quadrants is not None else None,
+                min_confidence=self.min_confidence,
+                path_glob=self.path_glob,
+                status=self.status,
+            )
+        )
+
     def keeps(self, row: IndexRow) -> bool:
-        if self.quadrants is not None and row.quadrant not in self.quadrants:
+        if self.quadrants is not None and not self.quadrants:
             return False
-        if self.min_confidence is not None and (
-            row.confidence is None or row.confidence < self.min_confidence
-        ):
-            return False
-        return True
+        return self.query().matches(row)
 
 
 def select_rows(index: Index, flt: RowFilter | None = None) -> Iterator[IndexRow]:
     """The index rows that pass `flt`, ordered by path."""
     flt = flt or RowFilter()
-    for row in index.rows(status=flt.status, path_glob=flt.path_glob):
-        if flt.keeps(row):
+    if flt.quadrants is not None and not flt.quadrants:
+        return
+    query = flt.query()
+    for row in index.rows():
+        if query.matches(row):
             yield row
 
 
@@ -254,17 +246,6 @@ def _num(value: float | None, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
-def _common_folder(paths: list[str]) -> str | None:
-    """The deepest folder holding every path, when there is one below the file-system root."""
-    try:
-        root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else None
-    except ValueError:  # relative and absolute mixed, or different drives
-        return None
-    if not root or os.path.dirname(root) == root:
-        return None
-    return root
-
-
 def rows_table(rows: Iterable[IndexRow]) -> Table:
     """A rich table of rows for the terminal: paths relative to the folder they share (named in
     the caption), an error column only when some row failed.
@@ -273,7 +254,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     """
     rows = list(rows)
     failed = any(r.status != "ok" or r.tag_error for r in rows)
-    root = _common_folder([r.path for r in rows])
+    root = common_folder([r.path for r in rows])
     caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
     if root is not None:
         caption += f" under {display(root)}"
@@ -290,7 +271,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
         shown = r.path if root is None else os.path.relpath(r.path, root)
         cells = [
             Text(display(shown)),
-            Text(mood),
+            Text(mood, style=COLOURS.get(r.quadrant or "", "")),
             Text(_num(r.confidence, ".2f")),
             Text(_num(r.valence, "+.2f")),
             Text(_num(r.arousal, "+.2f")),

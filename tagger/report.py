@@ -24,7 +24,8 @@ from rich.text import Text
 
 from mertag.tagger.display import display
 from mertag.tagger.mood import QUADRANTS
-from mertag.tagger.scan import ScanSummary, TrackOutcome, tag_values
+from mertag.tagger.pipeline import TrackOutcome
+from mertag.tagger.scan import ScanSummary
 
 
 class RateColumn(ProgressColumn):
@@ -58,17 +59,25 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
     record["tagged"] = outcome.tagged
     if outcome.tag_error is not None:
         record["tag_error"] = outcome.tag_error
+    if outcome.not_tagged is not None:
+        record["not_tagged"] = outcome.not_tagged
     return record
 
 
 class ScanReporter:
     """Feeds a rich progress bar per finished track; prints failures as they happen."""
 
-    def __init__(self, quiet: bool, verbose: bool, as_json: bool, dry_run: bool) -> None:
+    def __init__(
+        self, quiet: bool, verbose: bool, as_json: bool, dry_run: bool, stream: bool = False
+    ) -> None:
+        """`as_json`: one JSON document at the end; `stream` (with it): one JSON line per
+        track as it finishes, then a line with the summary (`--format jsonl`)."""
         self.quiet, self.verbose, self.as_json, self.dry_run = quiet, verbose, as_json, dry_run
+        self.stream = stream and as_json
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
         self.records: list[dict[str, Any]] = []
+        self.not_tagged_said: set[str] = set()  # each "cannot be tagged" reason is said once
         show = not (quiet or as_json) and self.err.is_terminal
         self.progress = Progress(
             TextColumn("[bold]scanning"),
@@ -109,9 +118,23 @@ class ScanReporter:
             Text(f"{display(index_path)} is in use by another scan; waiting (Ctrl-C to stop)")
         )
 
+    def preparing(self) -> None:
+        """librosa's kernels are compiled before the first track: say why nothing moves."""
+        if not self.quiet:
+            self.progress.console.print(
+                Text("preparing audio kernels, once after install (about a minute)")
+            )
+
+    def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
+        """Fewer workers than asked for, and why."""
+        self.err.print(Text(f"note: {jobs} worker(s), not {asked}: this machine has {bound}"))
+
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)
-        if self.as_json:
+        if self.stream:
+            sys.stdout.write(json.dumps(outcome_record(outcome), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif self.as_json:
             self.records.append(outcome_record(outcome))
         if outcome.error is not None:
             self.progress.console.print(
@@ -122,18 +145,31 @@ class ScanReporter:
             self.progress.console.print(
                 Text(f"error: {display(outcome.path)}: {outcome.tag_error}"), style="red"
             )
+        reason = outcome.not_tagged
+        if reason is not None and reason not in self.not_tagged_said and not self.as_json:
+            self.not_tagged_said.add(reason)
+            self.progress.console.print(
+                Text(
+                    f"note: {reason}; such tracks are analysed and indexed, not tagged "
+                    f"(first: {display(outcome.path)})"
+                )
+            )
         p = outcome.prediction
         if p is None or self.as_json:
             return
         if self.dry_run and not self.quiet:
-            fields = ", ".join(f"{k}={v}" for k, v in tag_values(p).items())
-            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {fields}"))
+            changes = "; ".join(outcome.planned or []) or "nothing to change"
+            self.progress.console.print(Text(f"would tag {display(outcome.path)}: {changes}"))
         elif self.verbose:
             self.progress.console.print(
                 Text(f"{p.quadrant} {p.mood:<8} {p.confidence:.2f}  {display(outcome.path)}")
             )
 
     def finish(self, summary: ScanSummary) -> None:
+        if self.stream:
+            line = {"summary": summary_record(summary)}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            return
         if self.as_json:
             doc = {"results": self.records, "summary": summary_record(summary)}
             sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")

@@ -1,13 +1,18 @@
-"""Crash-safe rewrite of one file: edit a private copy, then swap it in with one rename.
+"""Crash-safe rewrite of one file in its own inode: edit a private copy, then write it back.
 
 A tag save done in place can leave a half-written music file behind if the process is killed or
-the disk fills up. Here the original is never opened for writing: a copy is edited, synced to disk
-and renamed over it, so at every instant the path holds either the old file or the new one.
+the disk fills up; a save that renames a copy over the file gives it a new inode, which splits hard
+links (the other names keep the old, untagged file) and drops extended attributes and ACLs. Here a
+copy is edited, verified and synced first; then a recovery journal is made durable
+(mertag.tagger.write_journal) and the copy is written back into the original inode. A kill at any
+moment leaves the old file, or a journal that the next run replays (finish_interrupted_writes)
+before it touches the file, giving the fully tagged file. Owner, mode, xattrs, ACLs and every hard
+link are kept because the inode is; the file gets a new mtime, as after any tag editor.
 
-A writer killed mid-way leaves only its hidden temp copy, which the walker skips. The writer holds
-an flock on the copy while it works, so `remove_stale_temps` can tell a dead writer's copy from a
-live one and delete only the former. The replaced file gets a new mtime, as after any tag editor;
-its owner, group and permission bits are kept.
+A writer killed before its journal exists leaves only its hidden temp copy, which the walker
+skips. The writer holds an flock on the copy and on the file while it works, so
+`remove_stale_temps` can tell a dead writer's copy from a live one and delete only the former, and
+two writers (through two hard links, say) never interleave.
 """
 
 from __future__ import annotations
@@ -21,13 +26,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from mertag.tagger.write_journal import (
+    TEMP_SUFFIX,
+    JournalError,
+    JournalRecord,
+    create,
+    discard,
+    file_digest,
+    finish_interrupted_writes,
+    journal_path,
+    mark,
+    marked_journal,
+    referenced_copies,
+    replay,
+    reserve,
+    temp_prefix,
+    unmark,
+    write_back,
+)
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so stale temp files are left for the user to delete
     fcntl = None  # type: ignore[assignment]
 
-#: Every temp file ends with this; the library walker skips names starting with '.' or ending so.
-TEMP_SUFFIX = ".mertag-tmp"
+__all__ = [
+    "TEMP_SUFFIX",
+    "finish_interrupted_writes",
+    "finish_own_journal",
+    "remove_stale_temps",
+    "rewrite_file",
+]
 
 _COPY_CHUNK = 1 << 20
 
@@ -51,6 +80,13 @@ class SafeWriteError(Exception):
     """The file could not be rewritten; it is untouched. The message is a one-line reason."""
 
 
+class FileChangedError(SafeWriteError):
+    """The file is not the one the caller read (or it changed while the copy was made)."""
+
+    def __init__(self) -> None:
+        super().__init__("file changed during tag write")
+
+
 def describe_os_error(error: OSError) -> str:
     """A short, stable one-line reason for an OS error (no path: the caller adds it)."""
     if error.errno in _REASONS:
@@ -71,24 +107,6 @@ def _is_read_only(st: os.stat_result, path: Path) -> bool:
     return no_write_bits or not os.access(path, os.W_OK)
 
 
-def _temp_prefix(path: Path) -> str:
-    # Keep the name recognisable but short enough for a 255-byte file name limit.
-    stem = os.fsdecode(os.fsencode(path.name)[:60])
-    return f".{stem}."
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        # Some file systems cannot sync a directory; the rename itself has already happened.
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
 def _check_space(folder: Path, size: int) -> None:
     """Refuse before copying when the folder's file system cannot hold a copy of `size` bytes."""
     st = os.statvfs(folder)
@@ -104,16 +122,23 @@ def _is_temp_name(name: str) -> bool:
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Delete the temp copies in `folder` left by writers that were killed; returns them.
 
-    A live writer holds an flock on its copy, so its copy is left alone. A copy that cannot be
-    checked or removed stays too: it is hidden and skipped by the walker, and the next call tries
-    again.
+    Interrupted write-backs are finished first (finish_interrupted_writes), and a copy that a
+    journal still needs is never deleted. A live writer holds an flock on its copy, so its copy is
+    left alone. A copy that cannot be checked or removed stays too: it is hidden and skipped by the
+    walker, and the next call tries again.
     """
     if fcntl is None:
         return []
+    finish_interrupted_writes(folder)
+    needed = referenced_copies(folder)
     try:
         with os.scandir(folder) as it:
             names = [
-                e.name for e in it if _is_temp_name(e.name) and e.is_file(follow_symlinks=False)
+                e.name
+                for e in it
+                if _is_temp_name(e.name)
+                and e.name not in needed
+                and e.is_file(follow_symlinks=False)
             ]
     except OSError:
         return []  # the walk has already reported a folder it could not list
@@ -135,8 +160,8 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     return removed
 
 
-def _check_unchanged(path: Path, before: os.stat_result) -> None:
-    now = os.stat(path)
+def _check_unchanged(fd: int, before: os.stat_result) -> None:
+    now = os.fstat(fd)
     same = (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
         before.st_size,
         before.st_mtime_ns,
@@ -144,21 +169,51 @@ def _check_unchanged(path: Path, before: os.stat_result) -> None:
         before.st_dev,
     )
     if not same:
-        raise SafeWriteError("file changed during tag write")
+        raise FileChangedError
+
+
+def finish_own_journal(path: Path) -> None:
+    """A killed earlier write of this very file (through this name, or through another hard link:
+    the inode carries a note of its journal) is finished before anything else touches it;
+    SafeWriteError when it cannot be (or another writer holds it)."""
+    real = Path(os.path.realpath(path))
+    marked = marked_journal(real)
+    for journal in dict.fromkeys(j for j in (journal_path(real), marked) if j is not None):
+        if not os.path.lexists(journal):
+            if journal == marked:
+                unmark(real)  # its write-back finished before the note could be taken off
+            continue
+        try:
+            replay(journal)
+        except JournalError as e:
+            raise SafeWriteError(str(e)) from e
+        if os.path.lexists(journal):
+            raise SafeWriteError("another mertag process is writing this file")
+
+
+def _lock_target(fd: int) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        raise SafeWriteError("another mertag process is writing this file") from e
 
 
 def rewrite_file(
     path: Path, edit: Callable[[BinaryIO], None], *, expect: tuple[int, int] | None = None
 ) -> None:
-    """Apply `edit` to a copy of `path` and atomically replace `path` with the edited copy.
+    """Apply `edit` to a copy of `path`, then write the edited copy back into `path`'s inode.
 
-    `edit` gets the copy opened read-write at offset 0 and edits it in place. `expect` is the
-    (size, mtime_ns) the caller saw when it read the file; if the file differs from it (or changes
-    while we work) nothing is written. Symlinks are followed, so the link stays a link. On any
-    failure the temp file is removed, the original is untouched and SafeWriteError (for OS-level
-    problems) or the exception `edit` raised propagates.
+    `edit` gets the copy opened read-write at offset 0 and edits it in place (and may check its
+    result: it is read back before the original is touched). `expect` is the (size, mtime_ns) the
+    caller saw when it read the file; if the file differs from it (or changes while we work)
+    nothing is written. Symlinks are followed, so the link stays a link. On any failure before the
+    write-back the temp file is removed, the original is untouched and SafeWriteError (for
+    OS-level problems) or the exception `edit` raised propagates.
     """
     real = Path(os.path.realpath(path))
+    finish_own_journal(real)
     try:
         before = os.stat(real)
     except OSError as e:
@@ -166,51 +221,78 @@ def rewrite_file(
     if not stat.S_ISREG(before.st_mode):
         raise SafeWriteError("not a regular file")
     if expect is not None and (before.st_size, before.st_mtime_ns) != tuple(expect):
-        raise SafeWriteError("file changed during tag write")
+        raise FileChangedError
     if _is_read_only(before, real):
         raise SafeWriteError("read-only file (no write permission)")
 
     tmp_name: str | None = None
-    lock_fd: int | None = None
+    journaled = False  # a journal needs the copy: it must stay
+    fds: list[int] = []
     try:
+        target_fd = os.open(real, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        fds.append(target_fd)
+        _lock_target(target_fd)  # held to the end: no other writer, through any hard link
+        _check_unchanged(target_fd, before)
         _check_space(real.parent, before.st_size)
         lock_fd, tmp_name = tempfile.mkstemp(
-            prefix=_temp_prefix(real), suffix=TEMP_SUFFIX, dir=real.parent
+            prefix=temp_prefix(real), suffix=TEMP_SUFFIX, dir=real.parent
         )
+        fds.append(lock_fd)
         if fcntl is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)  # held until the end: this copy is in use
         # Reopened by name so the file object carries it (mutagen and errors show it).
         with open(tmp_name, "w+b") as tmp:
-            with open(real, "rb") as src:
+            with open(target_fd, "rb", closefd=False) as src:
+                src.seek(0)
                 shutil.copyfileobj(src, tmp, _COPY_CHUNK)
-            _check_unchanged(real, before)
+            _check_unchanged(target_fd, before)
             tmp.flush()
             tmp.seek(0)
             edit(tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
-        if (before.st_uid, before.st_gid) != (os.stat(tmp_name).st_uid, os.stat(tmp_name).st_gid):
+            size = os.fstat(tmp.fileno()).st_size
+            record = JournalRecord(
+                target=real.name,
+                copy=os.path.basename(tmp_name),
+                size=size,
+                sha256=file_digest(tmp),
+                dev=before.st_dev,
+                ino=before.st_ino,
+                old_size=before.st_size,
+                old_mtime_ns=before.st_mtime_ns,
+            )
+            _check_unchanged(target_fd, before)
+            fds.append(create(record, real.parent))
+            journaled = True
+            mark(target_fd, journal_path(real))
+            # From here on the journal finishes the write if we are killed.
             try:
-                os.chown(tmp_name, before.st_uid, before.st_gid)
-            except PermissionError as e:
-                raise SafeWriteError("cannot keep the file's owner or group") from e
-        # After chown, which may clear set-id bits.
-        os.chmod(tmp_name, stat.S_IMODE(before.st_mode))
-        _check_unchanged(real, before)
-        os.replace(tmp_name, real)
-        tmp_name = None
+                reserve(target_fd, size, before)
+            except OSError:
+                discard(real, Path(tmp_name))  # nothing was written: the file is as it was
+                unmark(target_fd)
+                journaled = False
+                raise
+            try:
+                write_back(tmp, target_fd, size)
+            except OSError as e:
+                reason = describe_os_error(e)
+                raise SafeWriteError(
+                    f"tag write interrupted ({reason}); the next scan finishes it from its copy"
+                ) from e
+        discard(real, Path(tmp_name))
+        unmark(target_fd)
+        journaled = False
+    except FileExistsError as e:
+        raise SafeWriteError("another mertag process is writing this file") from e
     except OSError as e:
         raise SafeWriteError(describe_os_error(e)) from e
     finally:
-        if tmp_name is not None:
+        if tmp_name is not None and not journaled:
             try:
                 os.unlink(tmp_name)
             except FileNotFoundError:
                 pass
-        if lock_fd is not None:
-            os.close(lock_fd)
-    try:
-        _fsync_dir(real.parent)
-    except OSError as e:
-        reason = describe_os_error(e)
-        raise SafeWriteError(f"file written, but its folder could not be synced: {reason}") from e
+        for fd in reversed(fds):
+            os.close(fd)

@@ -1,23 +1,20 @@
-"""The scan: walk -> plan (incremental) -> analyse and tag in worker processes -> index.
+"""The scan: walk -> plan (incremental) -> each track through the pipeline on a backend -> index.
 
-Workers (joblib/loky) each hold one musicnn session and one mood-model session for their whole
-life, analyse a track, write its tags, and send back a TrackOutcome; the parent process is the
-only writer of the index and commits each outcome as it arrives, so an interrupted scan keeps
-every finished track.
+Each track goes through `mertag.tagger.pipeline` on a backend (`mertag.tagger.backends`: this
+process, local worker processes, or Dask); this process is the only writer of the index and
+commits each outcome as it arrives, so an interrupted scan keeps every finished track.
 
-Faults: a tag write replaces the file in one rename (mertag.tagger.safe_write), so a scan killed at
-any
-moment leaves each file as it was or fully tagged, and the next scan deletes the killed writer's
-temp copy and picks up the tracks without a row. Ctrl-C reaches only this process (workers start
-with SIGINT ignored), which stops the workers and returns the summary so far. One scan at a time
-uses an index: a second one waits for the first, then skips what it finished.
+Faults: a tag write goes into the file's own inode through a verified copy and a recovery
+journal (mertag.tagger.safe_write), so a scan killed at any moment leaves each file as it was or,
+once the next scan has finished the journaled write, fully tagged; the next scan also deletes a
+killed writer's temp copy and picks up the tracks without a row. Ctrl-C reaches only this process
+(workers start with SIGINT ignored), which stops the workers and returns the summary so far. One
+scan at a time uses an index: a second one waits for the first, then skips what it finished.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -25,11 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mertag.tagger.audio import AudioError
 from mertag.tagger.display import display
 from mertag.tagger.index import Index, IndexRow, needs_analysis
 from mertag.tagger.library import walk
-from mertag.tagger.mood import Prediction
+from mertag.tagger.pipeline import TrackOutcome, TrackWork
 from mertag.tagger.safe_write import remove_stale_temps
 
 STAGES = ("decode", "features", "model", "tags", "index")
@@ -47,31 +43,14 @@ class ScanOptions:
     exclude: tuple[str, ...] = ()
     moods: Mapping[str, str] | None = None
     write: bool = True
-    id3v23: bool = False
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
     jobs: int = 1
-    backend: str = "local"  # or "dask": see mertag.tagger.workers
+    backend: str = "local"  # or "dask": see mertag.tagger.backends
     scheduler: str | None = None  # the Dask scheduler's address, for backend "dask"
-
-
-@dataclass
-class TrackOutcome:
-    """What happened to one track in a worker: its mood, or why it failed."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    prediction: Prediction | None = None
-    error: str | None = None
-    tagged: bool | None = None  # True: mertag's tags are in the file now
-    tag_error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None or self.tag_error is not None
 
 
 @dataclass
@@ -96,86 +75,6 @@ class ScanSummary:
 
 class ScanRefused(Exception):
     """The scan cannot run as asked and nothing was touched; the message says why and what to do."""
-
-
-def tag_values(prediction: Prediction) -> dict[str, str]:
-    """The fields mertag writes into a file for a prediction (no MOOD when its mood word is
-    empty: an uncertain prediction given the uncertain word "")."""
-    values = {
-        "MOOD": prediction.mood,
-        "MERTAG_QUADRANT": prediction.quadrant,
-        "MERTAG_VALENCE": f"{prediction.valence:.3f}",
-        "MERTAG_AROUSAL": f"{prediction.arousal:.3f}",
-        "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
-        "MERTAG_MODEL": prediction.model_id,
-    }
-    if not prediction.mood:
-        del values["MOOD"]
-    return values
-
-
-def process_track(
-    path: Path,
-    size: int,
-    mtime_ns: int,
-    model_path: Path,
-    moods: Mapping[str, str] | None,
-    write: bool,
-    id3v23: bool,
-) -> TrackOutcome:
-    """Analyse one track and (if `write`) tag it; runs in a worker, never raises for bad input."""
-    from mertag.tagger.analyse import track_features
-    from mertag.tagger.model import shared_model
-
-    outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
-    model = shared_model(model_path)
-    try:
-        features, chosen = track_features(path, model)
-        t1 = time.perf_counter()
-        outcome.prediction = chosen.predict(features.sequences, moods)
-        t2 = time.perf_counter()
-        outcome.timings = {
-            "decode": features.decode_seconds,
-            "features": features.features_seconds,
-            "model": t2 - t1,
-        }
-    except AudioError as exc:
-        outcome.error = str(exc)
-        return outcome
-    except MemoryError:
-        outcome.error = "out of memory while analysing"
-        return outcome
-    if not write:
-        outcome.tagged = False
-        return outcome
-    write_outcome_tags(outcome, id3v23)
-    return outcome
-
-
-def write_outcome_tags(outcome: TrackOutcome, id3v23: bool) -> None:
-    """Write an analysed track's tags, unless the file changed since it was stat'ed for
-    analysis; a failure is recorded in the outcome, never raised."""
-    from mertag.tagger.tags import TagError, write_tags
-
-    assert outcome.prediction is not None
-    t0 = time.perf_counter()
-    try:
-        write_tags(
-            outcome.path,
-            tag_values(outcome.prediction),
-            id3v23=id3v23,
-            expect=(outcome.size, outcome.mtime_ns),
-        )
-        outcome.tagged = True
-        st = outcome.path.stat()
-        outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
-    except TagError as exc:
-        outcome.tagged = False
-        outcome.tag_error = f"tag write failed: {exc}"
-    except OSError as exc:
-        outcome.tagged = False
-        outcome.tag_error = f"tag write failed: {exc.strerror or exc}"
-    outcome.timings["tags"] = time.perf_counter() - t0
 
 
 def plan(
@@ -262,72 +161,30 @@ def _current(todo: Sequence[tuple[Path, int, int]]) -> Iterator[tuple[Path, int,
         yield path, st.st_size, st.st_mtime_ns
 
 
-@contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """Ignore SIGINT while worker processes start: they inherit that, so a Ctrl-C reaches only
-    this process, which then stops them (a worker hit while importing would print a traceback).
-
-    A signal mask would not lose a Ctrl-C in this short window, but the standard library's
-    resource tracker unblocks SIGINT when it starts, so only the ignored disposition survives.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
-def _sigint_between_tracks() -> Iterator[Callable[[], None]]:
-    """Analysing in this process, a Ctrl-C is noted and raised between tracks by the returned
-    check: PyAV swallows an exception raised inside its read callbacks, so one landing there
-    would otherwise be lost and the scan would run on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-    noted: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
-
-    def check() -> None:
-        if noted:
-            raise KeyboardInterrupt
-
-    try:
-        yield check
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _outcomes(
-    todo: Sequence[tuple[Path, int, int]], options: ScanOptions
+    todo: Sequence[tuple[Path, int, int]],
+    options: ScanOptions,
+    on_prepare: Callable[[], None] | None,
 ) -> Iterator[TrackOutcome]:
-    from mertag.tagger import workers
+    from mertag.tagger import backends
 
-    if options.backend == "dask":
-        yield from workers.dask_outcomes(_current(todo), options)
-        return
-    write = options.write and not options.dry_run
-    args = (options.model_path, options.moods, write, options.id3v23)
-    if options.jobs <= 1 or len(todo) <= 1:
-        with _sigint_between_tracks() as check:
-            for outcome in workers.analyse_here(_current(todo), *args):
-                yield outcome
-                check()
-        return
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(
-        n_jobs=min(options.jobs, len(todo)),
-        return_as="generator_unordered",
-        batch_size=1,
-        pre_dispatch="2*n_jobs",
+    work = TrackWork(
+        model_path=options.model_path,
+        moods=options.moods,
+        write=options.write and not options.dry_run,
+        plan=options.dry_run,
+        id3_version=options.id3_version,
+        overwrite_mood=options.overwrite_mood,
     )
-    with _workers_ignore_sigint():
-        outcomes = parallel(delayed(workers.analyse)(p, s, m, *args) for p, s, m in _current(todo))
-    yield from outcomes
+    jobs = options.jobs if len(todo) > 1 else 1
+    yield from backends.outcomes(
+        _current(todo),
+        work,
+        backend=options.backend,
+        jobs=jobs,
+        scheduler=options.scheduler,
+        on_prepare=on_prepare,
+    )
 
 
 def refuse_read_only(roots: Sequence[Path]) -> None:
@@ -346,27 +203,28 @@ def refuse_read_only(roots: Sequence[Path]) -> None:
 
 @contextmanager
 def _scan_lock(index_path: Path, on_wait: Callable[[Path], None] | None) -> Iterator[None]:
-    """Hold the index's scan lock (an flock on '<index>.lock'), waiting while another scan does.
+    """Hold the index's scan lock ('<index>.lock'), waiting while another scan does.
 
     Two scans planning from the same snapshot would analyse and tag the same tracks twice, and the
     second one's writes would fail as 'file changed'; one after the other, the second skips what
-    the first finished. The kernel drops the lock of a killed scan.
+    the first finished. The lock is the OS's (flock, or a Windows file lock), so the lock of a
+    killed scan is dropped with it.
     """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; concurrent scans then rely on SQLite alone
-        yield
-        return
+    from filelock import FileLock, Timeout
+
     lock_path = index_path.with_name(index_path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait(index_path)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait(index_path)
+        lock.acquire()
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def run_scan(
@@ -374,9 +232,11 @@ def run_scan(
     on_start: Callable[[int, ScanSummary], None] | None = None,
     on_outcome: Callable[[TrackOutcome], None] | None = None,
     on_wait: Callable[[Path], None] | None = None,
+    on_prepare: Callable[[], None] | None = None,
 ) -> ScanSummary:
     """Run a whole scan; `on_start(total)` and `on_outcome` feed the progress display, and
-    `on_wait(index_path)` says that another scan holds the index and this one waits for it.
+    `on_wait(index_path)` says that another scan holds the index and this one waits for it, and
+    `on_prepare()` that librosa's kernels are being compiled (once after an install).
 
     Raises ScanRefused, before any work, when tags are to be written to a read-only library. A
     Ctrl-C ends the scan early with `interrupted` set and every finished track kept.
@@ -396,7 +256,7 @@ def run_scan(
             todo, early, summary = plan(options, snapshot)
             if on_start is not None:
                 on_start(len(todo) + len(early), summary)
-            for outcome in _chain(early, _outcomes(todo, options)):
+            for outcome in _chain(early, _outcomes(todo, options, on_prepare)):
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -438,9 +298,37 @@ def _record(
         summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
 
 
-def default_jobs() -> int:
+WORKER_MEMORY = 700 << 20
+"""What one scan worker may need at its peak (bytes): 0.4-0.7 GB with the default model."""
+
+
+def usable_cores() -> int:
     """Every core this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def job_ceiling() -> tuple[int, str]:
+    """The most scan workers this machine can run, and what bounds it ('2 cores', ...)."""
+    cores = usable_cores()
+    memory = available_memory()
+    if memory is not None and memory // WORKER_MEMORY < cores:
+        return max(1, memory // WORKER_MEMORY), f"{memory / (1 << 30):.1f} GB of free memory"
+    return cores, f"{cores} cores"

@@ -4,35 +4,61 @@ MOOD goes in the field players read (ID3v2.4 TMOO, TXXX:MOOD in ID3v2.3, Vorbis 
 freeform MOOD atom); mertag's own values sit beside it as MERTAG_* custom fields. One table
 (FIELD_TABLE) says which key each format uses and one small storage class per container family
 (ID3, Vorbis comment, MP4) reads and edits them, as mediafile does. Every save goes through
-mertag.tagger.safe_write, so a file is never left half-written, and everything else in the file
-(other
-tags, pictures, the audio itself) is kept.
+mertag.tagger.safe_write, so a file is never left half-written and keeps its inode, and
+everything else in the file (other tags and frames, the ID3 version, pictures, the audio itself)
+is kept.
+
+MOOD belongs to the user (mood_changes has the rules): mertag's word always goes to MERTAG_MOOD,
+and into MOOD only where MOOD is empty or holds the word mertag put there, or, asked to
+(`overwrite_mood`), over a MOOD mertag found, whose values are kept in MERTAG_PREVIOUS_MOOD first
+so that remove_tags puts them back. A MOOD the user set after mertag wrote one is never rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import mutagen
-from mutagen.aiff import AIFF
+from mutagen._util import resize_bytes
+from mutagen.aiff import AIFF, AIFFFile
 from mutagen.flac import FLAC
-from mutagen.id3 import TMOO, TXXX, Encoding, ID3v1SaveOptions
+from mutagen.id3 import ID3, TMOO, TXXX, Encoding, ID3v1SaveOptions
 
 # Private, but it is the exact function mutagen's own ID3v1 handling uses; sharing it keeps our
 # idea of where the ID3v1 tag starts identical to mutagen's.
 from mutagen.id3._id3v1 import find_id3v1
+
+# Private too: mutagen's own single-frame writer and chunk readers, so that a frame mertag does
+# not touch is kept as the file had it rather than re-encoded.
+from mutagen.id3._tags import ID3SaveConfig, save_frame
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
+from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
+from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
+from mutagen.wave import WAVE, _WaveFile
 
-from mertag.tagger.safe_write import SafeWriteError, describe_os_error, file_state, rewrite_file
+from mertag.tagger.mood import DEFAULT_MOODS
+from mertag.tagger.safe_write import (
+    FileChangedError,
+    SafeWriteError,
+    describe_os_error,
+    file_state,
+    finish_own_journal,
+    rewrite_file,
+)
 
+#: The fields a tag write sets: MOOD (where the policy lets it), mertag's word and its numbers.
 MERTAG_FIELDS: tuple[str, ...] = (
     "MOOD",
+    "MERTAG_MOOD",
     "MERTAG_QUADRANT",
     "MERTAG_VALENCE",
     "MERTAG_AROUSAL",
@@ -40,12 +66,30 @@ MERTAG_FIELDS: tuple[str, ...] = (
     "MERTAG_MODEL",
 )
 
+#: Where the MOOD a file had before mertag is kept, value for value.
+PREVIOUS_MOOD = "MERTAG_PREVIOUS_MOOD"
+
+#: Every field mertag may leave in a file.
+ALL_FIELDS: tuple[str, ...] = (*MERTAG_FIELDS, PREVIOUS_MOOD)
+
 #: Separator shown when a field holds several values (mertag itself writes one).
 MULTI_VALUE_SEPARATOR = "; "
+
+#: The pseudo-field a TagChange uses for an ID3 version switch.
+ID3_VERSION = "ID3 version"
 
 
 class TagError(Exception):
     """Tags could not be read or written; the message is one line with the reason, no path."""
+
+
+class FileChanged(TagError):
+    """The file differs from the (size, mtime) the caller analysed: nothing was written."""
+
+
+class UnsupportedFormat(TagError):
+    """The file is audio, but of a kind mertag cannot tag (RF64, raw AAC...): it is analysed and
+    indexed, not tagged, and that is not a failure. The message names the format."""
 
 
 class FieldKeys(NamedTuple):
@@ -67,7 +111,7 @@ def _custom(name: str) -> FieldKeys:
 #: Which key holds each field, per tag kind: the one table every storage class reads.
 FIELD_TABLE: dict[str, FieldKeys] = {
     "MOOD": FieldKeys("TMOO", "TXXX:MOOD", "MOOD", _ITUNES + "MOOD"),
-    **{name: _custom(name) for name in MERTAG_FIELDS[1:]},
+    **{name: _custom(name) for name in ALL_FIELDS[1:]},
 }
 
 # ID3v2.4-only frames that mutagen's update_to_v23 deletes without converting them to a v2.3
@@ -91,8 +135,93 @@ _V24_ONLY_KEPT = (
 )
 
 
-def _join(values: list[str]) -> str:
+Values = list[str]
+"""One field's values, in the file's order (a field may hold several)."""
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """One field a write or removal changes: its values before and after (None: absent)."""
+
+    field: str
+    old: str | None
+    new: str | None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {_shown(self.old)} -> {_shown(self.new)}"
+
+
+def _shown(value: str | None) -> str:
+    return "(none)" if value is None else repr(value)
+
+
+def _join(values: Values) -> str:
     return MULTI_VALUE_SEPARATOR.join(values)
+
+
+def mood_changes(
+    current: Mapping[str, Values], word: str, *, overwrite: bool
+) -> dict[str, Values | None]:
+    """What writing mertag's `word` changes in MOOD, MERTAG_MOOD and MERTAG_PREVIOUS_MOOD, given
+    the fields' `current` values (absent fields left out); None deletes a field.
+
+    - MOOD empty, nothing recorded: it gets the word (nothing of the user's is there).
+    - MOOD holds what mertag recorded in MERTAG_MOOD: it is mertag's, and follows the word. So
+      does the word of a mertag that predates MERTAG_MOOD (MERTAG_QUADRANT's default word).
+    - MOOD mertag finds (the user's): kept, and its values saved in MERTAG_PREVIOUS_MOOD, which
+      marks it as the user's from then on; `overwrite` replaces it by the word (saved first).
+    - MOOD that differs from both (the user changed or removed it after mertag wrote): kept.
+    """
+    mood, mine, previous = (current.get(f) for f in ("MOOD", "MERTAG_MOOD", PREVIOUS_MOOD))
+    target: dict[str, Values | None] = {"MERTAG_MOOD": [word]}
+    if mood is None:
+        if mine is None and previous is None:
+            target["MOOD"] = [word]
+    elif mine is None and previous is None and _legacy_word(current, word):
+        target["MOOD"] = [word]
+    elif mine is None:
+        if previous is None:
+            target[PREVIOUS_MOOD] = list(mood)
+        if overwrite and previous in (None, mood):
+            target["MOOD"] = [word]
+    elif previous is not None and mood == previous:
+        if overwrite:
+            target["MOOD"] = [word]
+    elif mood == mine:
+        target["MOOD"] = [word]
+    return {f: v for f, v in target.items() if current.get(f) != v}
+
+
+def _legacy_word(current: Mapping[str, Values], word: str) -> bool:
+    """Whether MOOD is the word of a mertag that did not yet record MERTAG_MOOD."""
+    quadrant = _join(current.get("MERTAG_QUADRANT") or [])
+    mood = current.get("MOOD")
+    return quadrant in DEFAULT_MOODS and mood in ([DEFAULT_MOODS[quadrant]], [word])
+
+
+def removal_changes(
+    current: Mapping[str, Values], mood_value: str | None
+) -> dict[str, Values | None]:
+    """What taking mertag's fields out changes, given the fields' `current` values.
+
+    Every MERTAG_* field goes. MOOD: the word mertag put there is replaced by the values saved in
+    MERTAG_PREVIOUS_MOOD, or goes when there were none; a MOOD that is the user's stays. For a
+    file without MERTAG_MOOD (tagged by an older mertag) MOOD goes only if it is `mood_value`.
+    MERTAG_PREVIOUS_MOOD stays only when it holds values of the user's found nowhere else (the
+    user replaced mertag's word by hand after an overwrite).
+    """
+    mood, mine, previous = (current.get(f) for f in ("MOOD", "MERTAG_MOOD", PREVIOUS_MOOD))
+    target: dict[str, Values | None] = dict.fromkeys(
+        (f for f in ALL_FIELDS[1:] if f in current), None
+    )
+    if mine is None and previous is None:
+        if mood is not None and mood_value is not None and _join(mood) == mood_value:
+            target["MOOD"] = None
+    elif mood is not None and mood == mine and mood != previous:
+        target["MOOD"] = previous
+    elif previous is not None and mood != previous:
+        del target[PREVIOUS_MOOD]
+    return {f: v for f, v in target.items() if current.get(f) != v}
 
 
 class _Storage:
@@ -107,14 +236,15 @@ class _Storage:
         if audio.tags is None:
             audio.add_tags()
         self.tags: Any = audio.tags
+        self.touched: set[str] = set()  # the keys apply() set or deleted
 
     def keys_for(self, field: str) -> list[str]:
         raise NotImplementedError
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Values | None:
         raise NotImplementedError
 
-    def set(self, key: str, value: str) -> None:
+    def set(self, key: str, values: Values) -> None:
         raise NotImplementedError
 
     def delete(self, key: str) -> None:
@@ -125,56 +255,43 @@ class _Storage:
         fileobj.seek(0)  # mutagen reads and writes from where the file object stands
         self.audio.save(fileobj)
 
-    def in_target_form(self) -> bool:
-        """Whether saving would change nothing beyond the fields (ID3: the version is right)."""
-        return True
+    def version_change(self) -> TagChange | None:
+        """What saving changes beyond the fields (ID3: the version), or None."""
+        return None
 
     def prepare(self) -> None:
         """Convert the tag to the form it will be saved in (ID3: the version)."""
 
-    def read(self, field: str) -> str | None:
+    def read(self, field: str) -> Values | None:
         for key in self.keys_for(field):
-            value = self.get(key)
-            if value is not None:
-                return value
+            values = self.get(key)
+            if values is not None:
+                return values
         return None
 
-    def holds(self, values: dict[str, str]) -> bool:
-        if not self.in_target_form():
-            return False
-        for field, value in values.items():
-            target, *others = self.keys_for(field)
-            if self.get(target) != value or any(self.get(k) is not None for k in others):
-                return False
-        return True
+    def current(self) -> dict[str, Values]:
+        """Every field of ALL_FIELDS the file holds, with its values."""
+        return {f: v for f in ALL_FIELDS if (v := self.read(f)) is not None}
 
-    def write(self, values: dict[str, str]) -> None:
-        for field, value in values.items():
-            target, *others = self.keys_for(field)
-            for key in others:
-                self.delete(key)
-            self.set(target, value)
-
-    def removable(self, mood_value: str | None) -> list[str]:
-        """The fields remove() would take out: all MERTAG_*, MOOD only if it is `mood_value`."""
-        return [f for f in MERTAG_FIELDS if self._matching_keys(f, mood_value)]
-
-    def remove(self, field: str, mood_value: str | None) -> None:
-        for key in self._matching_keys(field, mood_value):
-            self.delete(key)
-
-    def _matching_keys(self, field: str, mood_value: str | None) -> list[str]:
-        keys = [k for k in self.keys_for(field) if self.get(k) is not None]
-        if field == "MOOD":
-            keys = [k for k in keys if mood_value is not None and self.get(k) == mood_value]
-        return keys
+    def apply(self, changes: Mapping[str, Values | None]) -> None:
+        for field, values in changes.items():
+            keys = self.keys_for(field)
+            self.touched.update(keys)
+            if values is None:
+                for key in keys:
+                    self.delete(key)
+            else:
+                # Where the file keeps the field already, or else the format's own key.
+                key = next((k for k in keys if self.get(k) is not None), keys[0])
+                self.set(key, values)
 
 
 class _ID3Storage(_Storage):
     """ID3v2 in MP3, and the ID3 chunk of WAV and AIFF.
 
     Loaded untranslated (see _open), so a tag saved in the version it already has keeps every
-    frame as it was; a version switch goes through mutagen's update_to_v23 / update_to_v24.
+    frame as it was (TYER, TDAT, TRDA, RVAD... in v2.3); a version switch, only when asked for,
+    goes through mutagen's update_to_v23 / update_to_v24.
     """
 
     def __init__(self, audio: Any, target: int | None) -> None:
@@ -194,30 +311,37 @@ class _ID3Storage(_Storage):
         target = getattr(keys, self.column)
         return [target] + [k for k in (keys.id3v24, keys.id3v23) if k != target]
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Values | None:
         frames = self.tags.getall(key)
         if not frames:
             return None
-        return _join([str(text) for frame in frames for text in frame.text])
+        return [str(text) for frame in frames for text in frame.text]
 
-    def set(self, key: str, value: str) -> None:
+    def set(self, key: str, values: Values) -> None:
         if key == "TMOO":
-            frame: Any = TMOO(encoding=Encoding.UTF8, text=[value])
+            frame: Any = TMOO(encoding=Encoding.UTF8, text=list(values))
         else:
-            frame = TXXX(encoding=Encoding.UTF8, desc=key.removeprefix("TXXX:"), text=[value])
+            frame = TXXX(encoding=Encoding.UTF8, desc=key.removeprefix("TXXX:"), text=list(values))
         self.tags.setall(key, [frame])
 
     def delete(self, key: str) -> None:
         self.tags.delall(key)
 
-    def in_target_form(self) -> bool:
-        return self.loaded == (2, self.target)
+    def version_change(self) -> TagChange | None:
+        if self.loaded == (2, self.target) or (self.loaded is None and not len(self.tags)):
+            return None
+        old = None if self.loaded is None else f"2.{self.loaded[1]}"
+        return TagChange(ID3_VERSION, old, f"2.{self.target}")
 
     def prepare(self) -> None:
         if self.loaded == (2, self.target):
             return
         if self.target == 4:
+            moods = self.tags.getall("TXXX:MOOD")
             self.tags.update_to_v24()
+            if moods and not self.tags.getall("TMOO"):
+                self.tags.delall("TXXX:MOOD")
+                self.tags.add(TMOO(encoding=Encoding.UTF8, text=moods[0].text))
             return
         kept = [frame for frame_id in _V24_ONLY_KEPT for frame in self.tags.getall(frame_id)]
         moods = self.tags.getall("TMOO")
@@ -228,14 +352,29 @@ class _ID3Storage(_Storage):
             self.tags.add(TXXX(encoding=Encoding.UTF8, desc="MOOD", text=moods[0].text))
 
     def save(self, fileobj: BinaryIO) -> None:
-        # v23_sep=None: multiple values stay NUL-separated, as mutagen read them, not '/'-joined.
-        options: dict[str, Any] = {"v2_version": self.target, "v23_sep": None}
         if not isinstance(self.audio, MP3):
-            fileobj.seek(0)
-            self.tags.save(fileobj, **options)
+            self._save_in_chunk(fileobj)
             return
         # Everything after the ID3v2 tag (audio, APEv2, ID3v1) must come out byte-identical.
         before = _digest_after_id3v2(fileobj)
+        fileobj.seek(0)
+        header = fileobj.read(10)
+        old = header + fileobj.read(_id3_size(header)) if _id3_size(header) else b""
+        new = self._spliced(old)
+        if new is not None:
+            if len(new) != len(old):
+                resize_bytes(fileobj, len(old), len(new), 0)
+            fileobj.seek(0)
+            fileobj.write(new)
+        else:
+            self._save_by_mutagen(fileobj)
+        if _digest_after_id3v2(fileobj) != before:
+            raise TagError("audio data would change: tags not saved")
+
+    def _save_by_mutagen(self, fileobj: BinaryIO) -> None:
+        """mutagen writes the whole tag anew (a new tag, or a version switch)."""
+        # v23_sep=None: multiple values stay NUL-separated, as mutagen read them, not '/'-joined.
+        options: dict[str, Any] = {"v2_version": self.target, "v23_sep": None}
         # mutagen can only regenerate an ID3v1 tag from the v2 frames; keep the old one verbatim.
         v1_tag, offset = find_id3v1(fileobj)
         tail = b""
@@ -247,8 +386,122 @@ class _ID3Storage(_Storage):
         if tail:
             fileobj.seek(0, 2)
             fileobj.write(tail)
-        if _digest_after_id3v2(fileobj) != before:
-            raise TagError("audio data would change: tags not saved")
+
+    def _save_in_chunk(self, fileobj: BinaryIO) -> None:
+        """WAV and AIFF: the tag is the data of an `id3 ` / `ID3 ` chunk."""
+        fileobj.seek(0)
+        if not len(self.tags):
+            # No frame left: take the chunk out rather than leave an empty `id3 ` chunk.
+            self.tags.delete(fileobj)
+            return
+        chunks: Any = _WaveFile(fileobj) if isinstance(self.audio, WAVE) else AIFFFile(fileobj)
+        name = "id3" if isinstance(self.audio, WAVE) else "ID3"
+        new = None
+        if name in chunks:
+            chunk = chunks[name]
+            new = self._spliced(chunk.read())
+        if new is None:
+            fileobj.seek(0)
+            self.tags.save(fileobj, v2_version=self.target, v23_sep=None)
+            return
+        chunk.resize(len(new))
+        chunk.write(new)
+
+    def _spliced(self, old: bytes) -> bytes | None:
+        """The tag `old` with only the frames apply() touched replaced, every other frame kept
+        byte for byte (mutagen would re-encode them all); None when that cannot be done safely
+        (no tag yet, a version switch, unsynchronisation, an extended header or footer)."""
+        if self.loaded != (2, self.target) or not old:
+            return None
+        frames = _split_frames(old)
+        if frames is None:
+            return None
+        config = ID3SaveConfig(self.target, None)
+        ours = []
+        for key in sorted(self.touched):
+            for frame in self.tags.getall(key):
+                if self.target == 3:
+                    frame = frame._get_v23_frame(sep=None)
+                ours.append(save_frame(frame, config=config))
+        body = b"".join([raw for key, raw in frames if key not in self.touched] + ours)
+        room = _id3_size(old[:10])
+        size = room if len(body) <= room else len(body) + _ID3_PADDING
+        new = old[:6] + _synchsafe(size) + body + bytes(size - len(body))
+        # The spliced tag must read back as exactly the frames mutagen holds, else mutagen saves.
+        try:
+            spliced = ID3(io.BytesIO(new), translate=False)
+        except mutagen.MutagenError:
+            return None
+        if _frames_shown(spliced) != _frames_shown(self.tags):
+            return None
+        return new
+
+
+def _frames_shown(tags: Any) -> list[str]:
+    return sorted(f"{key}={frame.pprint()}" for key, frame in tags.items())
+
+
+#: Padding added when a tag must grow, so that later edits fit in place (mutagen adds ~1 KB too).
+_ID3_PADDING = 1024
+
+
+def _id3_size(header: bytes) -> int:
+    """The size after its 10-byte header of the ID3v2 tag `header` starts, 0 if it is none."""
+    if len(header) < 10 or header[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in header[6:10]:
+        size = size << 7 | (byte & 0x7F)
+    return size
+
+
+def _synchsafe(size: int) -> bytes:
+    return bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def _txxx_description(data: bytes) -> str:
+    """The description of a TXXX frame's data (encoding byte, description, NUL, value)."""
+    encoding, body = data[:1], data[1:]
+    if encoding in (b"\x01", b"\x02"):
+        for i in range(0, len(body) - 1, 2):
+            if body[i : i + 2] == b"\0\0":
+                codec = "utf-16" if encoding == b"\x01" else "utf-16-be"
+                return body[:i].decode(codec, errors="replace")
+        return ""
+    text = body.split(b"\0", 1)[0]
+    return text.decode("latin-1" if encoding == b"\x00" else "utf-8", errors="replace")
+
+
+def _split_frames(tag: bytes) -> list[tuple[str, bytes]] | None:
+    """The frames of an ID3v2.3/2.4 tag as (mutagen's key, the frame's raw bytes), or None when
+    the tag is not plain enough to edit frame by frame."""
+    if len(tag) < 10 or tag[3] not in (3, 4) or tag[5] & 0xD0:  # unsynch, ext header, footer
+        return None
+    end = 10 + _id3_size(tag[:10])
+    if end > len(tag):
+        return None
+    pos, frames = 10, []
+    while pos + 10 <= end and tag[pos] != 0:
+        frame_id = tag[pos : pos + 4]
+        if not all(48 <= c <= 57 or 65 <= c <= 90 for c in frame_id):
+            return None
+        raw_size = tag[pos + 4 : pos + 8]
+        if tag[3] == 4 and any(b & 0x80 for b in raw_size):
+            return None  # a v2.4 size that is not synchsafe (iTunes' old bug): mutagen knows it
+        size = _id3_size(b"ID3" + bytes(3) + raw_size) if tag[3] == 4 else int.from_bytes(raw_size)
+        flags = int.from_bytes(tag[pos + 8 : pos + 10])
+        if pos + 10 + size > end:
+            return None
+        key = frame_id.decode("ascii")
+        if key == "TXXX":
+            if flags & 0xFF:  # compressed, encrypted, unsynchronised...: its text is not plain
+                return None
+            key = "TXXX:" + _txxx_description(tag[pos + 10 : pos + 10 + size])
+        frames.append((key, tag[pos : pos + 10 + size]))
+        pos += 10 + size
+    if any(tag[pos:end]):
+        return None  # not padding: something this walk does not understand
+    return frames
 
 
 def _digest_after_id3v2(fileobj: BinaryIO) -> bytes:
@@ -270,16 +523,16 @@ def _digest_after_id3v2(fileobj: BinaryIO) -> bytes:
 
 
 class _VorbisStorage(_Storage):
-    """Vorbis comments: FLAC, Ogg Vorbis, Opus. Keys are case-insensitive."""
+    """Vorbis comments: FLAC, Ogg Vorbis, Opus, Ogg FLAC, Speex. Keys are case-insensitive."""
 
     def keys_for(self, field: str) -> list[str]:
         return [FIELD_TABLE[field].vorbis]
 
-    def get(self, key: str) -> str | None:
-        return _join(list(self.tags[key])) if key in self.tags else None
+    def get(self, key: str) -> Values | None:
+        return list(self.tags[key]) if key in self.tags else None
 
-    def set(self, key: str, value: str) -> None:
-        self.tags[key] = [value]
+    def set(self, key: str, values: Values) -> None:
+        self.tags[key] = list(values)
 
 
 def _decode_freeform(value: bytes) -> str:
@@ -294,13 +547,15 @@ class _MP4Storage(_Storage):
     def keys_for(self, field: str) -> list[str]:
         return [FIELD_TABLE[field].mp4]
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Values | None:
         if key not in self.tags:
             return None
-        return _join([_decode_freeform(v) for v in self.tags[key]])
+        return [_decode_freeform(v) for v in self.tags[key]]
 
-    def set(self, key: str, value: str) -> None:
-        self.tags[key] = [MP4FreeForm(value.encode("utf-8"), dataformat=AtomDataType.UTF8)]
+    def set(self, key: str, values: Values) -> None:
+        self.tags[key] = [
+            MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values
+        ]
 
 
 _FAMILIES: dict[type, type[_Storage]] = {
@@ -310,8 +565,13 @@ _FAMILIES: dict[type, type[_Storage]] = {
     FLAC: _VorbisStorage,
     OggVorbis: _VorbisStorage,
     OggOpus: _VorbisStorage,
+    OggFLAC: _VorbisStorage,
+    OggSpeex: _VorbisStorage,
     MP4: _MP4Storage,
 }
+
+# RIFF's 64-bit variants (RF64, and BW64 from broadcasting): FFmpeg decodes them, mutagen does not.
+_UNTAGGABLE_HEADERS = {b"RF64": "RF64", b"BW64": "BW64"}
 
 
 def _os_reason(error: OSError) -> str:
@@ -347,12 +607,23 @@ def _kind_by_content(path: Path) -> type | None:
     return kind if score > 0 else None
 
 
+def _untaggable_header(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return _UNTAGGABLE_HEADERS.get(f.read(4))
+    except OSError:
+        return None
+
+
 def _detect(path: Path) -> type:
-    """The mutagen class for `path`, or TagError.
+    """The mutagen class for `path`, or TagError (UnsupportedFormat for audio mertag cannot tag).
 
     mutagen.File weighs the file name's extension as well as the content, so a FLAC file named
     .mp3 fails to load as MP3; the content alone then decides.
     """
+    header = _untaggable_header(path)
+    if header is not None:
+        raise UnsupportedFormat(f"unsupported format: {header} files cannot be tagged")
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError) as e:
@@ -364,7 +635,7 @@ def _detect(path: Path) -> type:
         raise TagError("unrecognised audio format")
     kind = type(audio)
     if kind not in _FAMILIES:
-        raise TagError(f"unsupported format: {kind.__name__}")
+        raise UnsupportedFormat(f"unsupported format: {kind.__name__} files cannot be tagged")
     return kind
 
 
@@ -382,98 +653,196 @@ def _storage(kind: type, source: Path | BinaryIO, target: int | None) -> _Storag
         raise TagError(f"cannot read tags: {_reason(e)}") from e
 
 
-def _check_values(values: dict[str, str]) -> None:
+def _check_values(values: Mapping[str, str]) -> None:
     for key, value in values.items():
-        if key not in FIELD_TABLE:
+        if key not in MERTAG_FIELDS or key == "MERTAG_MOOD":
             raise ValueError(f"not a mertag field: {key!r}")
         if not isinstance(value, str) or "\x00" in value:
             raise ValueError(f"{key} must be a string without NUL characters")
 
 
+def _check_version(id3_version: int | None) -> None:
+    if id3_version not in (None, 3, 4):
+        raise ValueError(f"id3_version must be None, 3 or 4, not {id3_version!r}")
+
+
 def _state(path: Path, expect: tuple[int, int] | None) -> tuple[int, int]:
+    """The file's (size, mtime_ns), once a killed earlier write of it is finished."""
+    try:
+        finish_own_journal(path)
+    except SafeWriteError as e:
+        raise TagError(str(e)) from e
     try:
         state = file_state(path)
     except OSError as e:
         raise TagError(describe_os_error(e)) from e
     if expect is not None and tuple(expect) != state:
-        raise TagError("file changed during tag write")
+        raise FileChanged("file changed during tag write")
     return state
 
 
 def _rewrite(path: Path, edit: Any, state: tuple[int, int]) -> None:
     try:
         rewrite_file(path, edit, expect=state)
+    except FileChangedError as e:
+        raise FileChanged(str(e)) from e
     except SafeWriteError as e:
         raise TagError(str(e)) from e
     except mutagen.MutagenError as e:
         raise TagError(f"cannot save tags: {_reason(e)}") from e
 
 
+def _write_changes(
+    storage: _Storage, values: Mapping[str, str], overwrite_mood: bool
+) -> dict[str, Values | None]:
+    """The field changes writing `values` makes to the (prepared) tags in `storage`."""
+    current = storage.current()
+    changes: dict[str, Values | None] = {
+        f: [v] for f, v in values.items() if f != "MOOD" and current.get(f) != [v]
+    }
+    if "MOOD" in values:
+        changes.update(mood_changes(current, values["MOOD"], overwrite=overwrite_mood))
+    return changes
+
+
+def _as_tag_changes(
+    current: Mapping[str, Values], changes: Mapping[str, Values | None]
+) -> list[TagChange]:
+    out = []
+    for field in ALL_FIELDS:
+        if field in changes:
+            old, new = current.get(field), changes[field]
+            out.append(TagChange(field, _join(old) if old else None, _join(new) if new else None))
+    return out
+
+
 def read_tags(path: Path) -> dict[str, str]:
-    """The MERTAG_FIELDS present in the file, by name (ID3 MOOD from TMOO, else TXXX:MOOD)."""
+    """The ALL_FIELDS present in the file, by name (ID3 MOOD from TMOO, else TXXX:MOOD); several
+    values of one field are shown joined by MULTI_VALUE_SEPARATOR."""
     storage = _storage(_detect(path), path, None)
-    return {f: v for f in MERTAG_FIELDS if (v := storage.read(f)) is not None}
+    return {f: _join(v) for f, v in storage.current().items()}
+
+
+def read_tag_values(path: Path) -> dict[str, Values]:
+    """As read_tags, each field's values as the list the file holds."""
+    return _storage(_detect(path), path, None).current()
+
+
+def plan_write(
+    path: Path,
+    values: Mapping[str, str],
+    *,
+    id3_version: int | None = None,
+    overwrite_mood: bool = False,
+) -> list[TagChange]:
+    """What write_tags with these arguments would change (field: old -> new), writing nothing.
+
+    For `mertag scan --dry-run`; the ID3 version appears as the pseudo-field ID3_VERSION.
+    """
+    _check_values(values)
+    _check_version(id3_version)
+    storage = _storage(_detect(path), path, id3_version)
+    version = storage.version_change()
+    storage.prepare()
+    changes = _write_changes(storage, values, overwrite_mood)
+    planned = _as_tag_changes(storage.current(), changes)
+    return ([version] if version and (planned or id3_version) else []) + planned
+
+
+def tagged_through_another_link(
+    path: Path,
+    values: Mapping[str, str],
+    id3_version: int | None = None,
+    overwrite_mood: bool = False,
+) -> bool:
+    """Whether a file that changed since it was analysed changed only because mertag wrote these
+    very values into it through another of its hard links (two names of one inode tagged by two
+    runs at once): then the file is tagged and there is nothing to write."""
+    try:
+        if os.stat(path).st_nlink < 2:
+            return False
+        storage = _storage(_detect(path), path, id3_version)
+    except (TagError, OSError):
+        return False
+    return not _write_changes(storage, values, overwrite_mood)
 
 
 def write_tags(
     path: Path,
-    values: dict[str, str],
+    values: Mapping[str, str],
     *,
-    id3v23: bool = False,
+    id3_version: int | None = None,
+    overwrite_mood: bool = False,
     expect: tuple[int, int] | None = None,
 ) -> bool:
-    """Write `values` (keys from MERTAG_FIELDS; other fields untouched) into the file's tags.
+    """Write `values` (keys from MERTAG_FIELDS but MERTAG_MOOD; other fields untouched).
 
-    Returns False without touching the file when it already holds these values (and, for ID3, is
-    in the requested version: v2.3 if `id3v23`, else v2.4); True after a write. `expect` is the
-    (size, mtime_ns) the caller saw when it analysed the file: if the file differs, TagError.
+    values["MOOD"] is mertag's word: it goes to MERTAG_MOOD, and to MOOD as mood_changes says
+    (`overwrite_mood` replaces a MOOD mertag found, keeping its values in MERTAG_PREVIOUS_MOOD).
+    An ID3 tag keeps its version unless `id3_version` (3 or 4) asks for one (a new tag is v2.4).
+    Returns False without touching the file when nothing would change; True after a write.
+    `expect` is the (size, mtime_ns) the caller saw when it analysed the file: if the file
+    differs, TagError. A format mertag cannot tag raises UnsupportedFormat (a TagError).
     """
     _check_values(values)
+    _check_version(id3_version)
     state = _state(path, expect)
     kind = _detect(path)
-    target = 3 if id3v23 else 4
-    if _storage(kind, path, target).holds(values):
+    storage = _storage(kind, path, id3_version)
+    if not _write_changes(storage, values, overwrite_mood) and (
+        id3_version is None or storage.version_change() is None
+    ):
         return False
 
     def edit(fileobj: BinaryIO) -> None:
-        storage = _storage(kind, fileobj, target)
+        storage = _storage(kind, fileobj, id3_version)
         storage.prepare()
-        storage.write(values)
+        storage.apply(_write_changes(storage, values, overwrite_mood))
         fileobj.seek(0)
         storage.save(fileobj)
-        if not _storage(kind, fileobj, target).holds(values):
+        check = _storage(kind, fileobj, id3_version)
+        if check.version_change() is not None or _write_changes(check, values, overwrite_mood):
             raise TagError("tags did not read back as written")
 
     _rewrite(path, edit, state)
     return True
 
 
+def plan_removal(path: Path, mood_value: str | None) -> list[TagChange]:
+    """What remove_tags would change (field: old -> new, new None when the field goes)."""
+    storage = _storage(_detect(path), path, None)
+    current = storage.current()
+    return _as_tag_changes(current, removal_changes(current, mood_value))
+
+
 def remove_tags(
     path: Path, mood_value: str | None, *, expect: tuple[int, int] | None = None
 ) -> list[str]:
-    """Remove every MERTAG_* field, and MOOD only if it equals `mood_value` (mertag's own).
+    """Take mertag's fields out (removal_changes says which; MOOD is restored from
+    MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word).
 
-    Returns the names of the fields removed; when there is nothing to remove the file is not
-    written. An ID3 tag is saved in the version it already has. `expect` as for write_tags.
+    `mood_value` is the word mertag wrote, for files without MERTAG_MOOD (older mertag). Returns
+    the names of the fields changed; when there is nothing to change the file is not written. An
+    ID3 tag is saved in the version it already has; a WAV or AIFF ID3 chunk left without a frame
+    is taken out. `expect` as for write_tags.
     """
     state = _state(path, expect)
     kind = _detect(path)
-    names = _storage(kind, path, None).removable(mood_value)
-    if not names:
+    changes = removal_changes(_storage(kind, path, None).current(), mood_value)
+    if not changes:
         return []
 
     def edit(fileobj: BinaryIO) -> None:
         storage = _storage(kind, fileobj, None)
-        storage.prepare()
-        for name in names:
-            storage.remove(name, mood_value)
+        storage.apply(changes)
         fileobj.seek(0)
         storage.save(fileobj)
-        if _storage(kind, fileobj, None).removable(mood_value):
+        after = _storage(kind, fileobj, None).current()
+        if any(after.get(f) != v for f, v in changes.items()):
             raise TagError("tags still present after removing them")
 
     _rewrite(path, edit, state)
-    return names
+    return [f for f in ALL_FIELDS if f in changes]
 
 
 def audio_fingerprint(path: Path) -> str:

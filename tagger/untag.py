@@ -1,10 +1,12 @@
-"""Take mertag's tags out of files again: every MERTAG_* field, and MOOD only where it still holds
-the word mertag wrote. Every other tag, the pictures and the audio stay as they were (the removal
-goes through tags.remove_tags, which saves through the crash-safe rewrite).
+"""Take mertag's tags out of files again: every MERTAG_* field; MOOD goes only where it still holds
+the word mertag wrote, and where mertag replaced the user's MOOD (--overwrite-mood) the values
+saved in MERTAG_PREVIOUS_MOOD are put back. Every other tag, the pictures and the audio stay as
+they were (the removal goes through tags.remove_tags, which saves through the crash-safe rewrite).
 
-The word mertag wrote is the index row's mood. For a file the index does not know, a MOOD is
-taken as mertag's only when the file also carries MERTAG_QUADRANT (proof mertag tagged it) and the
-MOOD is the configured or the default word for that quadrant; otherwise MOOD is kept.
+The word mertag wrote is in the file's MERTAG_MOOD. A file tagged by an older mertag has none:
+then it is the index row's mood, or for a file the index does not know, a MOOD is taken as
+mertag's only when the file also carries MERTAG_QUADRANT (proof mertag tagged it) and the MOOD is
+the configured or the default word for that quadrant; otherwise MOOD is kept.
 
 The index records the removal: the row keeps its analysis and gets tagged=0, and when only the
 tags changed also the file's new size and mtime, so a later scan leaves the file untagged unless
@@ -21,7 +23,14 @@ from pathlib import Path
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.library import walk
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
-from mertag.tagger.tags import MERTAG_FIELDS, TagError, read_tags, remove_tags
+from mertag.tagger.safe_write import finish_interrupted_writes
+from mertag.tagger.tags import (
+    TagError,
+    UnsupportedFormat,
+    plan_removal,
+    read_tags,
+    remove_tags,
+)
 
 
 @dataclass
@@ -30,6 +39,7 @@ class UntagOutcome:
 
     path: Path
     removed: dict[str, str] = field(default_factory=dict)  # field -> the value taken out
+    restored: dict[str, str] = field(default_factory=dict)  # field -> the user's value put back
     kept_mood: str | None = None  # a MOOD left in place because mertag did not write it
     error: str | None = None
     indexed: bool = False  # the index has a row for it (updated unless a dry run)
@@ -56,7 +66,7 @@ def mertag_mood(
         return row.mood
     quadrant = tags.get("MERTAG_QUADRANT")
     mood = tags.get("MOOD")
-    if quadrant not in QUADRANTS or mood is None:
+    if quadrant is None or quadrant not in QUADRANTS or mood is None:
         return None
     words = {(moods or {}).get(quadrant), DEFAULT_MOODS[quadrant]}
     return mood if mood in words else None
@@ -78,17 +88,23 @@ def untag_file(
         st = path.stat()
         tags = read_tags(path)
         mood_value = mertag_mood(row, tags, moods)
-        planned = {f: tags[f] for f in MERTAG_FIELDS[1:] if f in tags}
-        if "MOOD" in tags:
-            if tags["MOOD"] == mood_value:
-                planned = {"MOOD": tags["MOOD"], **planned}
+        planned = plan_removal(path, mood_value)
+        changed = {c.field for c in planned}
+        if "MOOD" in tags and "MOOD" not in changed:
+            outcome.kept_mood = tags["MOOD"]
+        if not dry_run:
+            changed = set(remove_tags(path, mood_value, expect=(st.st_size, st.st_mtime_ns)))
+        for change in planned:
+            if change.field not in changed or change.old is None:
+                continue
+            if change.new is None:
+                outcome.removed[change.field] = change.old
             else:
-                outcome.kept_mood = tags["MOOD"]
+                outcome.restored[change.field] = change.new
         if dry_run:
-            outcome.removed = planned
             return outcome
-        names = remove_tags(path, mood_value, expect=(st.st_size, st.st_mtime_ns))
-        outcome.removed = {n: planned.get(n, tags.get(n, "")) for n in names}
+    except UnsupportedFormat:
+        return outcome  # mertag never tags such files: nothing of its own can be in them
     except TagError as exc:
         outcome.error = str(exc)
         return outcome
@@ -97,7 +113,10 @@ def untag_file(
         return outcome
     if index is not None and row is not None:
         update = replace(row, tagged=0, tag_error=None)
-        if outcome.removed and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+        if (outcome.removed or outcome.restored) and (row.size, row.mtime_ns) == (
+            st.st_size,
+            st.st_mtime_ns,
+        ):
             # Only the tags changed, so the analysis still holds for the file as it is now.
             try:
                 after = path.stat()
@@ -124,6 +143,10 @@ def untag(
     summary = UntagSummary(passed_over=found.passed_over, problems=list(found.problems))
     index = Index(index_path) if index_path is not None and index_path.is_file() else None
     try:
+        if not dry_run:
+            for folder in dict.fromkeys(path.parent for path in found.tracks):
+                for journal, reason in finish_interrupted_writes(folder)[1]:
+                    summary.problems.append((journal, reason))
         for path in found.tracks:
             summary.outcomes.append(untag_file(path, index, moods=moods, dry_run=dry_run))
     finally:

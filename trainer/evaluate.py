@@ -1,8 +1,8 @@
 """`mertag evaluate` as one function: a model's scores on labelled data, through the scan path.
 
-Every clip goes through `mertag.tagger.analyse.analyse_track` with a
-`mertag.tagger.model.MoodModel`, exactly as
-`mertag scan` tags a file (no feature cache, no torch), so the numbers are those a user gets.
+Every clip goes through `mertag.tagger.pipeline.analyse_track` with a
+`mertag.tagger.model.MoodModel`, exactly as `mertag scan` tags a file (no feature cache, no
+torch), so the numbers are those a user gets.
 """
 
 from __future__ import annotations
@@ -58,11 +58,12 @@ class Evaluation:
 
 
 def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, Prediction | None, str]:
-    from mertag.tagger.analyse import analyse_track
+    from mertag.tagger.model import ModelOutputError
+    from mertag.tagger.pipeline import analyse_track
 
     try:
         return index, analyse_track(path, shared_model(model_path)), ""
-    except AudioError as exc:
+    except (AudioError, ModelOutputError) as exc:
         return index, None, str(exc)
 
 

@@ -8,9 +8,20 @@ import av
 import numpy as np
 import pytest
 
+from mertag.tagger import audio as audio_module
+from mertag.tagger.artwork import picture_bytes
 from mertag.tagger.audio import SAMPLE_RATE, AudioError, AudioFile, decode, probe
-from tests.audio_files import encode_tone
+from mertag.tagger.embeddings import PATCH_SAMPLES
+from mertag.tagger.features import (
+    FEATURE_DIM,
+    SNIPPETS,
+    WHOLE_TRACK_MAX,
+    decode_excerpt,
+    extract_track,
+)
+from tests.audio_files import encode_tone, understate_flac_length
 from tests.conftest import CORPUS_FILES
+from tests.tagger.fault_helpers import add_picture
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
@@ -107,3 +118,66 @@ def test_truncated_mp3_keeps_what_decodes(corpus: Path, tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) // 3])
     y = decode(cut)
     assert 20 * SAMPLE_RATE < y.size < 100 * SAMPLE_RATE
+
+
+def test_a_whole_read_is_bounded_whatever_the_header_says(tmp_path: Path) -> None:
+    """A FLAC whose STREAMINFO says 10 s but holds 120 s: a whole read stops at the limit and
+    estimates the real length from the share of the file it took."""
+    path = encode_tone(tmp_path / "long.flac", 120.0, "flac", "flac", rate=22050)
+    understate_flac_length(path, 10.0)
+    with AudioFile(path) as audio:
+        assert audio.info.duration == pytest.approx(10.0)
+        y, longer = audio.read_whole(45.0)
+    assert y.size == 45 * SAMPLE_RATE
+    assert longer == pytest.approx(120.0, rel=0.1)
+    # A track that ends within the limit is read whole, exactly as a plain read gives it.
+    short = encode_tone(tmp_path / "short.flac", 30.0, "flac", "flac", rate=22050)
+    understate_flac_length(short, 10.0)
+    with AudioFile(short) as audio:
+        y, longer = audio.read_whole(45.0)
+    assert longer is None
+    np.testing.assert_array_equal(y, decode(short))
+    assert abs(y.size - 30 * SAMPLE_RATE) <= 2
+
+
+def test_the_excerpt_policy_hears_an_understated_track_as_snippets(tmp_path: Path) -> None:
+    path = encode_tone(tmp_path / "long.flac", 120.0, "flac", "flac", rate=22050)
+    understate_flac_length(path, 10.0)
+    y, duration = decode_excerpt(path)
+    assert y.size == SNIPPETS * PATCH_SAMPLES  # not 120 s, not even the 45 s head
+    assert duration == pytest.approx(120.0, rel=0.1)
+    assert duration > WHOLE_TRACK_MAX
+    tf = extract_track(path)
+    assert tf.snippets and tf.sequences[0].shape == (SNIPPETS, FEATURE_DIM)
+
+
+def _audio_start(flac: bytes) -> int:
+    """Where a FLAC file's first audio frame starts: after its last metadata block."""
+    pos = 4
+    while True:
+        last, size = flac[pos] & 0x80, int.from_bytes(flac[pos + 1 : pos + 4], "big")
+        pos += 4 + size
+        if last:
+            return pos
+
+
+def test_large_pictures_are_not_junk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Booklet scans in front of the audio do not count against the junk limit (1 MB here, so
+    the file stays small); bytes that are neither audio nor pictures still do."""
+    monkeypatch.setattr(audio_module, "JUNK_LIMIT", 1 << 20)
+    path = encode_tone(tmp_path / "booklet.flac", 5.0, "flac", "flac")
+    add_picture(path, 3 << 20)
+    assert picture_bytes(path) == 3 << 20
+    y = decode(path)
+    assert abs(y.size - 5 * SAMPLE_RATE) <= 2
+    data = path.read_bytes()
+    start = _audio_start(data)
+    junk = tmp_path / "booklet-and-junk.flac"
+    junk.write_bytes(data[:start] + bytes(3 << 20) + data[start:])
+    with pytest.raises(AudioError, match="no audio found in 1 MB"):
+        decode(junk)
+    zeros = tmp_path / "zeros.flac"
+    zeros.write_bytes(bytes(3 << 20))
+    assert picture_bytes(zeros) == 0
+    with pytest.raises(AudioError, match="no audio found in 1 MB|not a readable audio file"):
+        decode(zeros)

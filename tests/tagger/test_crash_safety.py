@@ -1,9 +1,12 @@
 """Kill trials: `mertag scan` killed with SIGKILL at random moments, and stopped with Ctrl-C.
 
-After every kill each file must decode with its audio bit-identical and hold none or all of
-mertag's fields, the index must pass SQLite's integrity check with every row whole, and the next
-scan must analyse only what is not finished. Each trial is one real scan in a subprocess (its own
-process group, so the kill takes the workers too), on tracks the test encodes itself.
+After every kill, once the interrupted write-back (if any) is finished as the next scan finishes
+it, each file must decode with its audio bit-identical and hold none or all of mertag's fields,
+the index must pass SQLite's integrity check with every row whole, and the next scan must analyse
+only what is not finished. The library holds an ID3v2.3 file, which must stay v2.3 with its
+frames, and hard links (second names in a download folder), which must keep one inode. Each trial
+is one real scan in a subprocess (its own process group, so the kill takes the workers too), on
+tracks the test encodes itself.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from mutagen.id3 import ID3, TYER
 
 from mertag.tagger.model import accepted_model_ids, default_model_path, read_model_info
-from mertag.tagger.safe_write import TEMP_SUFFIX, remove_stale_temps
+from mertag.tagger.safe_write import TEMP_SUFFIX, finish_interrupted_writes, remove_stale_temps
 from mertag.tagger.tags import read_tags
+from mertag.tagger.write_journal import pending
 from tests.tagger.fault_helpers import (
     add_picture,
     check_index,
@@ -49,7 +54,10 @@ NAMES = [
     "05-tone.aiff",
     "06-tone.flac",
     "07-tone.mp3",
+    "08-v23.mp3",
 ]
+# name in the library -> its second name (a hard link) in a download folder beside it.
+LINKED = {"01-art.flac": "art.flac", "05-tone.aiff": "tone.aiff", "08-v23.mp3": "v23.mp3"}
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +68,22 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def _kill(proc: subprocess.Popen[str], lib: Path, rng: random.Random, aim: str) -> bool:
-    """SIGKILL the scan's process group, at a random moment ('any') or within 3 ms of seeing a
-    temp copy appear ('write'). False if the scan finished first."""
+    """SIGKILL the scan's process group, at a random moment ('any'), within 3 ms of seeing a
+    temp copy appear ('write'), or as soon as a write-back's journal appears ('write-back').
+    False if the scan finished first."""
     start = time.monotonic()
     if aim == "any":
         deadline = start + rng.uniform(0.0, 4.0)
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.005)
-    else:
+    elif aim == "write":
         while proc.poll() is None and time.monotonic() < start + 30 and not temp_files(lib):
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 0.003))
+    else:
+        while proc.poll() is None and time.monotonic() < start + 30 and not pending(lib):
+            time.sleep(0.0005)
+        time.sleep(rng.uniform(0.0, 0.002))
     if proc.poll() is not None:
         return False
     os.killpg(proc.pid, signal.SIGKILL)
@@ -86,10 +99,33 @@ def _reported(stderr: str) -> set[str]:
     }
 
 
+def _make_v23(path: Path) -> None:
+    tags = ID3()
+    tags.add(TYER(encoding=0, text=["1999"]))
+    tags.save(path, v2_version=3)
+
+
+def _check_identity(lib: Path, downloads: Path, inodes: dict[str, int]) -> None:
+    """Every hard link still shares its inode (and its tags); the v2.3 file is still v2.3."""
+    for name, other in LINKED.items():
+        st = os.stat(lib / name)
+        assert st.st_ino == inodes[name] == os.stat(downloads / other).st_ino, name
+        assert st.st_nlink == 2, name
+        assert read_tags(lib / name) == read_tags(downloads / other)
+    tags = ID3(lib / "08-v23.mp3", translate=False)
+    assert tags.version[:2] == (2, 3) and str(tags["TYER"]) == "1999"
+
+
 def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: list[Path]) -> None:
     lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    downloads = tmp_path / "downloads"
     fingerprints = make_library(lib, NAMES)
     add_picture(lib / "01-art.flac", 8 << 20)
+    _make_v23(lib / "08-v23.mp3")
+    downloads.mkdir()
+    for name, other in LINKED.items():
+        os.link(lib / name, downloads / other)
+    inodes = {name: os.stat(lib / name).st_ino for name in LINKED}
     model_ids = {"test-linear-0", "test-linear-1"}
     rng = random.Random(SEED)
     phase = 0
@@ -102,15 +138,21 @@ def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: 
         proc = start_scan(
             [str(lib), "--index", str(index), "--model", str(models[phase % 2]), "-j", jobs, "-v"]
         )
-        aim = "write" if trial % 2 else "any"
+        aim = ("any", "write", "any", "write-back")[trial % 4]
         killed = _kill(proc, lib, rng, aim)
         _, stderr = proc.communicate(timeout=60)
         assert not wait_group_gone(proc.pid, 10), "workers outlived the kill"
         counts[f"killed ({aim})" if killed else "finished before the kill"] += 1
+        counts["killed with a write-back's journal on disk"] += bool(pending(lib))
+        # What the next scan does before it touches a file: finish a journaled write-back.
+        finished_writes, problems = finish_interrupted_writes(lib)
+        assert not problems, problems
+        counts["write-backs finished from their journal"] += len(finished_writes)
 
         # Only due tracks were analysed: finished ones are never redone.
         assert _reported(stderr) <= due, (trial, stderr)
         tagged = [check_track(p, fp, model_ids) for p, fp in fingerprints.items()]
+        _check_identity(lib, downloads, inodes)
         rows = check_index(index)
         for path, row in rows.items():
             st = os.stat(path)
@@ -147,6 +189,7 @@ def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: 
     for path, fp in fingerprints.items():
         assert check_track(path, fp, model_ids)
         assert read_tags(path)["MERTAG_MODEL"] == model_id
+    _check_identity(lib, downloads, inodes)
     rows = check_index(index)
     assert set(rows) == {str(p) for p in fingerprints}
     assert all(r["status"] == "ok" and r["tagged"] == 1 for r in rows.values())

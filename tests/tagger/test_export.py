@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,20 @@ def test_non_finite_float_is_null_in_json() -> None:
 def test_unknown_format_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown export format 'xml'.*csv, json"):
         export_rows(ROWS, "xml", io.StringIO())
+
+
+def test_export_into_a_missing_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mertag.tagger.cli import app
+    from mertag.tagger.index import Index
+
+    index = tmp_path / "index.db"
+    with Index(index):
+        pass
+    target = tmp_path / "missing" / "x.csv"
+    result = CliRunner().invoke(app, ["export", "--index", str(index), "--output", str(target)])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0] and "No such file" in lines[0], lines

@@ -22,10 +22,11 @@ from mertag.tagger.display import display
 from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import Index
 from mertag.tagger.model import default_model_path, read_model_info
-from mertag.tagger.scan import ScanOptions, ScanRefused, process_track, run_scan
+from mertag.tagger.pipeline import TrackWork, process_track
+from mertag.tagger.scan import ScanOptions, ScanRefused, run_scan
 from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import REPO, check_index, make_track, mertag_command, temp_files
-from tests.tagger.onnx_models import linear_model
+from tests.tagger.onnx_models import broken_model, linear_model
 
 runner = CliRunner()
 HUGE = 4 << 30  # a 4 GiB sparse file: no disk used, but a decoder scanning it would take minutes
@@ -148,14 +149,14 @@ def test_a_file_changed_after_analysis_keeps_its_bytes(tmp_path: Path) -> None:
     before = digest(path)
     # Another program saves the file after mertag planned and analysed it: mtime moves on.
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    outcome = process_track(path, st.st_size, st.st_mtime_ns, model, None, True, False)
+    outcome = process_track(path, st.st_size, st.st_mtime_ns, TrackWork(model))
     assert outcome.prediction is not None  # analysed...
     assert outcome.tagged is False  # ...but the stale result was not written
     assert outcome.tag_error == "tag write failed: file changed during tag write"
     assert digest(path) == before and not temp_files(tmp_path)
     # A rescan sees the new state and tags it.
     st = path.stat()
-    outcome = process_track(path, st.st_size, st.st_mtime_ns, model, None, True, False)
+    outcome = process_track(path, st.st_size, st.st_mtime_ns, TrackWork(model))
     assert outcome.tagged is True and read_tags(path)["MERTAG_MODEL"] == "test-linear-0"
 
 
@@ -171,6 +172,18 @@ def test_a_file_changed_after_analysis_keeps_its_bytes(tmp_path: Path) -> None:
         (lambda d: d / "notes.onnx", "not a valid ONNX model"),
         (lambda d: d / "missing.onnx", "model file not found"),
         (lambda d: d, "is a folder, not a model file"),
+        *[
+            (
+                lambda d, fault=fault: broken_model(d / f"{fault}.onnx", fault),
+                f"{fault}.onnx: gives {reason}",
+            )
+            for fault, reason in [
+                ("nan", "NaN or infinite probabilities"),
+                ("negative", "a negative probability (-0.7"),  # then "...) on a probe input"
+                ("not-a-distribution", "probabilities summing to 2, not 1"),
+                ("wrong-shape", "an output of shape (2, 5), not (2, 4)"),
+            ]
+        ],
     ],
 )
 def test_a_wrong_model_is_refused_before_any_work(tmp_path: Path, make_model, message) -> None:  # type: ignore[no-untyped-def]
@@ -329,3 +342,35 @@ def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
     assert rows[str(secret)]["status"] == "error"
     assert rows[str(lib / "locked")]["status"] == "error"
     assert rows[str(good)]["tagged"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("nan", "NaN or infinite probabilities"),
+        ("negative", "a negative probability"),
+        ("not-a-distribution", "probabilities summing to 2, not 1"),
+    ],
+)
+def test_a_model_that_goes_wrong_on_real_tracks_tags_nothing(
+    corpus: Path, tmp_path: Path, fault: str, reason: str
+) -> None:
+    """A model that passes the probe when loaded but gives no distribution on real music: each
+    track gets one error line and an error row, no file gets a tag, and the scan finishes."""
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    lib.mkdir()
+    tracks = [(corpus / name).rename(lib / name) for name in ("lava.wav", "egypt.flac")]
+    before = digests(lib)
+    model = broken_model(tmp_path / f"{fault}.onnx", fault, when="tracks")
+    result = runner.invoke(
+        app, ["scan", str(lib), "--index", str(index), "--model", str(model), "-j", "1"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.stderr  # the summary: the scan ran to its end
+    rows = check_index(index)
+    for track in tracks:
+        (line,) = error_lines(result.stderr, track)
+        assert f"model {fault}.onnx gave {reason}" in line
+        assert rows[str(track)]["status"] == "error" and reason in rows[str(track)]["error"]
+        assert read_tags(track) == {}
+    assert digests(lib) == before

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mertag.tagger.library import AUDIO_EXTENSIONS, Walk, is_audio_name, walk
+from tests.tagger.fault_helpers import FORMATS, make_track
 
 BAD_NAME = os.fsdecode(b"bad\xff.mp3")  # not valid UTF-8: a str with a surrogate escape
 
@@ -179,3 +180,19 @@ def test_folder_that_cannot_be_listed_is_a_problem(
     result = walk([tree])
     assert tree / "Podcasts/ep1.mp3" in result.tracks
     assert dict(result.problems)[locked] == "cannot list folder: Permission denied"
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+def test_a_named_file_without_an_audio_suffix_is_decided_by_content(
+    tmp_path: Path, suffix: str
+) -> None:
+    track = make_track(tmp_path / f"t{suffix}")
+    bare, wrong = tmp_path / "track", tmp_path / "track.txt"
+    os.link(track, bare)
+    os.link(track, wrong)
+    (tmp_path / "notes").write_text("not audio\n")
+    result = walk([bare, wrong, tmp_path / "notes"])
+    assert result.tracks == [bare]  # one file, reached twice: listed once
+    assert result.passed_over == 1 and not result.problems
+    # Inside a folder the name alone decides, so a walk never opens every file of a library.
+    assert walk([tmp_path]).tracks == [track]

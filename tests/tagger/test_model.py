@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 
 from mertag.models import MODELS_DIR
-from mertag.tagger.features import FEATURE_DIM, FEATURE_SETS
-from mertag.tagger.model import PACKAGED_MODELS, ModelError, MoodModel, model_path
-from tests.tagger.onnx_models import linear_model
+from mertag.tagger.features import FEATURE_DIM, FEATURE_SETS, LIBROSA_SLICE
+from mertag.tagger.model import (
+    PACKAGED_MODELS,
+    ModelError,
+    ModelOutputError,
+    MoodModel,
+    model_path,
+    output_problem,
+)
+from tests.tagger.onnx_models import FAULTS, broken_model, linear_model
 
 
 def test_a_valid_model_loads_and_predicts(tmp_path: Path) -> None:
@@ -79,3 +86,41 @@ def test_a_model_never_reads_columns_outside_its_feature_set() -> None:
     np.testing.assert_array_equal(fast.probabilities([seq]), fast.probabilities([other]))
     other[:, lo] += 1.0  # and does read its own
     assert not np.array_equal(fast.probabilities([seq]), fast.probabilities([other]))
+
+
+def test_output_problem_names_what_is_wrong() -> None:
+    good = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    assert output_problem(good, 2) is None
+    assert output_problem(good, 3) == "an output of shape (2, 4), not (3, 4)"
+    assert output_problem(good[:, :3], 2) == "an output of shape (2, 3), not (2, 4)"
+    assert output_problem(good[None], 2) == "an output of shape (1, 2, 4), not (2, 4)"
+    assert output_problem(good.astype(np.int64), 2) == "int64 output, not probabilities"
+    nan = good.copy()
+    nan[1, 2] = np.nan
+    assert output_problem(nan, 2) == "NaN or infinite probabilities"
+    shifted = good + np.array([1.0, -1.0, 0.0, 0.0], dtype=np.float32)  # rows still sum to 1
+    assert output_problem(shifted, 2) == "a negative probability (-1)"
+    assert output_problem(good * 2, 2) == "probabilities summing to 2, not 1"
+    assert output_problem(good + 1e-5, 2) is None  # float rounding is no fault
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_model_with_broken_outputs_is_refused_when_loaded(tmp_path: Path, fault: str) -> None:
+    path = broken_model(tmp_path / "m.onnx", fault)
+    with pytest.raises(ModelError, match="on a probe input; not a usable mood model") as info:
+        MoodModel(path)
+    assert str(info.value).startswith(f"{path}: gives ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fault", ["nan", "negative", "not-a-distribution"])
+def test_every_output_is_checked(tmp_path: Path, fault: str) -> None:
+    """A model that passes the probe but goes wrong on loud input: that call raises
+    ModelOutputError (one line), and the same session still serves other input."""
+    model = MoodModel(broken_model(tmp_path / "m.onnx", fault, when="tracks"))
+    quiet = np.zeros((3, FEATURE_DIM), dtype=np.float32)
+    loud = quiet.copy()
+    loud[:, LIBROSA_SLICE] = -40.0  # every log-mel band at -40 dB, as real music has
+    with pytest.raises(ModelOutputError, match="model m.onnx gave ") as info:
+        model.probabilities([quiet, loud])
+    assert "\n" not in str(info.value)
+    np.testing.assert_allclose(model.probabilities([quiet]).sum(axis=1), 1.0, rtol=1e-5)

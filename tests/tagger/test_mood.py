@@ -22,8 +22,9 @@ def test_corners_and_formula() -> None:
 def test_custom_mood_words_and_bad_input() -> None:
     p = predict_mood([0.1, 0.6, 0.2, 0.1], "m", {"Q2": "Tense"})
     assert p.mood == "Tense"
-    with pytest.raises(ValueError):
-        predict_mood([0.5, 0.5], "m")
+    for bad in ([0.5, 0.5], [1.5, -0.5, 0.0, 0.0], [0.0] * 4, [float("nan"), 0.5, 0.5, 0.0]):
+        with pytest.raises(ValueError):
+            predict_mood(bad, "m")
 
 
 def test_below_the_threshold_a_prediction_is_uncertain_but_keeps_its_numbers():

@@ -4,6 +4,7 @@ strict third-party parser, every location resolving to the indexed file."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import mutagen
@@ -29,8 +30,16 @@ def test_one_playlist_per_mood_ordered_by_confidence(library: Library, tmp_path:
 
     rows = {r.path: r for r in _ok_rows(library) if r.path != str(gone)}
     listed: list[str] = []
-    for mood in ("Happy", "Angry", "Sad", "Relaxed"):  # every mood has a file, even if empty
-        entries = read_playlist(out / f"{mood}.m3u8")
+    moods = ("Happy", "Angry", "Sad", "Relaxed")
+    for mood in moods:
+        target = out / f"{mood}.m3u8"
+        members = [r for r in rows.values() if r.mood == mood]
+        if not members:  # no empty playlist files; the user is told which moods had none
+            assert not target.exists()
+            assert f"no tracks for {mood} (Q" in result.stderr
+            continue
+        entries = read_playlist(target)
+        assert len(entries) == len(members)
         for e in entries:
             assert Path(e.location).is_absolute() and e.path.is_file()
             row = rows[e.location]
@@ -39,6 +48,56 @@ def test_one_playlist_per_mood_ordered_by_confidence(library: Library, tmp_path:
         confidences = [rows[e.location].confidence for e in entries]
         assert confidences == sorted(confidences, reverse=True)
     assert sorted(listed) == sorted(rows)  # every playable track exactly once
+    assert {f.name for f in out.iterdir()} <= {f"{m}.m3u8" for m in moods}  # no temp files
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_playlist_modes_follow_the_umask(
+    library: Library, tmp_path: Path, umask: int, mode: int
+) -> None:
+    out = tmp_path / "pl"
+    old = os.umask(umask)
+    try:
+        assert invoke(["playlist", "-o", out, "--index", library.index]).exit_code == 0
+        single = out / "all.m3u8"
+        assert invoke(["playlist", "-o", single, "--index", library.index]).exit_code == 0
+        journey = out / "journey.m3u8"
+        args = ["playlist", "--journey", "sad", "happy", "-n", 3, "-o", journey]
+        assert invoke([*args, "--index", library.index]).exit_code == 0
+    finally:
+        os.umask(old)
+    files = sorted(out.iterdir())
+    assert len(files) >= 3
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == mode, f.name
+
+
+def test_a_query_selects_the_tracks_of_one_playlist(library: Library, tmp_path: Path) -> None:
+    rows = _ok_rows(library)
+    mid = sorted(r.arousal for r in rows)[len(rows) // 2]
+    target = tmp_path / "calm.m3u8"
+    args = ["playlist", f"arousal:..{mid}", "--sort", "arousal", "-o", target]
+    result = invoke([*args, "--index", library.index])
+    assert result.exit_code == 0, result.output
+    entries = read_playlist(target)
+    by_path = {r.path: r for r in rows}
+    chosen = [by_path[e.location] for e in entries]
+    assert len(chosen) == sum(r.arousal <= mid for r in rows)
+    assert [r.arousal for r in chosen] == sorted(r.arousal for r in chosen)
+    none = invoke(
+        ["playlist", "arousal:5..", "-o", tmp_path / "none.m3u8", "--index", library.index]
+    )
+    assert none.exit_code == 0 and not (tmp_path / "none.m3u8").exists()
+    assert "no tracks for" in none.stderr and "no playlist written" in none.stderr
+
+
+def test_mood_playlists_of_a_query(library: Library, tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    result = invoke(["playlist", "path:Generated/", "-o", out, "--index", library.index])
+    assert result.exit_code == 0, result.output
+    files = list(out.glob("*.m3u8"))
+    assert [e.path.name for f in files for e in read_playlist(f)] == ["chord.wav"]
+    assert result.stderr.count("no playlist written") == 3
 
 
 def test_extinf_has_duration_and_artist_title(library: Library, tmp_path: Path) -> None:
@@ -87,14 +146,16 @@ def test_filters_confidence_and_path(library: Library, tmp_path: Path) -> None:
     assert [e.path.name for e in got] == ["chord.wav"]
 
 
-def test_rerun_empties_a_mood_that_lost_its_tracks(library: Library, tmp_path: Path) -> None:
+def test_rerun_leaves_an_earlier_playlist_and_says_so(library: Library, tmp_path: Path) -> None:
     out = tmp_path / "pl"
     assert invoke(["playlist", "-o", out, "--index", library.index]).exit_code == 0
-    before = {f.name: len(read_playlist(f)) for f in out.glob("*.m3u8")}
+    before = {f.name: f.read_bytes() for f in out.glob("*.m3u8")}
     args = ["playlist", "-o", out, "--index", library.index, "--path", "/nowhere/*"]
-    assert invoke(args).exit_code == 0
-    after = {f.name: len(read_playlist(f)) for f in out.glob("*.m3u8")}
-    assert set(after) == set(before) and not any(after.values())
+    result = invoke(args)
+    assert result.exit_code == 0
+    assert {f.name: f.read_bytes() for f in out.glob("*.m3u8")} == before  # nothing lost
+    for name in before:
+        assert f"{out / name} from an earlier run is left as it was" in result.stderr
 
 
 def test_out_comes_from_the_config_or_is_required(

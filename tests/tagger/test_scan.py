@@ -21,6 +21,8 @@ from mertag.tagger.cli import app
 from mertag.tagger.index import Index
 from mertag.tagger.tags import audio_fingerprint, read_tags
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+from tests.tagger.fault_helpers import FORMATS, make_track
+from tests.tagger.onnx_models import linear_model
 from tests.tagger.scanned_library import empty_config
 
 GOOD = CORPUS_FILES
@@ -310,3 +312,51 @@ def test_subprocess_scan_and_lazy_help(corpus: Path, tmp_path: Path) -> None:
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"
+
+
+def test_jsonl_streams_one_line_per_track_then_the_summary(tmp_path: Path) -> None:
+    """`--format jsonl` (a subprocess, so stdout is a real pipe): a line per track in the
+    order they finish, the summary last."""
+    from tests.tagger.fault_helpers import make_library, mertag_command
+
+    lib = tmp_path / "lib"
+    make_library(lib, ["a.mp3", "b.flac", "c.wav"])
+    (lib / "broken.mp3").write_bytes(b"")
+    model = linear_model(tmp_path / "m.onnx")
+    args = ["scan", str(lib), "--index", str(tmp_path / "i.db"), "--model", str(model)]
+    done = subprocess.run(
+        [*mertag_command(), *args, "--format", "jsonl", "-j", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr  # the empty file failed
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(Path(r["path"]).name for r in lines[:-1]) == [
+        "a.mp3",
+        "b.flac",
+        "broken.mp3",
+        "c.wav",
+    ]
+    assert {Path(r["path"]).name: r["status"] for r in lines[:-1]}["broken.mp3"] == "error"
+    assert lines[-1]["summary"]["analysed"] == 3
+
+
+def test_files_named_without_an_audio_suffix_are_tagged_by_content(tmp_path: Path) -> None:
+    named = []
+    for i, suffix in enumerate(sorted(FORMATS)):
+        track = make_track(tmp_path / f"t{suffix}", index=i)
+        named.append(track.rename(tmp_path / ("bare" + suffix.replace(".", "-"))))
+    named.append(make_track(tmp_path / "wrong.flac").rename(tmp_path / "wrong.txt"))
+    (tmp_path / "notes").write_text("not audio\n")
+    model = linear_model(tmp_path / "m.onnx")
+    index = tmp_path / "index.sqlite3"
+    args = ["scan", *map(str, named), str(tmp_path / "notes"), "--index", str(index)]
+    result = runner.invoke(app, [*args, "--model", str(model), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    with Index(index) as idx:
+        assert idx.count() == len(named)
+        for path in named:
+            row = idx.get(str(path))
+            assert row is not None and row.status == "ok" and row.tagged == 1, path
+            assert read_tags(path)["MOOD"] == row.mood

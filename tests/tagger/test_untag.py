@@ -8,11 +8,13 @@ import shutil
 from pathlib import Path
 
 import mutagen
+from mutagen.flac import FLAC
 from mutagen.id3 import TMOO
 
 from mertag.tagger.index import Index
-from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags, write_tags
+from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
 from mertag.tagger.untag import mertag_mood
+from tests.conftest import CORPUS
 from tests.tagger.scanned_library import (
     BAD,
     CORPUS_NAMES,
@@ -23,6 +25,8 @@ from tests.tagger.scanned_library import (
 )
 
 TAGGED = [*CORPUS_NAMES, *GENERATED]
+# WAV files that had no ID3 chunk before the scan: untag takes the chunk out again.
+NO_ID3 = ("lava.wav", GENERATED[1])
 
 
 def _digest(path: Path) -> str:
@@ -46,6 +50,9 @@ def test_untag_every_format_keeps_everything_else(library: Library) -> None:
             fingerprint, others, _ = before[p]
             assert read_tags(p) == {}, p.name
             assert audio_fingerprint(p) == fingerprint, p.name
+            if any(str(p).endswith(name) for name in NO_ID3):
+                assert mutagen.File(p).tags is None, p.name  # no empty `id3 ` chunk left
+                others = {**others, "id3_version": "None"}
             assert other_tags(p) == others, p.name
             row = idx.get(str(p))
             assert row is not None and row.tagged == 0 and row.tag_error is None
@@ -53,6 +60,8 @@ def test_untag_every_format_keeps_everything_else(library: Library) -> None:
             st = p.stat()
             assert (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert library.path("celtic.mp3").read_bytes()[-128:] == v1_tail  # ID3v1 kept verbatim
+    # A WAV that had no ID3 chunk comes out of scan + untag byte-identical.
+    assert library.path("lava.wav").read_bytes() == (CORPUS / "lava.wav").read_bytes()
 
 
 def test_dry_run_changes_nothing(library: Library) -> None:
@@ -65,7 +74,8 @@ def test_dry_run_changes_nothing(library: Library) -> None:
     assert library.rows() == rows
     bay = read_tags(paths[0])
     line = next(x for x in result.stderr.splitlines() if x.startswith(str(paths[0])))
-    assert f"would remove MOOD={bay['MOOD']}, MERTAG_QUADRANT={bay['MERTAG_QUADRANT']}" in line
+    mood, quadrant = bay["MOOD"], bay["MERTAG_QUADRANT"]
+    assert f"would remove MOOD={mood}, MERTAG_MOOD={mood}, MERTAG_QUADRANT={quadrant}" in line
     assert "would untag 2 of 2 audio files" in result.stderr
 
 
@@ -113,7 +123,9 @@ def test_files_the_index_does_not_know(library: Library, tmp_path: Path) -> None
     theirs = tmp_path / "theirs.flac"
     shutil.copy2(library.path("egypt.flac"), theirs)
     quadrant = read_tags(theirs)["MERTAG_QUADRANT"]
-    write_tags(theirs, {"MOOD": "Dreamy"})
+    flac = FLAC(theirs)
+    flac["MOOD"] = ["Dreamy"]  # the user's own word, set after the scan
+    flac.save()
     no_index = tmp_path / "no-index.sqlite3"
     result = invoke(["untag", ours, theirs, "--index", no_index])
     assert result.exit_code == 0, result.output

@@ -200,3 +200,17 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_train_without_the_train_extra_is_one_line_and_exit_2(tmp_path: Path):
+    """With torch absent (blocked in sys.modules, as if never installed) `mertag train` says
+    what is missing and how to install it."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.argv = ['mertag', 'train', 'x.csv'];"
+        "from mertag.tagger.cli import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "torch" in lines[0] and "pip install torch==2.13.0 'mertag[train]'" in lines[0]

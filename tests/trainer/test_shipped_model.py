@@ -104,7 +104,7 @@ def test_pinned_probabilities(model: MoodModel):
 
 
 def test_tags_a_real_file(model: MoodModel):
-    from mertag.tagger.analyse import analyse_track
+    from mertag.tagger.pipeline import analyse_track
 
     path = need_shared(CORPUS / CORPUS_FILES[0])
     prediction = analyse_track(path, model)

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from mertag.tagger.backends import BackendError
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.model import MoodModel
-from mertag.tagger.scan import ScanOptions, TrackOutcome, run_scan
+from mertag.tagger.pipeline import TrackOutcome
+from mertag.tagger.scan import ScanOptions, run_scan
 from mertag.tagger.tags import read_tags
-from mertag.tagger.workers import BackendError
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
 
 # Columns that must match between two scans of the same files (not paths or times).
@@ -145,7 +146,7 @@ def test_unreachable_scheduler_is_a_clear_error(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     need_dask()
-    monkeypatch.setattr("mertag.tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("mertag.tagger.backends.CONNECT_TIMEOUT_S", 1.0)
     with pytest.raises(BackendError, match="cannot reach the Dask scheduler"):
         run_scan(options(corpus, backend="dask", scheduler="tcp://127.0.0.1:9", write=False))
 
@@ -203,7 +204,7 @@ def test_cli_backend_options_are_checked(corpus: Path, monkeypatch: pytest.Monke
         assert result.exit_code == 2, result.output
         assert message in result.output
     need_dask()
-    monkeypatch.setattr("mertag.tagger.workers.CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("mertag.tagger.backends.CONNECT_TIMEOUT_S", 1.0)
     args = ["--backend", "dask", "--scheduler", "tcp://127.0.0.1:9", "--no-write"]
     result = runner.invoke(app, ["scan", str(corpus), "--index", index, *args])
     assert result.exit_code == 2, result.output

@@ -1,0 +1,179 @@
+"""One track through the stages: decode -> features -> model -> (tags). Every backend (this
+process, local worker processes, Dask workers) and `mertag evaluate` run a track through here.
+
+Nothing here raises for bad input: `process_track` returns a TrackOutcome that says what
+happened, so a worker never dies of a bad file and the scan records it and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mertag.tagger.audio import AudioError
+from mertag.tagger.features import TrackFeatures, extract_track
+from mertag.tagger.model import ModelOutputError, MoodModel, shared_model
+from mertag.tagger.mood import Prediction
+
+
+@dataclass(frozen=True)
+class TrackWork:
+    """What to do with every track of a scan, as plain values a worker can receive."""
+
+    model_path: Path
+    moods: Mapping[str, str] | None = None
+    write: bool = True  # write the tags where the track was analysed
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
+    plan: bool = False  # (without write) list the changes a write would make: a dry run
+
+    def analysis_only(self) -> TrackWork:
+        """The same work without the tag write (a Dask worker analyses, the client writes)."""
+        return replace(self, write=False)
+
+
+@dataclass
+class TrackOutcome:
+    """What happened to one track: its mood, or why it failed."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    prediction: Prediction | None = None
+    error: str | None = None
+    tagged: bool | None = None  # True: mertag's tags are in the file now
+    planned: list[str] | None = None  # a dry run: the changes a write would make
+    tag_error: str | None = None
+    not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.tag_error is not None
+
+
+def track_features(path: Path, model: MoodModel) -> tuple[TrackFeatures, MoodModel]:
+    """A track's features and the model that classifies them: `model`, or its snippet model
+    (`MoodModel.snippet_model`) when the excerpt policy hears the track as snippets."""
+    for_snippets = model.snippet_model
+    features = extract_track(path, columns=model.columns, snippet_columns=for_snippets.columns)
+    return features, for_snippets if features.snippets else model
+
+
+def analyse_track(
+    path: Path, model: MoodModel, moods: Mapping[str, str] | None = None
+) -> Prediction:
+    """The mood of the track at `path`; raises AudioError for audio that cannot be analysed."""
+    features, chosen = track_features(path, model)
+    return chosen.predict(features.sequences, moods)
+
+
+def tag_values(prediction: Prediction) -> dict[str, str]:
+    """The fields mertag writes into a file for a prediction (no MOOD when its mood word is
+    empty: an uncertain prediction given the uncertain word "")."""
+    values = {
+        "MOOD": prediction.mood,
+        "MERTAG_QUADRANT": prediction.quadrant,
+        "MERTAG_VALENCE": f"{prediction.valence:.3f}",
+        "MERTAG_AROUSAL": f"{prediction.arousal:.3f}",
+        "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
+        "MERTAG_MODEL": prediction.model_id,
+    }
+    if not prediction.mood:
+        del values["MOOD"]
+    return values
+
+
+def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> TrackOutcome:
+    """Analyse one track and (if `work.write`) tag it; never raises for bad input."""
+    outcome = TrackOutcome(path=path, size=size, mtime_ns=mtime_ns)
+    model = shared_model(work.model_path)
+    try:
+        features, chosen = track_features(path, model)
+        t1 = time.perf_counter()
+        outcome.prediction = chosen.predict(features.sequences, work.moods)
+        t2 = time.perf_counter()
+        outcome.timings = {
+            "decode": features.decode_seconds,
+            "features": features.features_seconds,
+            "model": t2 - t1,
+        }
+    except (AudioError, ModelOutputError) as exc:
+        outcome.error = str(exc)
+        return outcome
+    except MemoryError:
+        outcome.error = "out of memory while analysing"
+        return outcome
+    if work.plan:
+        plan_outcome_tags(outcome, work)
+    if not work.write:
+        outcome.tagged = False
+        return outcome
+    write_outcome_tags(outcome, work)
+    return outcome
+
+
+def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
+    """The changes a tag write would make, as 'FIELD: old -> new' lines (nothing written)."""
+    from mertag.tagger.tags import TagError, plan_write
+
+    assert outcome.prediction is not None
+    try:
+        changes = plan_write(
+            outcome.path,
+            tag_values(outcome.prediction),
+            id3_version=work.id3_version,
+            overwrite_mood=work.overwrite_mood,
+        )
+    except (TagError, OSError) as exc:
+        outcome.planned = [f"cannot be tagged: {exc}"]
+        return
+    outcome.planned = [str(change) for change in changes]
+
+
+def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
+    """Write an analysed track's tags, unless the file changed since it was stat'ed for
+    analysis; a failure is recorded in the outcome, never raised. A format mertag cannot tag is
+    no failure: `not_tagged` says why it was left alone."""
+    from mertag.tagger.tags import (
+        FileChanged,
+        TagError,
+        UnsupportedFormat,
+        tagged_through_another_link,
+        write_tags,
+    )
+
+    assert outcome.prediction is not None
+    t0 = time.perf_counter()
+    values = tag_values(outcome.prediction)
+    try:
+        write_tags(
+            outcome.path,
+            values,
+            id3_version=work.id3_version,
+            overwrite_mood=work.overwrite_mood,
+            expect=(outcome.size, outcome.mtime_ns),
+        )
+        outcome.tagged = True
+        st = outcome.path.stat()
+        outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except UnsupportedFormat as exc:
+        outcome.tagged = False
+        outcome.not_tagged = str(exc)
+    except FileChanged as exc:
+        if tagged_through_another_link(outcome.path, values, work.id3_version, work.overwrite_mood):
+            outcome.tagged = True
+            st = outcome.path.stat()
+            outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+        else:
+            outcome.tagged = False
+            outcome.tag_error = f"tag write failed: {exc}"
+    except TagError as exc:
+        outcome.tagged = False
+        outcome.tag_error = f"tag write failed: {exc}"
+    except OSError as exc:
+        outcome.tagged = False
+        outcome.tag_error = f"tag write failed: {exc.strerror or exc}"
+    outcome.timings["tags"] = time.perf_counter() - t0

@@ -1,0 +1,89 @@
+"""The structure holds: no import circle anywhere in the package (imports inside functions
+count), the runtime never imports the trainer or torch, and data flows down the pipeline."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDERS = {"tagger": "mertag.tagger", "trainer": "mertag.trainer", "models": "mertag.models"}
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by its import name, read from the repository's folders."""
+    found = {"mertag": REPO / "tagger" / "_root" / "__init__.py"}
+    for folder, package in FOLDERS.items():
+        for path in (REPO / folder).glob("*.py"):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            found[name] = path
+    return found
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The package's modules that `path` imports, at any depth of the code."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        out.update(name for name in names if name in known)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    known = set(found)
+    return {name: imports_of(path, known) - {name} for name, path in found.items()}
+
+
+def test_no_import_circle() -> None:
+    edges = graph()
+    state: dict[str, int] = {}
+    circles: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(edges[name]):
+            # A package's __init__ importing its own module is not a circle of modules.
+            if dep == name.rpartition(".")[0]:
+                continue
+            if state.get(dep) == 1:
+                circles.append([*trail[trail.index(dep) :], dep] if dep in trail else [name, dep])
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = 2
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name, [name])
+    assert not circles, circles
+
+
+def test_the_runtime_never_imports_the_trainer_or_torch() -> None:
+    for name, path in modules().items():
+        if not name.startswith("mertag.tagger"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+            else:
+                continue
+            for target in targets:
+                assert not target.startswith(("mertag.trainer", "torch")), (name, target)
+
+
+def test_no_stage_imports_a_later_one() -> None:
+    """walk -> decode -> features -> model -> tags -> index: each stage imports only earlier
+    ones (pipeline, backends, scan and the CLI sit above them all)."""
+    order = ["library", "audio", "embeddings", "features", "mood", "model", "tags", "index"]
+    edges = graph()
+    for i, stage in enumerate(order):
+        later = {f"mertag.tagger.{s}" for s in order[i + 1 :]}
+        assert not edges[f"mertag.tagger.{stage}"] & later, stage

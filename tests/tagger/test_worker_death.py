@@ -1,0 +1,74 @@
+"""A local worker that dies (SIGKILL here, as the OOM killer sends it) costs only its track:
+one line naming the file and the signal, an error row, and the scan goes on (exit 1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from tests.tagger.fault_helpers import add_picture, make_library, make_track, start_scan
+from tests.tagger.onnx_models import linear_model
+
+KILL_FOR_SECONDS = 120.0
+
+
+def _holders(target: Path) -> list[int]:
+    """Processes other than this one with `target` open."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            links = [
+                os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")
+            ]
+        except OSError:
+            continue
+        if str(target) in links:
+            found.append(int(entry))
+    return found
+
+
+def _kill_whoever_opens(target: Path, stop: threading.Event, killed: list[int]) -> None:
+    deadline = time.monotonic() + KILL_FOR_SECONDS
+    while not stop.is_set() and time.monotonic() < deadline:
+        for pid in _holders(target):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.002)
+
+
+def test_a_worker_killed_on_every_try_costs_only_its_track(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    make_library(library, [f"t{i}.mp3" for i in range(5)])
+    doomed = make_track(library / "doomed.flac", seconds=4.0)
+    for _ in range(4):  # the tag write copies 60 MB: long enough to be seen open
+        add_picture(doomed, 15 << 20)
+    index = tmp_path / "index.db"
+    model = linear_model(tmp_path / "m.onnx")
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_whoever_opens, args=(doomed, stop, killed))
+    killer.start()
+    try:
+        proc = start_scan([str(library), "--index", str(index), "--model", str(model), "-j", "2"])
+        out, err = proc.communicate(timeout=300)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the test never saw a worker with the file open"
+    assert proc.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "doomed.flac" in lines[0] and "died (SIGKILL)" in lines[0], err
+    assert "Traceback" not in err
+    with sqlite3.connect(index) as db:
+        rows = dict(db.execute("SELECT path, status FROM tracks").fetchall())
+    assert rows.pop(str(doomed)) == "error"
+    assert sorted(Path(p).name for p in rows) == [f"t{i}.mp3" for i in range(5)]
+    assert set(rows.values()) == {"ok"}
