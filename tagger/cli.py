@@ -407,7 +407,7 @@ def list_tracks(
 ) -> None:
     """List the indexed tracks a query selects, as a table or as CSV/JSON."""
     from mertag.tagger.export import export_rows
-    from mertag.tagger.query import rows_table
+    from mertag.tagger.report import rows_table
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
@@ -440,7 +440,8 @@ def stats(
     """Tracks per mood, mean confidence, failures, gone files, index size and models in use."""
     import json
 
-    from mertag.tagger.query import library_stats, stats_tables
+    from mertag.tagger.query import library_stats
+    from mertag.tagger.report import stats_tables
 
     if fmt not in ("table", "json"):
         raise usage_error(f"--format must be table or json, not {fmt!r}")
@@ -619,9 +620,10 @@ def _journey(
     max_distance: float,
     relative_to: Path | None,
 ) -> None:
-    from mertag.tagger.journey import JourneyError, journey_table, plan_journey, write_journey
+    from mertag.tagger.journey import JourneyError, plan_journey, write_journey
     from mertag.tagger.playlist import playable, safe_file_name
     from mertag.tagger.querylang import index_words, resolve_quadrant
+    from mertag.tagger.report import journey_table
 
     known = index_words(idx.rows(status="ok"))
     start, start_row = _journey_start(idx, ends[0], config, known)
@@ -767,9 +769,7 @@ def show_config(
     """Print the effective configuration and where each value came from."""
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from mertag.tagger.report import config_table
 
     if fmt not in ("table", "json", "toml"):
         raise usage_error(f"--format must be table, json or toml, not {fmt!r}")
@@ -787,15 +787,8 @@ def show_config(
         }
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    state = "" if config.exists else " (not found: built-in defaults)"
-    console = Console(highlight=False)
-    console.print(Text(f"config file: {display(config.path)} [{config.origin}]{state}"))
-    table = Table(show_edge=False)
-    for name in ("key", "value", "from"):
-        table.add_column(name, overflow="fold")
-    for key, value, source in config.entries():
-        table.add_row(key, Text(value), source)
-    console.print(table)
+    for part in config_table(config):
+        terminal().print(part)
 
 
 COMMAND_GROUP = "mertag.commands"

@@ -194,6 +194,8 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return _toml_str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 

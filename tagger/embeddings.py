@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mertag.tagger.audio import SAMPLE_RATE
+
 if TYPE_CHECKING:
     import onnxruntime
 
-SAMPLE_RATE = 16000
-N_FFT = 512
-HOP = 256
-N_MELS = 96
+# musicnn's input recipe (its mel spectrogram, at the decoder's SAMPLE_RATE, which is musicnn's).
+MUSICNN_N_FFT = 512
+MUSICNN_HOP = 256
+MUSICNN_N_MELS = 96
 PATCH_FRAMES = 187
-PATCH_SAMPLES = PATCH_FRAMES * HOP
+PATCH_SAMPLES = PATCH_FRAMES * MUSICNN_HOP
 """Audio samples per patch: patch i covers samples [i * PATCH_SAMPLES, (i + 1) * PATCH_SAMPLES)."""
 FRONTENDS = ("musicnn_msd.onnx", "musicnn_mtt.onnx")
 """The packaged networks, in the order their outputs sit in a row."""
@@ -38,7 +40,7 @@ peak memory (the front-end maps) and batching is no faster per patch, so one at 
 
 def patch_count(n_samples: int) -> int:
     """Whole patches in `n_samples` of 16-kHz audio (librosa's centred frame count, cut in 187s)."""
-    return (1 + n_samples // HOP) // PATCH_FRAMES
+    return (1 + n_samples // MUSICNN_HOP) // PATCH_FRAMES
 
 
 def mel_patches(y: np.ndarray) -> np.ndarray:
@@ -53,16 +55,16 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected mono audio (1-D), got shape {y.shape}")
     n_patches = patch_count(y.size)
     if n_patches == 0:
-        return np.zeros((0, PATCH_FRAMES, N_MELS), dtype=np.float32)
+        return np.zeros((0, PATCH_FRAMES, MUSICNN_N_MELS), dtype=np.float32)
 
     import librosa
 
     mel = librosa.feature.melspectrogram(
-        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS
+        y=y, sr=SAMPLE_RATE, n_fft=MUSICNN_N_FFT, hop_length=MUSICNN_HOP, n_mels=MUSICNN_N_MELS
     ).T.astype(np.float32, copy=False)
     logmel = np.log10(np.float32(10000) * mel + np.float32(1))
     used = logmel[: n_patches * PATCH_FRAMES]
-    return np.ascontiguousarray(used.reshape(n_patches, PATCH_FRAMES, N_MELS))
+    return np.ascontiguousarray(used.reshape(n_patches, PATCH_FRAMES, MUSICNN_N_MELS))
 
 
 def frontend_path(frontend: str) -> Path:
@@ -132,9 +134,10 @@ class MusicnnEmbedder:
     def embed_patches(self, patches: np.ndarray) -> np.ndarray:
         """(n, 187, 96) log-mel patches -> (n, 250) float32: penultimate then tags."""
         patches = np.asarray(patches, dtype=np.float32)
-        if patches.ndim != 3 or patches.shape[1:] != (PATCH_FRAMES, N_MELS):
+        if patches.ndim != 3 or patches.shape[1:] != (PATCH_FRAMES, MUSICNN_N_MELS):
             raise ValueError(
-                f"expected patches of shape (n, {PATCH_FRAMES}, {N_MELS}), got {patches.shape}"
+                f"expected patches of shape (n, {PATCH_FRAMES}, {MUSICNN_N_MELS}), "
+                f"got {patches.shape}"
             )
         if len(patches) == 0:
             return np.zeros((0, NETWORK_DIM), dtype=np.float32)

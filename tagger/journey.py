@@ -25,11 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.table import Table
-from rich.text import Text
 
 from mertag.tagger.index import IndexRow
-from mertag.tagger.libmap import COLOURS
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS
 from mertag.tagger.playlist import Entry, render_m3u8, track_entry, write_text_atomic
 
@@ -241,26 +238,3 @@ def write_journey(journey: Journey, out: Path, *, relative_to: Path | None = Non
     entries = [track_entry(step.row.path) for step in journey.steps]
     write_text_atomic(out, render_m3u8(entries, relative_to=relative_to))
     return entries
-
-
-def journey_table(journey: Journey, entries: list[Entry]) -> Table:
-    """The journey step by step, for the terminal."""
-    table = Table(title=f"journey: {journey.title}", title_justify="left", show_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("mood")
-    table.add_column("valence", justify="right")
-    table.add_column("arousal", justify="right")
-    table.add_column("off path", justify="right")
-    table.add_column("track")
-    for n, (step, entry) in enumerate(zip(journey.steps, entries, strict=True), 1):
-        r = step.row
-        far = step.distance > journey.max_distance
-        table.add_row(
-            str(n),
-            Text(f"{r.mood} ({r.quadrant})", style=COLOURS.get(r.quadrant or "", "")),
-            f"{r.valence:+.2f}",
-            f"{r.arousal:+.2f}",
-            Text(f"{step.distance:.2f}" + (" !" if far else "  ")),
-            Text(entry.title),
-        )
-    return table

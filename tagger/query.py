@@ -10,20 +10,14 @@ import os
 import stat
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.table import Table
-from rich.text import Text
-
-from mertag.tagger.display import display
 from mertag.tagger.index import Index, IndexRow
-from mertag.tagger.libmap import COLOURS
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.querylang import (  # index_words, resolve_quadrant: importable from here too
     Query,
-    common_folder,
     index_words,  # noqa: F401
     option_terms,
     parse_query,
@@ -240,93 +234,3 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
         models=dict(models.most_common()),
         errors=dict(errors.most_common()),
     )
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "" if value is None else format(value, fmt)
-
-
-def rows_table(rows: Iterable[IndexRow]) -> Table:
-    """A rich table of rows for the terminal: paths relative to the folder they share (named in
-    the caption), an error column only when some row failed.
-
-    Every cell is a Text, never markup, so a '[' in a file name prints as it is.
-    """
-    rows = list(rows)
-    failed = any(r.status != "ok" or r.tag_error for r in rows)
-    root = common_folder([r.path for r in rows])
-    caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
-    if root is not None:
-        caption += f" under {display(root)}"
-    table = Table(show_edge=False, pad_edge=False, caption=Text(caption))
-    table.add_column("path", overflow="fold")
-    table.add_column("mood")
-    table.add_column("conf.", justify="right")
-    table.add_column("valence", justify="right")
-    table.add_column("arousal", justify="right")
-    if failed:
-        table.add_column("error", overflow="fold")
-    for r in rows:
-        mood = f"{r.mood} ({r.quadrant})" if r.mood else ""
-        shown = r.path if root is None else os.path.relpath(r.path, root)
-        cells = [
-            Text(display(shown)),
-            Text(mood, style=COLOURS.get(r.quadrant or "", "")),
-            Text(_num(r.confidence, ".2f")),
-            Text(_num(r.valence, "+.2f")),
-            Text(_num(r.arousal, "+.2f")),
-        ]
-        if failed:
-            cells.append(Text(r.error or r.tag_error or ""))
-        table.add_row(*cells)
-    return table
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = n / 1024
-    for unit in ("KB", "MB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
-def stats_tables(stats: LibraryStats) -> list[Table]:
-    """`mertag stats` for the terminal: moods, then the library's state, then models."""
-    moods = Table(title="tracks per mood", title_justify="left", show_edge=False)
-    moods.add_column("mood")
-    moods.add_column("tracks", justify="right")
-    moods.add_column("share", justify="right")
-    moods.add_column("mean conf.", justify="right")
-    for m in stats.moods:
-        share = f"{100 * m.tracks / stats.analysed:.0f}%" if stats.analysed else ""
-        moods.add_row(
-            Text(f"{'/'.join(m.words)} ({m.quadrant})"),
-            str(m.tracks),
-            share,
-            _num(m.mean_confidence, ".2f"),
-        )
-    moods.add_row("all", str(stats.analysed), "", _num(stats.mean_confidence, ".2f"))
-    state = Table(title="library", title_justify="left", show_edge=False, show_header=False)
-    state.add_column("what")
-    state.add_column("count", justify="right")
-    state.add_row("indexed tracks", str(stats.tracks))
-    state.add_row("analysed", str(stats.analysed))
-    state.add_row("failed to analyse", str(stats.failed))
-    for reason, n in stats.errors.items():
-        state.add_row(Text(f"  {reason}"), str(n))
-    state.add_row("mertag tags in the file", str(stats.tagged))
-    state.add_row("not tagged", str(stats.not_tagged))
-    state.add_row("  of which tag writes failed", str(stats.tag_failures))
-    state.add_row("files gone (mertag prune)", str(stats.gone))
-    state.add_row(Text(f"index {display(stats.index_path)}"), _size(stats.index_bytes))
-    models = Table(title="models in use", title_justify="left", show_edge=False)
-    models.add_column("model id")
-    models.add_column("tracks", justify="right")
-    for model, n in stats.models.items():
-        models.add_row(Text(model), str(n))
-    if not stats.models:
-        models.add_row("(none)", "")
-    return [moods, state, models]

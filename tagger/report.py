@@ -1,9 +1,12 @@
-"""What a scan shows the person at the terminal: progress, one line per failure, a summary."""
+"""Everything mertag prints for a person at the terminal: a scan's progress, one line per failure
+and its summary; the tables of `list`, `stats`, `config` and journeys."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,9 +25,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mertag.tagger.config import Config
 from mertag.tagger.display import display
+from mertag.tagger.index import IndexRow
+from mertag.tagger.journey import Journey
+from mertag.tagger.libmap import COLOURS
 from mertag.tagger.mood import QUADRANTS
 from mertag.tagger.pipeline import TrackOutcome
+from mertag.tagger.playlist import Entry
+from mertag.tagger.query import LibraryStats
+from mertag.tagger.querylang import common_folder
 from mertag.tagger.scan import ScanSummary
 
 
@@ -205,3 +215,128 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
         "interrupted": summary.interrupted,
     }
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def rows_table(rows: Iterable[IndexRow]) -> Table:
+    """A rich table of rows for the terminal: paths relative to the folder they share (named in
+    the caption), an error column only when some row failed.
+
+    Every cell is a Text, never markup, so a '[' in a file name prints as it is.
+    """
+    rows = list(rows)
+    failed = any(r.status != "ok" or r.tag_error for r in rows)
+    root = common_folder([r.path for r in rows])
+    caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
+    if root is not None:
+        caption += f" under {display(root)}"
+    table = Table(show_edge=False, pad_edge=False, caption=Text(caption))
+    table.add_column("path", overflow="fold")
+    table.add_column("mood")
+    table.add_column("conf.", justify="right")
+    table.add_column("valence", justify="right")
+    table.add_column("arousal", justify="right")
+    if failed:
+        table.add_column("error", overflow="fold")
+    for r in rows:
+        mood = f"{r.mood} ({r.quadrant})" if r.mood else ""
+        shown = r.path if root is None else os.path.relpath(r.path, root)
+        cells = [
+            Text(display(shown)),
+            Text(mood, style=COLOURS.get(r.quadrant or "", "")),
+            Text(_num(r.confidence, ".2f")),
+            Text(_num(r.valence, "+.2f")),
+            Text(_num(r.arousal, "+.2f")),
+        ]
+        if failed:
+            cells.append(Text(r.error or r.tag_error or ""))
+        table.add_row(*cells)
+    return table
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def stats_tables(stats: LibraryStats) -> list[Table]:
+    """`mertag stats` for the terminal: moods, then the library's state, then models."""
+    moods = Table(title="tracks per mood", title_justify="left", show_edge=False)
+    moods.add_column("mood")
+    moods.add_column("tracks", justify="right")
+    moods.add_column("share", justify="right")
+    moods.add_column("mean conf.", justify="right")
+    for m in stats.moods:
+        share = f"{100 * m.tracks / stats.analysed:.0f}%" if stats.analysed else ""
+        moods.add_row(
+            Text(f"{'/'.join(m.words)} ({m.quadrant})"),
+            str(m.tracks),
+            share,
+            _num(m.mean_confidence, ".2f"),
+        )
+    moods.add_row("all", str(stats.analysed), "", _num(stats.mean_confidence, ".2f"))
+    state = Table(title="library", title_justify="left", show_edge=False, show_header=False)
+    state.add_column("what")
+    state.add_column("count", justify="right")
+    state.add_row("indexed tracks", str(stats.tracks))
+    state.add_row("analysed", str(stats.analysed))
+    state.add_row("failed to analyse", str(stats.failed))
+    for reason, n in stats.errors.items():
+        state.add_row(Text(f"  {reason}"), str(n))
+    state.add_row("mertag tags in the file", str(stats.tagged))
+    state.add_row("not tagged", str(stats.not_tagged))
+    state.add_row("  of which tag writes failed", str(stats.tag_failures))
+    state.add_row("files gone (mertag prune)", str(stats.gone))
+    state.add_row(Text(f"index {display(stats.index_path)}"), _size(stats.index_bytes))
+    models = Table(title="models in use", title_justify="left", show_edge=False)
+    models.add_column("model id")
+    models.add_column("tracks", justify="right")
+    for model, n in stats.models.items():
+        models.add_row(Text(model), str(n))
+    if not stats.models:
+        models.add_row("(none)", "")
+    return [moods, state, models]
+
+
+def journey_table(journey: Journey, entries: list[Entry]) -> Table:
+    """The journey step by step, for the terminal."""
+    table = Table(title=f"journey: {journey.title}", title_justify="left", show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("mood")
+    table.add_column("valence", justify="right")
+    table.add_column("arousal", justify="right")
+    table.add_column("off path", justify="right")
+    table.add_column("track")
+    for n, (step, entry) in enumerate(zip(journey.steps, entries, strict=True), 1):
+        r = step.row
+        far = step.distance > journey.max_distance
+        table.add_row(
+            str(n),
+            Text(f"{r.mood} ({r.quadrant})", style=COLOURS.get(r.quadrant or "", "")),
+            f"{r.valence:+.2f}",
+            f"{r.arousal:+.2f}",
+            Text(f"{step.distance:.2f}" + (" !" if far else "  ")),
+            Text(entry.title),
+        )
+    return table
+
+
+def config_table(config: Config) -> list[Text | Table]:
+    """`mertag config`: where the file is, then every setting, its value and its source."""
+    state = "" if config.exists else " (not found: built-in defaults)"
+    heading = Text(f"config file: {display(config.path)} [{config.origin}]{state}")
+    table = Table(show_edge=False)
+    for name in ("key", "value", "from"):
+        table.add_column(name, overflow="fold")
+    for key, value, source in config.entries():
+        table.add_row(key, Text(value), source)
+    return [heading, table]

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mertag.tagger.embeddings import HOP, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.embeddings import MUSICNN_HOP, MUSICNN_N_FFT, MUSICNN_N_MELS, PATCH_FRAMES
 
 BN_EPS = 1e-3
 """TensorFlow's default batch-normalisation epsilon, which the checkpoint was trained with."""
@@ -40,9 +41,9 @@ FRONTEND_SOURCES = {
 
 ONNX_METADATA = {
     "sample_rate": str(SAMPLE_RATE),
-    "n_fft": str(N_FFT),
-    "hop": str(HOP),
-    "n_mels": str(N_MELS),
+    "n_fft": str(MUSICNN_N_FFT),
+    "hop": str(MUSICNN_HOP),
+    "n_mels": str(MUSICNN_N_MELS),
     "patch_frames": str(PATCH_FRAMES),
 }
 """What the ONNX file carries so the runtime can check it computes the input the same way."""
@@ -94,7 +95,7 @@ class Musicnn(nn.Module):
     every intermediate the upstream extractor exposes, laid out as upstream does, for parity tests.
     """
 
-    def __init__(self, n_mels: int = N_MELS, n_tags: int = 50) -> None:
+    def __init__(self, n_mels: int = MUSICNN_N_MELS, n_tags: int = 50) -> None:
         super().__init__()
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         # Timbral branches: 7 frames by 40% / 70% of the mel bands, 1.6 * 128 filters.
@@ -204,7 +205,7 @@ def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-m
     import onnx
 
     model = load_musicnn(weights_npz)
-    example = torch.zeros(2, PATCH_FRAMES, N_MELS)
+    example = torch.zeros(2, PATCH_FRAMES, MUSICNN_N_MELS)
     batch = torch.export.Dim("batch")
     with torch.no_grad():
         program = torch.onnx.export(

@@ -25,6 +25,7 @@ jobs = 3
 exclude = ["Podcasts", "*.wav"]
 playlist_dir = "~/Playlists"
 model = "fast"
+overwrite_mood = true
 """
 
 
@@ -43,6 +44,7 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert cfg.jobs == 3 and cfg.exclude == ("Podcasts", "*.wav")
     assert cfg.playlist_dir == Path("~/Playlists").expanduser()
     assert cfg.model == "fast"  # a shipped model's name stays a name
+    assert cfg.overwrite_mood is True
     assert set(cfg.sources.values()) == {"config file"}
     own = load_config(_write(tmp_path, 'model = "mine/mood.onnx"\n'))
     assert own.model == str(tmp_path / "mine" / "mood.onnx")  # a file, from the config's folder

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.embeddings import (
     EMBEDDING_DIM,
     FRONTENDS,
-    HOP,
-    N_FFT,
-    N_MELS,
+    MUSICNN_HOP,
+    MUSICNN_N_FFT,
+    MUSICNN_N_MELS,
     NETWORK_DIM,
     PATCH_FRAMES,
     PATCH_SAMPLES,
-    SAMPLE_RATE,
     MusicnnEmbedder,
     frontend_path,
     frontend_paths,
@@ -69,12 +69,12 @@ def test_packaged_frontends_are_present_and_labelled() -> None:
 @pytest.mark.parametrize(("seconds", "n_patches"), [(0.5, 0), (3.0, 1), (30.0, 10)])
 def test_mel_patch_shapes(seconds: float, n_patches: int) -> None:
     patches = mel_patches(_sine(seconds))
-    assert patches.shape == (n_patches, PATCH_FRAMES, N_MELS)
+    assert patches.shape == (n_patches, PATCH_FRAMES, MUSICNN_N_MELS)
     assert patches.dtype == np.float32
 
 
 def test_patch_samples_is_one_patch_of_frames() -> None:
-    assert PATCH_SAMPLES == PATCH_FRAMES * HOP
+    assert PATCH_SAMPLES == PATCH_FRAMES * MUSICNN_HOP
     assert mel_patches(np.zeros(PATCH_SAMPLES, np.float32)).shape[0] == 1
     assert mel_patches(np.zeros(2 * PATCH_SAMPLES, np.float32)).shape[0] == 2
 
@@ -84,14 +84,14 @@ def test_compression_is_log10_of_scaled_mel() -> None:
 
     y = _sine(7.0, freq=1000.0)
     mel = librosa.feature.melspectrogram(
-        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS
+        y=y, sr=SAMPLE_RATE, n_fft=MUSICNN_N_FFT, hop_length=MUSICNN_HOP, n_mels=MUSICNN_N_MELS
     ).T
     want = np.log10(10000 * mel.astype(np.float64) + 1)[: 2 * PATCH_FRAMES]
     got = mel_patches(y)
-    assert got.shape == (2, PATCH_FRAMES, N_MELS)
-    np.testing.assert_allclose(got.reshape(-1, N_MELS), want, rtol=1e-5, atol=1e-5)
+    assert got.shape == (2, PATCH_FRAMES, MUSICNN_N_MELS)
+    np.testing.assert_allclose(got.reshape(-1, MUSICNN_N_MELS), want, rtol=1e-5, atol=1e-5)
     # Patches follow one another without overlap.
-    np.testing.assert_array_equal(got[1, 0], got.reshape(-1, N_MELS)[PATCH_FRAMES])
+    np.testing.assert_array_equal(got[1, 0], got.reshape(-1, MUSICNN_N_MELS)[PATCH_FRAMES])
 
 
 def test_short_audio_gives_no_rows(embedder: MusicnnEmbedder) -> None:
