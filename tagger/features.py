@@ -36,10 +36,12 @@ from mertag.tagger.embeddings import (
     mel_patches,
     patch_count,
 )
+from mertag.tagger.loudness import normalise_level
 
 # Bump when anything below changes what a row holds: models record the schema they were fed.
-FEATURE_SCHEMA = "mertag-features-2"
-"""1: MSD_musicnn only (482 columns). 2: MSD_musicnn and MTT_musicnn (732 columns)."""
+FEATURE_SCHEMA = "mertag-features-3"
+"""1: MSD_musicnn only (482 columns). 2: MSD_musicnn and MTT_musicnn (732 columns). 3: as 2, on
+audio brought to TARGET_LUFS first (`mertag.tagger.loudness`), so a global gain changes nothing."""
 HOP = 512
 N_FFT = 2048
 N_MELS = 40
@@ -244,6 +246,8 @@ def embedder(frontend: str) -> MusicnnEmbedder:
 def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -> np.ndarray:
     """The feature sequence (patches, FEATURE_DIM) of mono float32 audio at SAMPLE_RATE.
 
+    The audio is first brought to TARGET_LUFS as a whole (`normalise_level`; SilentAudio when
+    it is near-silent), so its level, which playback gain and mastering set, is not a feature.
     Only the blocks that `columns` ([start, stop), a value of FEATURE_SETS) touch are computed
     (the librosa statistics, each musicnn network); the other columns are zero.
     """
@@ -251,6 +255,7 @@ def features_from_audio(y: np.ndarray, columns: tuple[int, int] = ALL_COLUMNS) -
         raise AudioError(
             f"too short to analyse ({y.size / SAMPLE_RATE:.1f} s; needs {MIN_SECONDS:.1f} s)"
         )
+    y = normalise_level(y)
     lo, hi = columns
     seq = np.zeros((patch_count(y.size), FEATURE_DIM), dtype=np.float32)
     # musicnn before librosa: onnxruntime's arena then settles before librosa's temporaries come

@@ -4,26 +4,30 @@ A mertag model takes `features` (batch, patches, FEATURE_DIM) float32, raw as
 `mertag.tagger.features`
 computes them (normalisation is inside the graph), and gives `probabilities` (batch, 4) over
 Q1..Q4. Its ONNX metadata says what it needs and how it was made; a file that lacks it, or whose
-feature schema is not the tagger's, is refused before any track is touched. Outputs are never
-trusted blindly: a model that gives no distribution on a probe input is refused when loaded, and
-every later output is checked (ModelOutputError, that track's error).
+feature schema is not the tagger's, is refused before any track is touched. Optional metadata:
+`calibration` (temperature scaling and the default confidence below which a prediction is
+uncertain, `mertag.tagger.calibration`) and `companion` (the shipped model, by its
+`PACKAGED_MODELS` name, that classifies the tracks this one hears as snippets). Outputs are
+never trusted blindly: a model that gives no distribution on a probe input is refused when loaded,
+and every later output is checked (ModelOutputError, that track's error).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mertag.models import PACKAGED_MODELS, SNIPPET_MODELS
+from mertag.models import PACKAGED_MODELS
 from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.calibration import Calibration, CalibrationError
 from mertag.tagger.embeddings import session_options
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
-from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.mood import QUADRANTS, Prediction, predict_mood
 
 MODEL_FORMAT = "1"
 INPUT_NAME = "features"
@@ -41,6 +45,7 @@ REQUIRED_METADATA = (
     "normalisation",
     "training_summary",
 )
+OPTIONAL_METADATA = ("calibration", "companion")
 
 
 PROBE_SHAPE = (2, 4, FEATURE_DIM)
@@ -100,6 +105,9 @@ class ModelInfo:
     columns: tuple[int, int]
     """The [start, stop) feature columns the model reads (its feature set, `FEATURE_SETS`)."""
     metadata: dict[str, str] = field(repr=False)
+    calibration: Calibration = Calibration()
+    companion: str | None = None
+    """The `PACKAGED_MODELS` name of the model for tracks heard as snippets, if not this one."""
 
     @property
     def training_summary(self) -> dict[str, Any]:
@@ -152,6 +160,15 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
     labels = tuple(meta["labels"].split(","))
     if labels != QUADRANTS:
         raise ModelError(f"{path}: labels {labels} are not {QUADRANTS}")
+    companion = meta.get("companion") or None
+    if companion is not None and companion not in PACKAGED_MODELS:
+        raise ModelError(
+            f"{path}: companion {companion!r} is not a shipped model ({', '.join(PACKAGED_MODELS)})"
+        )
+    try:
+        calibration = Calibration.from_metadata(meta.get("calibration"))
+    except CalibrationError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
     try:
         info = ModelInfo(
             path=path,
@@ -163,6 +180,8 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
             hop=int(meta["hop"]),
             columns=_columns(path, meta["normalisation"]),
             metadata=dict(meta),
+            calibration=calibration,
+            companion=companion,
         )
     except ValueError as exc:
         raise ModelError(f"{path}: malformed metadata ({exc})") from exc
@@ -221,10 +240,15 @@ class MoodModel:
 
     @property
     def snippet_model(self) -> MoodModel:
-        """The model for tracks heard as snippets: the shipped companion `SNIPPET_MODELS` names
-        for this model's id (this process's shared session), else this model itself."""
-        name = SNIPPET_MODELS.get(self.model_id)
+        """The model for tracks heard as snippets: the shipped model the file names as its
+        `companion` (this process's shared session), else this model itself."""
+        name = self.info.companion
         return self if name is None else shared_model(name)
+
+    @property
+    def uncertain_below(self) -> float | None:
+        """The model's default confidence below which a prediction is uncertain (None: never)."""
+        return self.info.calibration.uncertain_below
 
     @property
     def columns(self) -> tuple[int, int]:
@@ -232,7 +256,11 @@ class MoodModel:
         return self.info.columns
 
     def probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities over Q1..Q4 for each sequence: (len(sequences), 4)."""
+        """Calibrated probabilities over Q1..Q4 for each sequence: (len(sequences), 4)."""
+        return self.info.calibration.apply(self.raw_probabilities(sequences))
+
+    def raw_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """The graph's probabilities over Q1..Q4 for each sequence, before calibration."""
         out = np.empty((len(sequences), len(QUADRANTS)), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, seq in enumerate(sequences):
@@ -262,8 +290,24 @@ class MoodModel:
         return np.clip(probs, 0.0, None)
 
     def track_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
-        """One track's probabilities: the mean over its excerpts' predictions."""
-        return self.probabilities(sequences).mean(axis=0)
+        """One track's probabilities: the mean over its excerpts' predictions, calibrated (as
+        the trainer calibrated each clip's mean out of fold)."""
+        return self.info.calibration.apply(self.raw_probabilities(sequences).mean(axis=0))
+
+    def predict(
+        self,
+        sequences: Sequence[np.ndarray],
+        moods: Mapping[str, str] | None = None,
+        uncertain_below: float | None = None,
+        uncertain_word: str | None = None,
+    ) -> Prediction:
+        """One track's Prediction; below `uncertain_below` (default: the model's own,
+        `self.uncertain_below`; 0 never) it is marked uncertain, and its mood is
+        `uncertain_word` when given ("" means no mood word is written)."""
+        below = self.uncertain_below if uncertain_below is None else uncertain_below
+        return predict_mood(
+            self.track_probabilities(sequences), self.model_id, moods, below, uncertain_word
+        )
 
 
 _SHARED: dict[tuple[str, int, int], MoodModel] = {}
@@ -283,11 +327,15 @@ def shared_model(path: Path | str | None = None) -> MoodModel:
     return _SHARED[key]
 
 
-def accepted_model_ids(model_id: str) -> frozenset[str]:
-    """The model ids a scan with this model accepts as finished: its own, and its snippet
-    model's (`SNIPPET_MODELS`)."""
-    name = SNIPPET_MODELS.get(model_id)
-    return frozenset({model_id} if name is None else {model_id, shared_model(name).model_id})
+def accepted_model_ids(model: MoodModel | str) -> frozenset[str]:
+    """The model ids a scan with this model (or the shipped model of this id) accepts as
+    finished: its own, and its snippet model's (`MoodModel.snippet_model`)."""
+    if isinstance(model, str):
+        shipped = [m for m in map(shared_model, PACKAGED_MODELS) if m.model_id == model]
+        if not shipped:
+            return frozenset({model})
+        model = shipped[0]
+    return frozenset({model.model_id, model.snippet_model.model_id})
 
 
 def read_model_info(path: Path) -> ModelInfo:

@@ -2,7 +2,10 @@
 
 Valence and arousal are expectations over the quadrants' corners of Russell's plane:
 valence = (p_Q1 + p_Q4) - (p_Q2 + p_Q3) and arousal = (p_Q1 + p_Q2) - (p_Q3 + p_Q4), both in
-[-1, 1]; confidence is the largest probability.
+[-1, 1]; confidence is the largest probability. A prediction whose confidence is below the
+model's threshold is `uncertain`: it keeps its quadrant, probabilities, valence and arousal (for
+the index and the MERTAG_* fields); given an uncertain word, that is its mood instead of the
+quadrant's word ("" for none, and then no MOOD is written).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Prediction:
     valence: float
     arousal: float
     model_id: str
+    uncertain: bool = False
+    """Confidence below the threshold (`mood` is then the uncertain word, if one was given)."""
 
 
 ROUNDING = 1e-9
@@ -45,8 +50,12 @@ def predict_mood(
     probabilities: Sequence[float] | np.ndarray[Any, Any],
     model_id: str,
     moods: Mapping[str, str] | None = None,
+    uncertain_below: float | None = None,
+    uncertain_word: str | None = None,
 ) -> Prediction:
-    """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS)."""
+    """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS);
+    a confidence below `uncertain_below` makes it uncertain, with `uncertain_word` as its mood
+    when that is given (None: the quadrant's word, only the flag is set)."""
     p = np.asarray(probabilities, dtype=np.float64)
     if p.shape == (4,):
         p = np.where((p < 0) & (p > -ROUNDING), 0.0, p)  # float noise, not a negative value
@@ -59,12 +68,14 @@ def predict_mood(
     words = {**DEFAULT_MOODS, **(moods or {})}
     valence = float(sum(p[i] * CORNERS[q][0] for i, q in enumerate(QUADRANTS)))
     arousal = float(sum(p[i] * CORNERS[q][1] for i, q in enumerate(QUADRANTS)))
+    uncertain = uncertain_below is not None and float(p[best]) < uncertain_below
     return Prediction(
         quadrant=quadrant,
-        mood=words[quadrant],
+        mood=uncertain_word if uncertain and uncertain_word is not None else words[quadrant],
         probabilities=(float(p[0]), float(p[1]), float(p[2]), float(p[3])),
         confidence=float(p[best]),
         valence=valence,
         arousal=arousal,
         model_id=model_id,
+        uncertain=uncertain,
     )

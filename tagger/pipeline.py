@@ -15,7 +15,7 @@ from pathlib import Path
 from mertag.tagger.audio import AudioError
 from mertag.tagger.features import TrackFeatures, extract_track
 from mertag.tagger.model import ModelOutputError, MoodModel, shared_model
-from mertag.tagger.mood import Prediction, predict_mood
+from mertag.tagger.mood import Prediction
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,13 @@ def analyse_track(
 ) -> Prediction:
     """The mood of the track at `path`; raises AudioError for audio that cannot be analysed."""
     features, chosen = track_features(path, model)
-    return predict_mood(chosen.track_probabilities(features.sequences), chosen.model_id, moods)
+    return chosen.predict(features.sequences, moods)
 
 
 def tag_values(prediction: Prediction) -> dict[str, str]:
-    """The fields mertag writes into a file for a prediction."""
-    return {
+    """The fields mertag writes into a file for a prediction (no MOOD when its mood word is
+    empty: an uncertain prediction given the uncertain word "")."""
+    values = {
         "MOOD": prediction.mood,
         "MERTAG_QUADRANT": prediction.quadrant,
         "MERTAG_VALENCE": f"{prediction.valence:.3f}",
@@ -80,6 +81,9 @@ def tag_values(prediction: Prediction) -> dict[str, str]:
         "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
         "MERTAG_MODEL": prediction.model_id,
     }
+    if not prediction.mood:
+        del values["MOOD"]
+    return values
 
 
 def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> TrackOutcome:
@@ -89,8 +93,7 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     try:
         features, chosen = track_features(path, model)
         t1 = time.perf_counter()
-        probs = chosen.track_probabilities(features.sequences)
-        outcome.prediction = predict_mood(probs, chosen.model_id, work.moods)
+        outcome.prediction = chosen.predict(features.sequences, work.moods)
         t2 = time.perf_counter()
         outcome.timings = {
             "decode": features.decode_seconds,

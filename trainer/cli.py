@@ -92,9 +92,17 @@ def train(
         bool,
         typer.Option(
             "--augment/--no-augment",
-            help="Add noise/shift/pitch copies of training clips (training folds only).",
+            help="Add augmented copies of training clips (training folds only).",
         ),
     ] = True,
+    augmentations: Annotated[
+        str | None,
+        typer.Option(
+            "--augmentations",
+            help="Which copies to make, comma-separated (noise, shift, pitch, offset, degrade; "
+            "default: offset, the shipped recipe).",
+        ),
+    ] = None,
     compare: Annotated[
         bool,
         typer.Option(
@@ -109,6 +117,27 @@ def train(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Feature cache folder (default: user cache).")
     ] = None,
+    genre_cv: Annotated[
+        bool,
+        typer.Option(
+            "--genre-cv/--no-genre-cv",
+            help="Also cross-validate under folds grouped by genre family (the CSV's genres).",
+        ),
+    ] = False,
+    companion: Annotated[
+        str | None,
+        typer.Option(
+            "--companion",
+            help="Shipped model (default, fast) the exported one hands snippet tracks to.",
+        ),
+    ] = None,
+    fold_models: Annotated[
+        Path | None,
+        typer.Option(
+            "--fold-models",
+            help="Folder for each CV fold's model and the out-of-fold probabilities.",
+        ),
+    ] = None,
     jobs: JobsOption = -1,
     progress: ProgressOption = True,
 ) -> None:
@@ -122,9 +151,21 @@ def train(
         raise _fail("--folds must be 0 (no cross-validation) or at least 2")
     if output is None and report is None and not compare and folds == 0:
         raise _fail("nothing to do: give --output, --report, --compare or --folds")
+    from mertag.models import PACKAGED_MODELS
+
+    if companion is not None and companion not in PACKAGED_MODELS:
+        raise _fail(f"--companion must be one of {', '.join(PACKAGED_MODELS)}, not {companion!r}")
+    if fold_models is not None and folds < 2:
+        raise _fail("--fold-models needs cross-validation (--folds 2 or more)")
+    from mertag.trainer.augment import augmentations as pick_augmentations
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
     from mertag.trainer.train import train as run_training
+
+    try:
+        copies = pick_augmentations(augmentations)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
 
     config = FitConfig(
         arch=arch.value,
@@ -146,6 +187,10 @@ def train(
             cache_dir=cache,
             n_jobs=jobs,
             progress=progress,
+            genre_cv=genre_cv,
+            companion=companion,
+            fold_models=fold_models,
+            augmentations=copies,
         )
     except DatasetError as exc:
         raise _fail(str(exc)) from exc
@@ -159,6 +204,22 @@ def train(
         typer.echo(
             f"{s['model']:<13}{s['features']:<9}macro-F1 {s['macro_f1_mean']:.3f} ± "
             f"{s['macro_f1_std']:.3f}  accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
+        )
+    if result.genre is not None:
+        g = result.genre.summary()
+        typer.echo(
+            f"genre-family folds: macro-F1 {g['macro_f1_mean']:.3f} ± {g['macro_f1_std']:.3f}"
+            f"  accuracy {g['accuracy_mean']:.3f} ± {g['accuracy_std']:.3f}"
+        )
+    if result.calibration is not None:
+        c = result.calibration
+        raw = c["out_of_fold"]["raw"]
+        cal = c["out_of_fold"]["calibrated_cross_fitted"]
+        typer.echo(
+            f"calibration: temperature {c['temperature']:.3f}; out of fold ECE "
+            f"{raw['ece']:.3f} -> {cal['ece']:.3f}, NLL {raw['nll']:.3f} -> {cal['nll']:.3f}, "
+            f"Brier {raw['brier']:.3f} -> {cal['brier']:.3f}; uncertain below "
+            f"{c['uncertain_below']:.2f} ({1 - c['out_of_fold']['certain_share']:.0%} of clips)"
         )
     for path in result.report_paths:
         _err(f"wrote {display(path)}")
@@ -197,12 +258,19 @@ def evaluate(
     _report_problems(result.problems)
     typer.echo(f"model {result.model_id} on {len(result.names)} clips")
     typer.echo(format_scores(result.scores))
+    c = result.calibration()
+    typer.echo(
+        f"\ncalibration: ECE {c['ece']:.3f}, NLL {c['nll']:.3f}, Brier {c['brier']:.3f}, "
+        f"mean confidence {c['mean_confidence']:.3f}; uncertain {c['uncertain_share']:.1%}, "
+        f"accuracy of the others {c['certain_accuracy']:.3f}"
+    )
     if report is not None:
         payload = {
             "model_id": result.model_id,
             "n_clips": len(result.names),
             "skipped": [str(p) for p in result.problems],
             **result.scores.as_dict(),
+            "calibration": c,
         }
         report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         _err(f"wrote {display(report)}")

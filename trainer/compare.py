@@ -61,6 +61,9 @@ class CVResult:
     accuracy: list[float] = field(default_factory=list)
     macro_f1: list[float] = field(default_factory=list)
     predictions: np.ndarray | None = None  # per clip, class index
+    probabilities: np.ndarray | None = None  # per clip (n_clips, 4); one-hot for estimators
+    # without probabilities (the SVMs)
+    fold_models: list | None = None  # per fold, the trained net (when asked to keep them)
 
     def summary(self) -> dict:
         return {
@@ -108,8 +111,12 @@ def run_fold(
     config: FitConfig,
     augment: bool,
     seed: int,
+    keep: list | None = None,
 ) -> np.ndarray:
-    """Train on the `train` clips, return predicted class indices for the `test` clips."""
+    """Train on the `train` clips (a sequence model is appended to `keep` when given), return
+    probabilities (len(test), 4) for the `test` clips:
+    a clip's mean over its sequences for a sequence model (as `mertag scan`); one-hot for a
+    baseline that has no probabilities."""
     train_rows = table.rows(train, augmented=augment)
     test_rows = table.rows(test, augmented=False)
     if candidate.kind == "net":
@@ -122,15 +129,21 @@ def run_fold(
             linear_weight=candidate.linear_weight,
         )
         net = fit_model(table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg)
+        if keep is not None:
+            keep.append(net)
         probs = predict_net(net, table.sequences(test_rows))
-        return _clip_mean(probs, table.clip[test_rows], test).argmax(axis=1)
+        return _clip_mean(probs, table.clip[test_rows], test)
     x_train, clip_train = _pooled_by(table, train_rows, candidate.features)
     x_test, clip_test = _pooled_by(table, test_rows, candidate.features)
     model = make_baseline(candidate.model, seed)
     model.fit(x_train, table.labels[clip_train])
-    predicted = model.predict(x_test)
+    if hasattr(model, "predict_proba"):
+        proba = np.zeros((len(x_test), 4))
+        proba[:, model.classes_] = model.predict_proba(x_test)
+    else:
+        proba = np.eye(4)[model.predict(x_test)]
     order = {int(c): i for i, c in enumerate(clip_test)}
-    return np.array([predicted[order[int(c)]] for c in test])
+    return np.stack([proba[order[int(c)]] for c in test])
 
 
 def _task(
@@ -141,11 +154,13 @@ def _task(
     test: np.ndarray,
     config: FitConfig,
     augment: bool,
-) -> tuple[Candidate, int, np.ndarray, np.ndarray]:
-    predicted = run_fold(
-        table, candidate, train, test, config, augment, fold_seed(config.seed, fold)
+    keep: bool = False,
+) -> tuple[Candidate, int, np.ndarray, np.ndarray, object]:
+    kept: list = []
+    probs = run_fold(
+        table, candidate, train, test, config, augment, fold_seed(config.seed, fold), kept
     )
-    return candidate, fold, test, predicted
+    return candidate, fold, test, probs, (kept[0] if keep and kept else None)
 
 
 def cross_validate(
@@ -156,30 +171,39 @@ def cross_validate(
     augment: bool,
     n_jobs: int = 1,
     progress: bool = False,
+    keep_models: Candidate | None = None,
 ) -> list[CVResult]:
-    """Scores of every candidate on every fold, in candidate order."""
+    """Scores of every candidate on every fold, in candidate order; the fold models of
+    `keep_models` (a sequence model) are kept in its result's `fold_models`."""
     from joblib import Parallel, delayed
 
     jobs = [
-        delayed(_task)(table, cand, k, train, test, config, augment)
+        delayed(_task)(table, cand, k, train, test, config, augment, cand == keep_models)
         for cand in candidates
         for k, (train, test) in enumerate(folds)
     ]
     results: Iterable = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
     results = track(results, len(jobs), "Cross-validating", progress)
     by_fold: dict[tuple[Candidate, int], tuple[np.ndarray, np.ndarray]] = {}
-    for cand, k, test, predicted in results:
-        by_fold[(cand, k)] = (test, predicted)
+    nets: dict[tuple[Candidate, int], object] = {}
+    for cand, k, test, probs, net in results:
+        by_fold[(cand, k)] = (test, probs)
+        nets[(cand, k)] = net
     out = []
     for cand in candidates:
         predictions = np.full(table.n_clips, -1, dtype=np.int64)
-        result = CVResult(cand, predictions=predictions)
+        probabilities = np.full((table.n_clips, 4), np.nan)
+        result = CVResult(cand, predictions=predictions, probabilities=probabilities)
         for k in range(len(folds)):
-            test, predicted = by_fold[(cand, k)]
+            test, probs = by_fold[(cand, k)]
+            predicted = probs.argmax(axis=1)
             s = score(table.labels[test], predicted)
             result.accuracy.append(s.accuracy)
             result.macro_f1.append(s.macro_f1)
             predictions[test] = predicted
+            probabilities[test] = probs
+        if cand == keep_models:
+            result.fold_models = [nets[(cand, k)] for k in range(len(folds))]
         out.append(result)
     return out
 

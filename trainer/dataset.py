@@ -19,6 +19,7 @@ from mertag.tagger.mood import QUADRANTS
 PATH_COLUMNS = ("file", "path", "filename")
 LABEL_COLUMNS = ("quadrant", "label")
 GROUP_COLUMNS = ("artist", "group")
+GENRE_COLUMNS = ("genres", "genre")
 NAME_COLUMNS = ("clip", "name", "id")
 MIN_PER_QUADRANT = 2
 
@@ -35,6 +36,8 @@ class Clip:
     path: Path
     quadrant: str
     group: str
+    genre: str = ""
+    """The clip's genre family: the first of its `genres` ("Pop/Rock; Blues" -> "Pop/Rock")."""
 
     @property
     def label(self) -> int:
@@ -127,6 +130,7 @@ def load_csv(path: Path) -> Dataset:
             f"({'/'.join(LABEL_COLUMNS)}); has {', '.join(header)}"
         )
     group_col = _pick(header, GROUP_COLUMNS)
+    genre_col = _pick(header, GENRE_COLUMNS)
     name_col = _pick(header, NAME_COLUMNS)
     base = path.parent
     clips: list[Clip] = []
@@ -155,7 +159,12 @@ def load_csv(path: Path) -> Dataset:
             continue
         seen[file] = name
         group = (row.get(group_col) or "").strip() if group_col else ""
-        clips.append(Clip(name=name, path=file, quadrant=quadrant, group=group or f"clip:{name}"))
+        genre = (row.get(genre_col) or "").split(";")[0].strip() if genre_col else ""
+        clips.append(
+            Clip(
+                name=name, path=file, quadrant=quadrant, group=group or f"clip:{name}", genre=genre
+            )
+        )
     grouping = f"grouped by the {group_col!r} column" if group_col else Dataset.grouping
     return Dataset(source=path, clips=clips, problems=problems, grouping=grouping)
 

@@ -14,9 +14,15 @@ import numpy as np
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.model import shared_model
-from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.mood import QUADRANTS, Prediction
 from mertag.trainer.dataset import DatasetError, Problem, load_dataset
-from mertag.trainer.metrics import Scores, score
+from mertag.trainer.metrics import (
+    Scores,
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+    score,
+)
 from mertag.trainer.progress import track
 
 
@@ -31,14 +37,32 @@ class Evaluation:
     predicted: np.ndarray
     scores: Scores
     problems: list[Problem] = field(default_factory=list)
+    probabilities: np.ndarray | None = None  # per kept clip, as the scan reports them
+    uncertain: np.ndarray | None = None  # per kept clip: marked uncertain by the model
+
+    def calibration(self) -> dict[str, float]:
+        """ECE (10 bins), NLL, Brier, mean confidence, and how the uncertain mark splits the
+        clips (share uncertain, accuracy of the others)."""
+        assert self.probabilities is not None and self.uncertain is not None
+        p, y, sure = self.probabilities, self.truth, ~self.uncertain
+        return {
+            "ece": expected_calibration_error(p, y),
+            "nll": negative_log_likelihood(p, y),
+            "brier": brier_score(p, y),
+            "mean_confidence": float(p.max(axis=1).mean()),
+            "uncertain_share": float(self.uncertain.mean()),
+            "certain_accuracy": float(np.mean(self.predicted[sure] == y[sure]))
+            if sure.any()
+            else 0.0,
+        }
 
 
-def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, str | None, str]:
+def _analyse(index: int, path: Path, model_path: Path | None) -> tuple[int, Prediction | None, str]:
     from mertag.tagger.model import ModelOutputError
     from mertag.tagger.pipeline import analyse_track
 
     try:
-        return index, analyse_track(path, shared_model(model_path)).quadrant, ""
+        return index, analyse_track(path, shared_model(model_path)), ""
     except (AudioError, ModelOutputError) as exc:
         return index, None, str(exc)
 
@@ -55,17 +79,18 @@ def evaluate(
         raise DatasetError(f"{data}: no usable clips to evaluate on")
     jobs = (delayed(_analyse)(i, c.path, model_path) for i, c in enumerate(dataset.clips))
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-    got: dict[int, str | None] = {}
+    got: dict[int, Prediction | None] = {}
     problems = list(dataset.problems)
-    for i, quadrant, reason in track(results, len(dataset.clips), "Evaluating", progress):
-        got[i] = quadrant
-        if quadrant is None:
+    for i, prediction, reason in track(results, len(dataset.clips), "Evaluating", progress):
+        got[i] = prediction
+        if prediction is None:
             problems.append(Problem(dataset.clips[i].name, reason))
     kept = [i for i in range(len(dataset.clips)) if got.get(i) is not None]
     if not kept:
         raise DatasetError(f"{data}: none of the {len(dataset.clips)} clips could be analysed")
     truth = np.array([dataset.clips[i].label for i in kept])
-    predicted = np.array([QUADRANTS.index(got[i]) for i in kept])
+    predictions = [got[i] for i in kept]
+    predicted = np.array([QUADRANTS.index(p.quadrant) for p in predictions if p is not None])
     return Evaluation(
         model_id=model.model_id,
         model_path=model.path,
@@ -74,4 +99,6 @@ def evaluate(
         predicted=predicted,
         scores=score(truth, predicted),
         problems=problems,
+        probabilities=np.array([p.probabilities for p in predictions if p is not None]),
+        uncertain=np.array([p.uncertain for p in predictions if p is not None], dtype=bool),
     )

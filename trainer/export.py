@@ -18,7 +18,13 @@ import torch
 
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, HOP
-from mertag.tagger.model import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, REQUIRED_METADATA
+from mertag.tagger.model import (
+    INPUT_NAME,
+    MODEL_FORMAT,
+    OPTIONAL_METADATA,
+    OUTPUT_NAME,
+    REQUIRED_METADATA,
+)
 from mertag.tagger.mood import QUADRANTS
 from mertag.trainer.ensemble import MoodEnsemble
 from mertag.trainer.nets import MoodNet
@@ -45,8 +51,11 @@ def model_id(net: Net) -> str:
     return f"mertag-{net.arch}-{weights_digest(net)[:8]}"
 
 
-def model_metadata(net: Net, summary: dict) -> dict[str, str]:
-    """The metadata_props of a mertag model: exactly mertag.tagger.model.REQUIRED_METADATA."""
+def model_metadata(
+    net: Net, summary: dict, calibration: dict | None = None, companion: str | None = None
+) -> dict[str, str]:
+    """The metadata_props of a mertag model: mertag.tagger.model.REQUIRED_METADATA, and the
+    optional `calibration` (JSON, mertag.tagger.calibration) and `companion` when given."""
     meta = {
         "mertag_model_format": MODEL_FORMAT,
         "model_id": model_id(net),
@@ -65,10 +74,21 @@ def model_metadata(net: Net, summary: dict) -> dict[str, str]:
         "training_summary": json.dumps(summary, sort_keys=True),
     }
     assert tuple(meta) == REQUIRED_METADATA
+    if calibration is not None:
+        meta["calibration"] = json.dumps(calibration, sort_keys=True)
+    if companion is not None:
+        meta["companion"] = companion
+    assert set(meta) <= set(REQUIRED_METADATA) | set(OPTIONAL_METADATA)
     return meta
 
 
-def export_onnx(net: Net, path: Path, summary: dict) -> str:
+def export_onnx(
+    net: Net,
+    path: Path,
+    summary: dict,
+    calibration: dict | None = None,
+    companion: str | None = None,
+) -> str:
     """Write `net` as ONNX to `path` with the mertag metadata; returns the model id."""
     import onnx
 
@@ -103,7 +123,7 @@ def export_onnx(net: Net, path: Path, summary: dict) -> str:
             f"exported graph has a fixed input shape {[d.dim_value or d.dim_param for d in dims]}"
             "; batch and sequence length must be dynamic"
         )
-    meta = model_metadata(net, summary)
+    meta = model_metadata(net, summary, calibration, companion)
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

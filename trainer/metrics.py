@@ -89,3 +89,34 @@ def format_scores(scores: Scores, labels: Sequence[str] = QUADRANTS) -> str:
     for label, row in zip(labels, scores.confusion, strict=True):
         lines.append(f"{label:<6}" + "".join(f"{int(x):>6d}" for x in row))
     return "\n".join(lines)
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, y_true: np.ndarray, bins: int = 10
+) -> float:
+    """ECE: over `bins` equal-width bins of confidence (the largest probability), the
+    clip-weighted mean of |accuracy - mean confidence|."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    confidence = p.max(axis=1)
+    correct = p.argmax(axis=1) == np.asarray(y_true)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.sum() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total / len(p))
+
+
+def negative_log_likelihood(probabilities: np.ndarray, y_true: np.ndarray) -> float:
+    """Mean -log p(true class), probabilities held above 1e-12."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    picked = p[np.arange(len(p)), np.asarray(y_true, dtype=np.int64)]
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, None))))
+
+
+def brier_score(probabilities: np.ndarray, y_true: np.ndarray) -> float:
+    """Mean over clips of the squared distance to the one-hot truth, summed over classes."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    onehot = np.eye(p.shape[1])[np.asarray(y_true, dtype=np.int64)]
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))

@@ -27,6 +27,7 @@ class FeatureTable:
     groups: np.ndarray  # per clip: group codes
     names: tuple[str, ...]  # per clip
     variants: tuple[str, ...]  # CLEAN first
+    genre_groups: np.ndarray | None = None  # per clip: genre family codes (folds.py), if known
 
     @property
     def n_clips(self) -> int:
@@ -72,6 +73,8 @@ def build_table(extraction: Extraction) -> FeatureTable:
     groups = [
         group_codes.setdefault(item.clip.group, len(group_codes)) for item in extraction.clips
     ]
+    from mertag.trainer.folds import genre_family_groups
+
     return FeatureTable(
         patches=np.concatenate(chunks).astype(np.float32, copy=False),
         start=np.asarray(start, dtype=np.int64),
@@ -80,6 +83,7 @@ def build_table(extraction: Extraction) -> FeatureTable:
         variant=np.asarray(variant_of, dtype=np.int64),
         labels=np.asarray([item.clip.label for item in extraction.clips], dtype=np.int64),
         groups=np.asarray(groups, dtype=np.int64),
+        genre_groups=genre_family_groups([item.clip.genre for item in extraction.clips], groups),
         names=tuple(item.clip.name for item in extraction.clips),
         variants=tuple(variants),
     )

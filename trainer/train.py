@@ -2,18 +2,25 @@
 
 Cross-validation measures the chosen architecture (or, with `compare_all`, every architecture and
 baseline on every feature set under the same folds); the exported model is then trained on all
-usable clips with the same settings, so the numbers in its training summary describe it.
+usable clips with the same settings, so the numbers in its training summary describe it. The
+chosen model's out-of-fold probabilities give its calibration (temperature and uncertain
+threshold, `mertag.trainer.calibrate`), stored in the exported file; with `genre_cv` it is also
+cross-validated under folds grouped by genre family, to measure the genre shortcut.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from mertag import __version__
-from mertag.trainer.augment import AUGMENTATIONS
+from mertag.trainer.augment import AUGMENTATIONS, Augmentation
 from mertag.trainer.cache import default_cache_dir
+from mertag.trainer.calibrate import calibration_report
 from mertag.trainer.compare import (
     Candidate,
     CVResult,
@@ -29,7 +36,7 @@ from mertag.trainer.extract import extract_clips
 from mertag.trainer.fit import FitConfig
 from mertag.trainer.folds import make_folds
 from mertag.trainer.progress import counter
-from mertag.trainer.table import build_table
+from mertag.trainer.table import FeatureTable, build_table
 
 
 @dataclass
@@ -45,6 +52,9 @@ class TrainResult:
     report_paths: list[Path] = field(default_factory=list)
     cache_hits: int = 0
     computed: int = 0
+    calibration: dict | None = None
+    genre: CVResult | None = None
+    """The chosen candidate under folds grouped by genre family (`genre_cv`)."""
 
 
 def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
@@ -69,12 +79,21 @@ def train(
     cache_dir: Path | None = None,
     n_jobs: int = -1,
     progress: bool = False,
+    genre_cv: bool = False,
+    companion: str | None = None,
+    fold_models: Path | None = None,
+    augmentations: tuple[Augmentation, ...] = AUGMENTATIONS,
 ) -> TrainResult:
-    """Train (and cross-validate) a mood model on DATA; raises DatasetError if data is unusable."""
+    """Train (and cross-validate) a mood model on DATA; raises DatasetError if data is unusable.
+
+    `companion` names the shipped model (`mertag.models.PACKAGED_MODELS`) that the exported one
+    hands its snippet tracks to; `fold_models` is a folder for each fold's model and the
+    out-of-fold probabilities (bench/robustness.py reads them)."""
     config = config or FitConfig()
     dataset = load_dataset(data)
     check_usable(dataset.clips, folds)
-    augmentations = AUGMENTATIONS if augment else ()
+    augmentations = augmentations if augment else ()
+    augment = bool(augmentations)
     extraction = extract_clips(
         dataset.clips, cache_dir or default_cache_dir(), augmentations, n_jobs, progress
     )
@@ -104,12 +123,24 @@ def train(
         candidates = all_candidates() if compare_all else []
         if chosen not in candidates:
             candidates.append(chosen)
+        keep = chosen if fold_models is not None else None
         result.results = cross_validate(
-            table, splits, candidates, config, augment, n_jobs, progress
+            table, splits, candidates, config, augment, n_jobs, progress, keep
         )
         result.chosen = next(r for r in result.results if r.candidate == chosen)
+        assert result.chosen.probabilities is not None
+        result.calibration = calibration_report(result.chosen.probabilities, table.labels, splits)
+        genre_splits = None
+        if genre_cv and table.genre_groups is not None:
+            if len(set(table.genre_groups.tolist())) >= folds:
+                genre_splits = make_folds(table.labels, table.genre_groups, folds, config.seed)
+                (result.genre,) = cross_validate(
+                    table, genre_splits, [chosen], config, augment, n_jobs, progress
+                )
         if report is not None:
             result.report_paths = write_report(result.results, meta, report)
+        if fold_models is not None:
+            save_fold_models(fold_models, result, table, splits, genre_splits)
 
     if output is not None:
         rows = table.rows(table.clip_indices(), augmented=augment)
@@ -122,24 +153,61 @@ def train(
                 on_epoch=lambda _epoch, _loss: advance(),
             )
         summary = training_summary(
-            config, augment, table.n_clips, folds, result.chosen, dataset.grouping
+            config,
+            augmentations,
+            table.n_clips,
+            folds,
+            result.chosen,
+            dataset.grouping,
+            result.genre,
         )
         summary["data"] = dataset.source.name
-        result.model_id = export_onnx(net, output, summary)
+        result.model_id = export_onnx(net, output, summary, result.calibration, companion)
         result.model_path = output
     return result
 
 
+def save_fold_models(
+    folder: Path,
+    result: TrainResult,
+    table: FeatureTable,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    genre_splits: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> None:
+    """Each fold's model as `fold<k>.onnx` (uncalibrated), and `folds.json`: the held-out clip
+    names per fold, the calibration, and every clip's out-of-fold probabilities."""
+    assert result.chosen is not None and result.chosen.fold_models is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, net in enumerate(result.chosen.fold_models):
+        export_onnx(net, folder / f"fold{k}.onnx", {"fold": k})
+    payload = {
+        "clips": list(table.names),
+        "labels": table.labels.tolist(),
+        "test_folds": [[int(i) for i in test] for _, test in splits],
+        "genre_test_folds": None
+        if genre_splits is None
+        else [[int(i) for i in test] for _, test in genre_splits],
+        "calibration": result.calibration,
+        "oof_probabilities": result.chosen.probabilities.tolist(),
+        "genre_oof_probabilities": None
+        if result.genre is None or result.genre.probabilities is None
+        else result.genre.probabilities.tolist(),
+    }
+    (folder / "folds.json").write_text(json.dumps(payload) + "\n", encoding="utf-8")
+
+
 def training_summary(
     config: FitConfig,
-    augment: bool,
+    augmentations: tuple[Augmentation, ...],
     n_clips: int,
     folds: int,
     cv: CVResult | None,
     grouping: str,
+    genre: CVResult | None = None,
 ) -> dict:
     """The model's `training_summary` metadata (JSON-able)."""
     scores = cv.summary() if cv is not None else None
+    genre_scores = genre.summary() if genre is not None else None
     return {
         "arch": config.arch,
         "ensemble": config.ensemble,
@@ -147,7 +215,7 @@ def training_summary(
         "features": config.features,
         "epochs": config.epochs,
         "seed": config.seed,
-        "augment": [a.spec for a in AUGMENTATIONS] if augment else [],
+        "augment": [a.spec for a in augmentations],
         "n_clips": n_clips,
         "hyperparameters": {
             "hidden": config.hidden,
@@ -169,6 +237,13 @@ def training_summary(
             "macro_f1_std": scores["macro_f1_std"],
             "accuracy_mean": scores["accuracy_mean"],
             "accuracy_std": scores["accuracy_std"],
+            "genre_grouped": None
+            if genre_scores is None
+            else {
+                "macro_f1_mean": genre_scores["macro_f1_mean"],
+                "macro_f1_std": genre_scores["macro_f1_std"],
+                "accuracy_mean": genre_scores["accuracy_mean"],
+            },
         },
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "trainer_version": __version__,

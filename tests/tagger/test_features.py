@@ -84,9 +84,11 @@ def test_too_short_audio_is_a_clear_error() -> None:
         features_from_audio(chord(1.0))
 
 
-def test_silence_is_analysable() -> None:
-    seq = features_from_audio(np.zeros(4 * SAMPLE_RATE, dtype=np.float32))
-    assert seq.shape == (1, FEATURE_DIM) and np.all(np.isfinite(seq))
+def test_silence_has_no_mood_to_analyse() -> None:
+    from mertag.tagger.loudness import SilentAudio
+
+    with pytest.raises(SilentAudio, match="silent"):
+        features_from_audio(np.zeros(4 * SAMPLE_RATE, dtype=np.float32))
 
 
 def test_excerpt_policy() -> None:

@@ -25,3 +25,17 @@ def test_custom_mood_words_and_bad_input() -> None:
     for bad in ([0.5, 0.5], [1.5, -0.5, 0.0, 0.0], [0.0] * 4, [float("nan"), 0.5, 0.5, 0.0]):
         with pytest.raises(ValueError):
             predict_mood(bad, "m")
+
+
+def test_below_the_threshold_a_prediction_is_uncertain_but_keeps_its_numbers():
+    sure = predict_mood([0.7, 0.1, 0.1, 0.1], "m", uncertain_below=0.6)
+    assert not sure.uncertain and sure.mood == "Happy"
+    flagged = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6)
+    assert flagged.uncertain and flagged.mood == "Happy"  # no uncertain word: only the flag
+    doubt = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6, uncertain_word="")
+    assert doubt.uncertain and doubt.mood == "" and doubt.quadrant == "Q1"
+    assert doubt.probabilities == pytest.approx((0.4, 0.3, 0.2, 0.1))
+    assert doubt.confidence == pytest.approx(0.4)
+    worded = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6, uncertain_word="Mixed")
+    assert worded.mood == "Mixed"
+    assert not predict_mood([0.4, 0.3, 0.2, 0.1], "m").uncertain

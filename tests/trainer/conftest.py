@@ -51,12 +51,19 @@ def write_dataset(root: Path) -> Path:
         for k in range(PER_QUADRANT):
             rel = f"{q}/{q.lower()}_{k}.wav"
             sf.write(root / rel, synth(q, k), SR, subtype="PCM_16")
-            # Two artists per quadrant, two clips each: groups for the folds.
+            # Two artists per quadrant, two clips each: groups for the folds; each artist's
+            # genre family is one of two, so genre-grouped folds can be made too.
             rows.append(
-                {"clip": f"{q}-{k}", "file": rel, "quadrant": q, "artist": f"artist-{q}-{k // 2}"}
+                {
+                    "clip": f"{q}-{k}",
+                    "file": rel,
+                    "quadrant": q,
+                    "artist": f"artist-{q}-{k // 2}",
+                    "genres": f"Genre{k // 2}; Other",
+                }
             )
     with open(root / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["clip", "file", "quadrant", "artist"])
+        writer = csv.DictWriter(f, fieldnames=["clip", "file", "quadrant", "artist", "genres"])
         writer.writeheader()
         writer.writerows(rows)
     return root

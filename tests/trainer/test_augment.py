@@ -6,7 +6,19 @@ import numpy as np
 import pytest
 
 from mertag.tagger.audio import SAMPLE_RATE
-from mertag.trainer.augment import AUGMENTATIONS, Noise, Offset, Pitch, Shift, rng_for
+from mertag.trainer.augment import (
+    AUGMENTATIONS,
+    BY_NAME,
+    Degrade,
+    Noise,
+    Offset,
+    Pitch,
+    Shift,
+    augmentations,
+    codec_roundtrip,
+    rng_for,
+    tilt,
+)
 
 
 def tone(seconds: float = 2.0, f: float = 440.0) -> np.ndarray:
@@ -56,9 +68,46 @@ def test_pitch_shift_moves_the_peak_by_whole_semitones():
 
 def test_same_clip_same_copy_and_specs_are_distinct():
     y = tone()
-    for aug in AUGMENTATIONS[:2]:  # pitch is slower and just as deterministic
+    for aug in (Noise(), Shift(), Offset()):  # pitch is slower and just as deterministic
         a = aug.apply(y, rng_for("digest", aug.spec))
         b = aug.apply(y, rng_for("digest", aug.spec))
         assert np.array_equal(a, b)
-    assert len({a.spec for a in AUGMENTATIONS}) == len(AUGMENTATIONS)
+    assert len({a.spec for a in BY_NAME.values()}) == len(BY_NAME)
+    assert AUGMENTATIONS == augmentations(None) == (Offset(),)
+    assert augmentations("noise, degrade") == (Noise(), Degrade())
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augmentations("reverb")
     assert Noise(10, 30).spec != Noise(5, 30).spec
+
+
+def band_power(y: np.ndarray, lo: float, hi: float) -> float:
+    spectrum = np.abs(np.fft.rfft(y)) ** 2
+    freqs = np.fft.rfftfreq(y.size, 1.0 / SAMPLE_RATE)
+    return float(spectrum[(freqs >= lo) & (freqs < hi)].sum())
+
+
+def test_tilt_raises_the_treble_and_lowers_the_bass_by_the_slope():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(4 * SAMPLE_RATE).astype(np.float32)
+    bright = tilt(y, 2.0)
+    # 4 kHz is two octaves above 1 kHz: +4 dB; 250 Hz two below: -4 dB.
+    gain_hi = 10 * np.log10(band_power(bright, 3900, 4100) / band_power(y, 3900, 4100))
+    gain_lo = 10 * np.log10(band_power(bright, 240, 260) / band_power(y, 240, 260))
+    assert abs(gain_hi - 4.0) < 0.2 and abs(gain_lo + 4.0) < 0.2
+
+
+def test_codec_roundtrip_is_lossy_but_close():
+    y = tone(3.0)
+    out = codec_roundtrip(y, "mp3", 64_000)
+    assert abs(out.size - y.size) < SAMPLE_RATE // 10
+    assert 0.8 < np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(y**2)) < 1.2
+
+
+def test_degrade_keeps_the_length_and_draws_every_kind():
+    rng = np.random.default_rng(1)
+    y = (0.3 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
+    outs = [Degrade().apply(y, rng_for(f"clip{i}", Degrade().spec)) for i in range(12)]
+    assert all(o.size == y.size and o.dtype == np.float32 for o in outs)
+    clipped = [o for o in outs if np.abs(o).max() == 1.0]
+    dull = [o for o in outs if band_power(o, 4200, 8000) < 1e-3 * band_power(y, 4200, 8000)]
+    assert clipped and dull  # 12 draws of four kinds: both seen (fixed seeds)

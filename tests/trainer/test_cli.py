@@ -49,11 +49,27 @@ def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, t
         1,
         "--report",
         report,
+        "--genre-cv",
+        "--companion",
+        "fast",
+        "--fold-models",
+        tmp_path / "folds",
         "--no-progress",
     )
     assert result.exit_code == 0, result.output
     assert "lstm-x2-lin  both     macro-F1" in result.output
+    assert "genre-family folds: macro-F1" in result.output
+    assert "calibration: temperature" in result.output
     loaded = MoodModel(model)
+    assert loaded.info.companion == "fast"
+    calibration = json.loads(loaded.info.metadata["calibration"])
+    assert calibration["temperature"] == loaded.info.calibration.temperature > 0
+    assert 0 <= calibration["uncertain_below"] <= 1
+    assert loaded.info.training_summary["cv"]["genre_grouped"]["macro_f1_mean"] >= 0
+    folds = json.loads((tmp_path / "folds" / "folds.json").read_text())
+    assert sorted(i for fold in folds["test_folds"] for i in fold) == list(range(16))
+    assert len(folds["oof_probabilities"]) == 16 and folds["genre_oof_probabilities"]
+    assert MoodModel(tmp_path / "folds" / "fold1.onnx").info.companion is None
     assert loaded.model_id.startswith("mertag-lstm-x2-lin-")
     summary = loaded.info.training_summary
     assert summary["arch"] == "lstm" and summary["epochs"] == 2 and summary["n_clips"] == 16
@@ -67,7 +83,7 @@ def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, t
     result = mertag("evaluate", tiny_data, "--model", model, "--jobs", 1, "--no-progress")
     assert result.exit_code == 0, result.output
     assert f"model {loaded.model_id} on 16 clips" in result.output
-    for text in ("accuracy", "macro-F1", "confusion matrix", "Q4"):
+    for text in ("accuracy", "macro-F1", "confusion matrix", "Q4", "calibration: ECE"):
         assert text in result.output
 
 

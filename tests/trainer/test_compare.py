@@ -66,7 +66,7 @@ def test_augmented_copies_of_test_clips_never_reach_training(monkeypatch):
     monkeypatch.setattr(compare, "fit_model", spy)
     for model in ("lstm", "logreg"):
         predicted = run_fold(t, Candidate(model, "both"), train, test, CONFIG, True, seed=1)
-        assert predicted.shape == test.shape
+        assert predicted.shape == (len(test), 4)
     assert seen and all(np.isfinite(s).all() for s in seen)
     assert len(seen) == 2 * len(train)  # clean + one copy of each training clip
 
@@ -81,3 +81,13 @@ def test_same_seed_same_numbers_and_report():
     assert all(len(r.accuracy) == 2 and (r.predictions >= 0).all() for r in a)
     text = report_markdown(a, {"n_clips": t.n_clips, "folds": 2, "seed": 0})
     assert "| rnn | net | musicnn |" in text and "| knn | baseline | librosa |" in text
+
+
+def test_every_candidate_gives_out_of_fold_distributions():
+    t = table()
+    folds = make_folds(t.labels, t.groups, 2, seed=0)
+    cands = [Candidate(m, "librosa") for m in ("linsvm", "rbfsvm", "knn")]  # SVMs: one-hot
+    for r in cross_validate(t, folds, cands, CONFIG, augment=True):
+        assert r.probabilities is not None and r.probabilities.shape == (t.n_clips, 4)
+        np.testing.assert_allclose(r.probabilities.sum(axis=1), 1.0, atol=1e-9)
+        assert (r.probabilities.argmax(axis=1) == r.predictions).all()

@@ -54,7 +54,7 @@ def test_metadata_is_exactly_what_the_tagger_requires(tmp_path: Path):
     mid = export_onnx(net, path, summary)
     model = MoodModel(path)
     meta = model.info.metadata
-    assert set(meta) == set(REQUIRED_METADATA)
+    assert set(meta) == set(REQUIRED_METADATA)  # no calibration or companion given
     assert mid == model.model_id == model_id(net)
     assert mid.startswith("mertag-lstm-") and len(mid) == len("mertag-lstm-") + 8
     norm = json.loads(meta["normalisation"])
@@ -79,3 +79,44 @@ def test_model_id_follows_the_weights():
     with torch.no_grad():
         b.head.bias += 1
     assert model_id(a) != model_id(b)
+
+
+def test_calibration_and_companion_travel_in_the_file(tmp_path: Path):
+    from mertag.tagger.calibration import temperature_scale
+
+    net = random_net("lstm", "both")
+    plain, calibrated = tmp_path / "plain.onnx", tmp_path / "calibrated.onnx"
+    export_onnx(net, plain, {})
+    entry = {"method": "temperature", "temperature": 2.0, "uncertain_below": 0.6}
+    export_onnx(net, calibrated, {}, calibration=entry, companion="fast")
+    a, b = MoodModel(plain), MoodModel(calibrated)
+    assert a.info.companion is None and a.uncertain_below is None and a.snippet_model is a
+    assert b.info.companion == "fast" and b.uncertain_below == 0.6
+    assert b.info.calibration.temperature == 2.0
+    x = list(np.random.default_rng(3).normal(size=(3, 4, FEATURE_DIM)).astype(np.float32))
+    raw = a.probabilities(x)
+    np.testing.assert_allclose(b.raw_probabilities(x), raw, atol=1e-6)
+    np.testing.assert_allclose(b.probabilities(x), temperature_scale(raw, 2.0), atol=1e-6)
+    # The track's probabilities: the mean of the raw ones, then scaled, as the trainer fitted.
+    np.testing.assert_allclose(
+        b.track_probabilities(x), temperature_scale(raw.mean(axis=0), 2.0), atol=1e-6
+    )
+    assert (b.probabilities(x).argmax(axis=1) == raw.argmax(axis=1)).all()
+    p = b.predict(x[:1], uncertain_word="")
+    assert p.uncertain == (p.confidence < 0.6) and (p.mood == "") == p.uncertain
+    assert not b.predict(x[:1], uncertain_below=0.0).uncertain
+    sure = b.predict(x[:1], uncertain_below=1.0, uncertain_word="Unsure")
+    assert sure.uncertain and sure.mood == "Unsure" and sure.quadrant == p.quadrant
+
+
+def test_a_bad_calibration_or_companion_is_refused(tmp_path: Path):
+    from mertag.tagger.model import ModelError
+
+    net = random_net("lstm", "librosa")
+    for i, (calibration, companion) in enumerate(
+        [({"temperature": -1.0}, None), ({"uncertain_below": 2}, None), (None, "nosuch")]
+    ):
+        path = tmp_path / f"m{i}.onnx"
+        export_onnx(net, path, {}, calibration=calibration, companion=companion)
+        with pytest.raises(ModelError):
+            MoodModel(path)
