@@ -179,15 +179,15 @@ def _pool(tracks: Iterator[Track], work: TrackWork, jobs: int) -> Iterator[Track
     in_flight: dict[Future[TrackOutcome], Track] = {}
 
     def fill() -> None:
-        with _workers_ignore_sigint():
-            while len(in_flight) < IN_FLIGHT_PER_WORKER * jobs:
-                track = next(tracks, None)
-                if track is None:
-                    return
-                in_flight[pool.submit(analyse, *track, work)] = track
+        while len(in_flight) < IN_FLIGHT_PER_WORKER * jobs:
+            track = next(tracks, None)
+            if track is None:
+                return
+            in_flight[pool.submit(analyse, *track, work)] = track
 
     try:
-        fill()
+        with _workers_ignore_sigint():  # the pool starts its workers on the first submit
+            fill()
         while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             suspects: list[Track] = []
@@ -206,6 +206,9 @@ def _pool(tracks: Iterator[Track], work: TrackWork, jobs: int) -> Iterator[Track
                 pool.shutdown(wait=True, kill_workers=True)
                 yield from _isolated(suspects, work, death)
                 pool = new_pool()
+                with _workers_ignore_sigint():
+                    fill()
+                continue
             fill()
     finally:
         pool.shutdown(wait=False, kill_workers=True)
@@ -220,7 +223,7 @@ def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[Tr
     from mertag.tagger.kernels import distrust_kernels
 
     distrust_kernels()  # a damaged kernel cache kills workers too: the next scan checks it
-    for path, size, mtime_ns in suspects:
+    for path, size, mtime_ns in _after_kill(suspects):
         with _workers_ignore_sigint():
             pool = ProcessPoolExecutor(max_workers=1, env=_worker_env(1))
             future = pool.submit(analyse, path, size, mtime_ns, work)
@@ -236,6 +239,26 @@ def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[Tr
             )
         finally:
             pool.shutdown(wait=True, kill_workers=True)
+
+
+def _after_kill(suspects: list[Track]) -> Iterator[Track]:
+    """The suspects as they are now: the broken pool's workers were killed, maybe in the middle
+    of a tag write, so their interrupted write-backs are finished (as the next scan would) and
+    each file is stat'ed again before it is re-run."""
+    from mertag.tagger.safe_write import remove_stale_temps
+
+    for folder in dict.fromkeys(path.parent for path, _, _ in suspects):
+        try:
+            remove_stale_temps(folder)
+        except OSError:
+            pass  # the re-run's tag write reports what is wrong with the folder
+    for path, size, mtime_ns in suspects:
+        try:
+            st = path.stat()
+        except OSError:
+            yield path, size, mtime_ns  # gone or unreadable: the pipeline says why
+            continue
+        yield path, st.st_size, st.st_mtime_ns
 
 
 @contextmanager
