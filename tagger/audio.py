@@ -254,6 +254,9 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
     if not container.streams.audio:
         container.close()
         raise AudioError("no audio stream in the file")
+    if container.streams.audio[0].codec_context is None:
+        container.close()
+        raise AudioError("the audio stream's codec is unknown (a damaged file?)")
     return container, source
 
 
