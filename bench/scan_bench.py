@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mertag.tagger.audio import decode  # noqa: E402
 from mertag.tagger.library import walk  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
-from mertag.tagger.scan import STAGES, ScanOptions, default_jobs, run_scan  # noqa: E402
+from mertag.tagger.scan import STAGES, ScanOptions, run_scan, usable_cores  # noqa: E402
 
 
 def decode_whole(path: Path) -> int:
@@ -123,7 +123,7 @@ def write_long_track(path: Path, seconds: float) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--jobs", type=int, default=usable_cores())
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--copies", type=int, default=4, help="copies of FOLDER's tracks")
     parser.add_argument("--long", action="store_true", help="add a 10-min and a 2-hour track")
