@@ -211,7 +211,25 @@ def _pool(tracks: Iterator[Track], work: TrackWork, jobs: int) -> Iterator[Track
                 continue
             fill()
     finally:
+        for future in in_flight:
+            future.cancel()
+        _quiet_pool_teardown()
         pool.shutdown(wait=False, kill_workers=True)
+
+
+def _quiet_pool_teardown() -> None:
+    """Stopping a pool mid-scan (Ctrl-C) can make loky's manager thread trip over work items
+    the shutdown already dropped (a KeyError raised in that thread): the scan is over and its
+    summary is right, so that thread's exception is not printed at the user."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if thread is not None and "ExecutorManager" in type(thread).__name__ + thread.name:
+            return
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[TrackOutcome]:
