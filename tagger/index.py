@@ -38,7 +38,7 @@ from platformdirs import user_data_dir
 
 from mertag.tagger.display import display
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The index layout this mertag writes; an older index is migrated to it (see `_MIGRATIONS`)."""
 
 APPLICATION_ID = 0x6D657274
@@ -64,7 +64,10 @@ class IndexRow:
 
     `status` is 'ok' (analysed) or 'error' (with `error` saying why). `tagged` is 1 when mertag's
     tags are in the file, 0 when they were not written (--no-write, or the write failed, with
-    `tag_error` saying why), None when unknown.
+    `tag_error` saying why), None when unknown. `artist`, `album`, `title` and `duration`
+    (seconds) are read from the file's tags when it is analysed; `audio_sha256` is the hash of its
+    audio stream alone (`tags.audio_fingerprint`), so a file whose tags alone changed since is
+    still known to be the audio that was analysed.
     """
 
     path: str
@@ -86,13 +89,20 @@ class IndexRow:
     analysed_at: str = field(default_factory=utc_now)
     tagged: int | None = None
     tag_error: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    duration: float | None = None
+    audio_sha256: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(IndexRow))
 """The index columns in order, path first; also the column order of exports."""
 
 _INT_COLUMNS = frozenset({"size", "mtime_ns", "tagged"})
-_FLOAT_COLUMNS = frozenset({"p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence"})
+_FLOAT_COLUMNS = frozenset(
+    {"p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence", "duration"}
+)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -118,7 +128,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     feature_schema TEXT,
     analysed_at TEXT NOT NULL,
     tagged INTEGER CHECK (tagged IN (0, 1)),
-    tag_error TEXT
+    tag_error TEXT,
+    artist TEXT,
+    album TEXT,
+    title TEXT,
+    duration REAL,
+    audio_sha256 TEXT
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 PRAGMA application_id = {APPLICATION_ID};
@@ -126,6 +141,7 @@ PRAGMA application_id = {APPLICATION_ID};
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (),  # v1 -> v2: only the application_id mark, which every migration sets
+    2: (),  # v2 -> v3: artist, album, title, duration, audio_sha256 (added as empty columns)
 }
 """version -> the statements that take an index from it to the next version. A migration also
 sets the mark and the schema version; add the next one here when the layout changes."""

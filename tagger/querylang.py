@@ -8,7 +8,8 @@ group, and a row is kept when any group holds (beets' `beet ls a , b`):
     valence:-0.5..0.5  arousal:0.3                   a lone number matches to its last digit
     path:Jazz/  path:~/Music/Jazz  path:'*.flac'     a file or folder (see `PathTerm`)
     status:error  tagged:no  model:fast              the index's own state
-    artist:Björk  album:...  title:...              from the tags, when the index holds them
+    artist:Björk  album:...  title:...              from the tags, as the scan indexed them
+    duration:..180                                   seconds
     björk                                            a free word: artist, album, title or path
     ^mood:Angry  -arousal:0.5..                      '^' (or '-', after `--`) negates a term
     title::^The  path::\\.flac$                       '::' matches a regular expression
@@ -16,8 +17,8 @@ group, and a row is kept when any group holds (beets' `beet ls a , b`):
 Sorting is `FIELD+` / `FIELD-` (ascending / descending) as a term or through `--sort`.
 
 Text matches are case-insensitive, Unicode-normalised substrings. `artist`, `album` and `title`
-read the row's own field when the index has it (the index grows those columns from the tags)
-and the path otherwise, so the query language needs no change when they arrive.
+read the row's own column (a scan fills it from the file's tags) and the path where it is empty
+(a file without that tag, or a row from an index older than those columns).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ NUMBER_FIELDS: dict[str, tuple[float, float]] = {
     "p_q2": (0.0, 1.0),
     "p_q3": (0.0, 1.0),
     "p_q4": (0.0, 1.0),
+    "duration": (0.0, math.inf),
 }
 """Numeric fields and the span their values can take (what an open range end stands for)."""
 

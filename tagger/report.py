@@ -234,7 +234,11 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
     if root is not None:
         caption += f" under {display(root)}"
+    named = any(r.artist or r.title for r in rows)  # rows a scan indexed with their tags
     table = Table(show_edge=False, pad_edge=False, caption=Text(caption))
+    if named:
+        table.add_column("artist", overflow="fold")
+        table.add_column("title", overflow="fold")
     table.add_column("path", overflow="fold")
     table.add_column("mood")
     table.add_column("conf.", justify="right")
@@ -245,7 +249,9 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     for r in rows:
         mood = f"{r.mood} ({r.quadrant})" if r.mood else ""
         shown = r.path if root is None else os.path.relpath(r.path, root)
+        names = [Text(r.artist or ""), Text(r.title or "")] if named else []
         cells = [
+            *names,
             Text(display(shown)),
             Text(mood, style=COLOURS.get(r.quadrant or "", "")),
             Text(_num(r.confidence, ".2f")),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mertag.tagger.analysed_file import with_file_facts
 from mertag.tagger.display import display
 from mertag.tagger.index import (
     Index,
@@ -297,7 +298,7 @@ def _record(
 ) -> None:
     if index is not None:
         t0 = time.perf_counter()
-        index.upsert(index_row(outcome, options.feature_schema))
+        index.upsert(with_file_facts(index_row(outcome, options.feature_schema)))
         outcome.timings["index"] = time.perf_counter() - t0
     if outcome.error is not None:
         summary.failures.append((outcome.path, outcome.error))
