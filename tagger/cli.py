@@ -472,6 +472,39 @@ def list_tracks(
 
 
 @app.command()
+def show(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Indexed files (or folders: every indexed track in them).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    index: IndexOption = None,
+) -> None:
+    """Everything mertag knows about tracks: the index's analysis and what the file's tags hold
+    (MOOD, MERTAG_*), and what untag would change."""
+    import json
+
+    from mertag.tagger.show import report_table, show_tracks
+
+    if fmt not in ("table", "json"):
+        raise usage_error(f"--format must be table or json, not {fmt!r}")
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        reports, missing = show_tracks(idx, paths, config.moods)
+    if fmt == "json":
+        if reports:
+            typer.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        console = terminal()
+        for report in reports:
+            console.print(report_table(report))
+    for line in missing:
+        _err(f"mertag: error: {line}")
+    if missing:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@app.command()
 def stats(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
