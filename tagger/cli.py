@@ -767,6 +767,78 @@ def map_library(
 
 
 @app.command()
+def write(
+    ctx: typer.Context,
+    query: QueryArgument = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would change (old -> new); write nothing.")
+    ] = False,
+    overwrite_mood: Annotated[
+        bool | None,
+        typer.Option(
+            "--overwrite-mood/--keep-mood",
+            help="As for scan: put mertag's word into a MOOD it did not write (yours is kept in "
+            "MERTAG_PREVIOUS_MOOD for untag). Default: the config's overwrite_mood.",
+            show_default=False,
+        ),
+    ] = None,
+    id3v23: Annotated[
+        bool | None,
+        typer.Option(
+            "--id3v23/--id3v24",
+            help="Save ID3 tags as v2.3 or v2.4; by default the config's id3_version, else each "
+            "file keeps its own.",
+            show_default=False,
+        ),
+    ] = None,
+    moods: Annotated[
+        str | None,
+        typer.Option("--moods", help="Mood words for Q1..Q4 (default: the config's moods)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Write the tags of analysed tracks (those a query selects; all by default) from the index,
+    without analysing: after scan --no-write, or a change of moods, id3_version or
+    overwrite_mood. A file changed since it was analysed is skipped."""
+    from mertag.tagger.scan import _scan_lock
+    from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
+
+    config = settings(ctx)
+    options = WriteOptions(
+        moods=parse_moods(moods) if moods else config.moods,
+        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+        dry_run=dry_run,
+    )
+    index_path = resolve_index(index, config)
+
+    def said(r: WriteResult) -> None:
+        changes = "; ".join(r.changes)
+        if r.error is not None:
+            _err(f"error: {display(r.path)}: {r.error}")
+        elif r.skipped is not None and not r.skipped.startswith("not analysed"):
+            _err(f"skipped {display(r.path)}: {r.skipped}")
+        elif quiet or r.skipped is not None:
+            return
+        elif r.not_tagged is not None:
+            _err(f"not tagged {display(r.path)}: {r.not_tagged}")
+        elif r.changes:
+            _err(f"{'would write' if dry_run else 'wrote'} {display(r.path)}: {changes}")
+
+    with open_index(index_path, write=not dry_run) as idx:
+        _, rows = query_rows(idx, config, query)
+        if dry_run:
+            summary = write_rows(None, rows, options, said)
+        else:  # one writer at a time: a scan and a write never tag one file at once
+            with _scan_lock(index_path, lambda p: _err(f"waiting for the scan using {display(p)}")):
+                summary = write_rows(idx, rows, options, said)
+    if not quiet:
+        _err(summary.line())
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+@app.command()
 def untag(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.")],

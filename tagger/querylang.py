@@ -204,8 +204,9 @@ class ValueTerm:
 class PathTerm:
     """A path as the user sees it, three ways, chosen from what they typed:
 
-    - with a glob character ('*?['): fnmatch over the whole path (an absolute pattern, or one
-      starting with '*'), else over any tail of it at a folder boundary ('Jazz/*.flac');
+    - with a glob character ('*?[') and naming no existing file: fnmatch over the whole path
+      (an absolute pattern, or one starting with '*'), else over any tail of it at a folder
+      boundary ('Jazz/*.flac');
     - absolute, starting with '~', '.' or '..', or naming something that exists from the current
       folder: that file, or everything under that folder;
     - otherwise: whole path components anywhere in the path ('Jazz/' is every folder called
@@ -336,7 +337,7 @@ def _path(value: str, cwd: Path) -> PathTerm:
     if not value:
         raise QueryError("'path:' needs a file or folder, e.g. path:Jazz/")
     expanded = os.path.expanduser(value)
-    if _GLOB_CHARS & set(value):
+    if _GLOB_CHARS & set(value) and not os.path.lexists(os.path.join(cwd, expanded)):
         if os.path.isabs(expanded) or expanded.startswith("*"):
             return PathTerm(glob=expanded)
         return PathTerm(glob="*" + os.sep + expanded)
