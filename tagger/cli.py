@@ -283,7 +283,12 @@ def scan(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-analyse unchanged files.")] = False,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Try files that failed before again.")
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Analyse again the tracks whose last analysis failed, even if unchanged "
+            "(otherwise they are skipped and reported as still failing).",
+        ),
     ] = False,
     overwrite_mood: Annotated[
         bool | None,
@@ -320,7 +325,12 @@ def scan(
         ),
     ] = "text",
 ) -> None:
-    """Analyse every track under PATHS, write its mood into its tags, and index it."""
+    """Analyse every track under PATHS, write its mood into its tags, and index it.
+
+    Exit status: 0 when every track found is analysed (and tagged, unless --no-write); 1 when a
+    track failed, in this scan or in an earlier one and unchanged since (--retry-failed tries
+    it again); 2 for a usage error; 130 when interrupted.
+    """
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
     from mertag.tagger.kernels import KernelError

@@ -64,7 +64,8 @@ class IndexRow:
 
     `status` is 'ok' (analysed) or 'error' (with `error` saying why). `tagged` is 1 when mertag's
     tags are in the file, 0 when they were not written (--no-write, or the write failed, with
-    `tag_error` saying why), None when unknown. `artist`, `album`, `title` and `duration`
+    `tag_error` saying why, or `not_tagged` saying why a format mertag cannot tag was left
+    alone), None when unknown. `artist`, `album`, `title` and `duration`
     (seconds) are read from the file's tags when it is analysed; `audio_sha256` is the hash of its
     audio stream alone (`tags.audio_fingerprint`), so a file whose tags alone changed since is
     still known to be the audio that was analysed.
@@ -89,6 +90,7 @@ class IndexRow:
     analysed_at: str = field(default_factory=utc_now)
     tagged: int | None = None
     tag_error: str | None = None
+    not_tagged: str | None = None
     artist: str | None = None
     album: str | None = None
     title: str | None = None
@@ -129,6 +131,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     analysed_at TEXT NOT NULL,
     tagged INTEGER CHECK (tagged IN (0, 1)),
     tag_error TEXT,
+    not_tagged TEXT,
     artist TEXT,
     album TEXT,
     title TEXT,
@@ -141,7 +144,7 @@ PRAGMA application_id = {APPLICATION_ID};
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (),  # v1 -> v2: only the application_id mark, which every migration sets
-    2: (),  # v2 -> v3: artist, album, title, duration, audio_sha256 (added as empty columns)
+    2: (),  # v2 -> v3: not_tagged, artist, album, title, duration, audio_sha256 (empty columns)
 }
 """version -> the statements that take an index from it to the next version. A migration also
 sets the mark and the schema version; add the next one here when the layout changes."""

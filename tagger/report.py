@@ -197,11 +197,43 @@ class ScanReporter:
         if summary.excluded:
             table.add_row("excluded", str(summary.excluded))
         table.add_row("failed", str(len(summary.failures)))
+        if summary.still_failing:
+            table.add_row("failed before, unchanged", str(len(summary.still_failing)))
+        if summary.untagged:
+            table.add_row("analysed, not tagged", str(summary.untagged))
         self.err.print(table)
         for path, reason in summary.failures:
             self.err.print(Text(f"  failed: {display(path)}: {reason}"))
+        for note in leftover_lines(summary):
+            self.err.print(Text(note))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
+
+
+STILL_FAILING_SHOWN = 10
+"""How many earlier failures a scan's summary names one by one."""
+
+
+def leftover_lines(summary: ScanSummary) -> list[str]:
+    """The summary's lines about what earlier scans left: failures that remain, untagged tracks."""
+    lines = [
+        f"  still failing: {display(path)}: {reason}"
+        for path, reason in summary.still_failing[:STILL_FAILING_SHOWN]
+    ]
+    more = len(summary.still_failing) - STILL_FAILING_SHOWN
+    if more > 0:
+        lines.append(f"  ... and {more} more (`mertag list status:error` lists them)")
+    if summary.still_failing:
+        lines.append(
+            "  unchanged since they failed: --retry-failed analyses them again, "
+            "`mertag write` retries a failed tag write"
+        )
+    if summary.untagged:
+        lines.append(
+            f"  {summary.untagged} analysed track(s) carry no mertag tags: `mertag write` "
+            "writes them from the index"
+        )
+    return lines
 
 
 def summary_record(summary: ScanSummary) -> dict[str, Any]:
@@ -213,6 +245,9 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "excluded": summary.excluded,
         "moods": summary.moods,
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
+        "still_failing": [{"path": display(p), "reason": r} for p, r in summary.still_failing],
+        "untagged": summary.untagged,
+        "ok": summary.ok,
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
     }

@@ -76,10 +76,23 @@ class ScanSummary:
     interrupted: bool = False
     temps_removed: int = 0  # temp copies left by a killed earlier scan, now deleted
     index_error: str | None = None  # the index could not be written: why the scan stopped
+    skipped: list[Path] = field(default_factory=list)  # the unchanged tracks, not analysed
+    still_failing: list[tuple[Path, str]] = field(default_factory=list)
+    """Unchanged tracks whose last result was a failure (analysis, or the tag write): not tried
+    again unless --retry-failed (analysis) or `mertag write` (tags)."""
+    untagged: int = 0
+    """Tracks found that are analysed but carry no mertag tags (an earlier --no-write, or this
+    one): `mertag write` tags them. Formats mertag cannot tag are not counted."""
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted and self.index_error is None
+        """Nothing failed: not in this scan, and no earlier failure is left among the tracks."""
+        return (
+            not self.failures
+            and not self.still_failing
+            and not self.interrupted
+            and self.index_error is None
+        )
 
 
 class ScanRefused(Exception):
@@ -125,6 +138,7 @@ def plan(
             todo.append((path, st.st_size, st.st_mtime_ns))
         else:
             summary.unchanged += 1
+            summary.skipped.append(path)
     return todo, early, summary
 
 
@@ -152,6 +166,7 @@ def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
         analysed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tagged=None if outcome.tagged is None else int(outcome.tagged),
         tag_error=outcome.tag_error,
+        not_tagged=outcome.not_tagged,
     )
 
 
@@ -272,6 +287,8 @@ def run_scan(
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)
+            if index is not None:
+                _leftovers(index, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
         except IndexWriteError as exc:
@@ -286,6 +303,21 @@ def _read_only_snapshot(options: ScanOptions) -> dict[str, tuple[int, int, str, 
             return index.snapshot()
     except IndexMissing:
         return {}
+
+
+def _leftovers(index: Index, summary: ScanSummary) -> None:
+    """What the index says about the tracks this scan skipped: earlier failures that remain,
+    and analysed tracks without tags (with this scan's own untagged outcomes, already counted)."""
+    skipped = {str(p) for p in summary.skipped}
+    for row in index.rows():
+        if row.path not in skipped:
+            continue
+        if row.status != "ok":
+            summary.still_failing.append((Path(row.path), row.error or row.status))
+        elif row.tag_error:
+            summary.still_failing.append((Path(row.path), row.tag_error))
+        elif row.tagged == 0 and not row.not_tagged:
+            summary.untagged += 1
 
 
 def _chain(first: Sequence[TrackOutcome], rest: Iterator[TrackOutcome]) -> Iterator[TrackOutcome]:
@@ -309,6 +341,8 @@ def _record(
         summary.moods[mood] = summary.moods.get(mood, 0) + 1
     if outcome.tag_error is not None:
         summary.failures.append((outcome.path, outcome.tag_error))
+    elif outcome.tagged is False and outcome.not_tagged is None and not options.dry_run:
+        summary.untagged += 1
     for stage, seconds in outcome.timings.items():
         summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
 

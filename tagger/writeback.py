@@ -138,6 +138,8 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
         )
     except UnsupportedFormat as exc:
         result.not_tagged = str(exc)
+        if index is not None and row.not_tagged != result.not_tagged:
+            index.upsert(replace(row, tagged=0, not_tagged=result.not_tagged))
         return result
     except (TagError, OSError) as exc:
         result.error = f"cannot read its tags: {getattr(exc, 'strerror', None) or exc}"
@@ -153,8 +155,9 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
     update = replace(
         row,
         mood=prediction.mood,
-        tagged=int(result.error is None),
+        tagged=int(result.error is None and result.not_tagged is None),
         tag_error=result.error,
+        not_tagged=result.not_tagged,
         size=outcome.size,
         mtime_ns=outcome.mtime_ns,
     )
