@@ -191,7 +191,11 @@ MinConfidenceOption = Annotated[
 ]
 PathGlobOption = Annotated[
     str | None,
-    typer.Option("--path", help="Only tracks whose path matches this glob, e.g. '*/Jazz/*'."),
+    typer.Option(
+        "--path",
+        help="Only tracks under this file or folder, as path: takes it in a query: relative to "
+        "the library (Jazz/), absolute or ~/..., or a glob ('*/Jazz/*.flac').",
+    ),
 ]
 QueryArgument = Annotated[
     list[str] | None,
@@ -911,9 +915,13 @@ def prune(
 ) -> None:
     """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
     from mertag.tagger.query import prune as prune_index
+    from mertag.tagger.querylang import QueryError
 
     with open_index(resolve_index(index, settings(ctx)), write=not dry_run) as idx:
-        result = prune_index(idx, path_glob=path_glob, dry_run=dry_run)
+        try:
+            result = prune_index(idx, path=path_glob, dry_run=dry_run)
+        except QueryError as exc:
+            raise usage_error(f"--path: {exc}") from exc
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped

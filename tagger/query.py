@@ -98,10 +98,17 @@ class PruneResult:
     dropped: int = 0
 
 
-def prune(index: Index, *, path_glob: str | None = None, dry_run: bool = False) -> PruneResult:
-    """Drop the rows of files that no longer exist; a file that cannot be checked is kept."""
+def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> PruneResult:
+    """Drop the rows of files that no longer exist; a file that cannot be checked is kept.
+
+    `path` limits it to the rows a query's `path:` term selects (a folder as the user sees it,
+    relative to the library or absolute, or a glob); querylang.QueryError when it is empty.
+    """
     result = PruneResult()
-    for row in index.rows(path_glob=path_glob):
+    selected = parse_query(option_terms(path_glob=path)) if path is not None else None
+    for row in index.rows():
+        if selected is not None and not selected.matches(row):
+            continue
         result.checked += 1
         if is_gone(row.path):
             result.gone.append(row.path)
