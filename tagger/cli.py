@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -183,6 +183,47 @@ def _warn(path: str | Path, reason: str) -> None:
     _err(f"warning: {display(path)}: {reason}")
 
 
+# Options of every command that writes tags (scan, write): one definition each.
+OverwriteMoodOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--overwrite-mood/--keep-mood",
+        help="Put mertag's word into a MOOD it did not write (your value is kept in "
+        "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
+        "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
+        show_default=False,
+    ),
+]
+Id3VersionOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--id3v23/--id3v24",
+        help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default the "
+        "config's id3_version, else each file keeps its own version.",
+        show_default=False,
+    ),
+]
+MoodsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--moods",
+        help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed' (default: the config's).",
+    ),
+]
+
+
+def tag_policy(
+    config: Config, moods: str | None, id3v23: bool | None, overwrite_mood: bool | None
+) -> dict[str, Any]:
+    """The mood words, ID3 version and MOOD policy a tag write uses: the options over the
+    config, as keyword arguments of ScanOptions and WriteOptions."""
+    return {
+        "moods": parse_moods(moods) if moods else config.moods,
+        "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+    }
+
+
 MinConfidenceOption = Annotated[
     float | None,
     typer.Option(
@@ -294,29 +335,9 @@ def scan(
             "(otherwise they are skipped and reported as still failing).",
         ),
     ] = False,
-    overwrite_mood: Annotated[
-        bool | None,
-        typer.Option(
-            "--overwrite-mood/--keep-mood",
-            help="Put mertag's word into a MOOD it did not write (your value is kept in "
-            "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
-            "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
-            show_default=False,
-        ),
-    ] = None,
-    id3v23: Annotated[
-        bool | None,
-        typer.Option(
-            "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default each "
-            "file keeps its own version.",
-            show_default=False,
-        ),
-    ] = None,
-    moods: Annotated[
-        str | None,
-        typer.Option("--moods", help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed'."),
-    ] = None,
+    overwrite_mood: OverwriteMoodOption = None,
+    id3v23: Id3VersionOption = None,
+    moods: MoodsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -361,10 +382,8 @@ def scan(
         model_id=mood_model.model_id,
         feature_schema=mood_model.info.feature_schema,
         exclude=tuple(exclude) if exclude else config.exclude,
-        moods=parse_moods(moods) if moods else config.moods,
         write=not no_write,
-        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
-        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+        **tag_policy(config, moods, id3v23, overwrite_mood),
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -787,28 +806,9 @@ def write(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would change (old -> new); write nothing.")
     ] = False,
-    overwrite_mood: Annotated[
-        bool | None,
-        typer.Option(
-            "--overwrite-mood/--keep-mood",
-            help="As for scan: put mertag's word into a MOOD it did not write (yours is kept in "
-            "MERTAG_PREVIOUS_MOOD for untag). Default: the config's overwrite_mood.",
-            show_default=False,
-        ),
-    ] = None,
-    id3v23: Annotated[
-        bool | None,
-        typer.Option(
-            "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 or v2.4; by default the config's id3_version, else each "
-            "file keeps its own.",
-            show_default=False,
-        ),
-    ] = None,
-    moods: Annotated[
-        str | None,
-        typer.Option("--moods", help="Mood words for Q1..Q4 (default: the config's moods)."),
-    ] = None,
+    overwrite_mood: OverwriteMoodOption = None,
+    id3v23: Id3VersionOption = None,
+    moods: MoodsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
     index: IndexOption = None,
 ) -> None:
@@ -819,12 +819,7 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    options = WriteOptions(
-        moods=parse_moods(moods) if moods else config.moods,
-        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
-        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
-        dry_run=dry_run,
-    )
+    options = WriteOptions(**tag_policy(config, moods, id3v23, overwrite_mood), dry_run=dry_run)
     index_path = resolve_index(index, config)
 
     def said(r: WriteResult) -> None:
