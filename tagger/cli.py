@@ -243,8 +243,8 @@ QueryArgument = Annotated[
     typer.Argument(
         metavar="QUERY",
         help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
-        "confidence:0.7.. path:Jazz/ status:error artist:Björk, free words (artist, album, "
-        "title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
+        "confidence:0.7.. duration:..180 path:Jazz/ status:error artist:Björk, free words "
+        "(artist, album, title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
         show_default=False,
     ),
 ]
@@ -814,7 +814,13 @@ def write(
 ) -> None:
     """Write the tags of analysed tracks (those a query selects; all by default) from the index,
     without analysing: after scan --no-write, or a change of moods, id3_version or
-    overwrite_mood. A file changed since it was analysed is skipped."""
+    overwrite_mood. A file whose audio changed since it was analysed is skipped (only its tags
+    changed is fine: the index keeps a hash of the audio).
+
+    Exit status: 0 when every selected track is tagged or up to date (rows that were never
+    analysed, and formats mertag cannot tag, are counted, not failures); 1 when a write failed
+    or a file was skipped as changed or gone; 2 for a usage error.
+    """
     from mertag.tagger.scan import _scan_lock
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
