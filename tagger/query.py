@@ -139,6 +139,7 @@ class LibraryStats:
     tagged: int
     not_tagged: int
     tag_failures: int
+    cannot_be_tagged: int  # analysed, in a format mertag cannot tag (RF64...): index only
     gone: int
     mean_confidence: float | None
     moods: list[MoodCount]
@@ -155,6 +156,7 @@ class LibraryStats:
             "tagged": self.tagged,
             "not_tagged": self.not_tagged,
             "tag_failures": self.tag_failures,
+            "cannot_be_tagged": self.cannot_be_tagged,
             "gone": self.gone,
             "mean_confidence": self.mean_confidence,
             "moods": [
@@ -194,7 +196,7 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
     confidences: list[float] = []
     models: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    tracks = analysed = failed = tagged = not_tagged = tag_failures = gone = 0
+    tracks = analysed = failed = tagged = not_tagged = tag_failures = unsupported = gone = 0
     for row in index.rows():
         tracks += 1
         if is_gone(row.path):
@@ -210,6 +212,8 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
             not_tagged += 1
             if row.tag_error:
                 tag_failures += 1
+            elif row.not_tagged:
+                unsupported += 1
         if row.model_id:
             models[row.model_id] += 1
         if row.quadrant in per_q and row.confidence is not None:
@@ -235,6 +239,7 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
         tagged=tagged,
         not_tagged=not_tagged,
         tag_failures=tag_failures,
+        cannot_be_tagged=unsupported,
         gone=gone,
         mean_confidence=_mean(confidences),
         moods=mood_counts,

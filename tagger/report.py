@@ -337,6 +337,8 @@ def stats_tables(stats: LibraryStats) -> list[Table]:
     state.add_row("mertag tags in the file", str(stats.tagged))
     state.add_row("not tagged", str(stats.not_tagged))
     state.add_row("  of which tag writes failed", str(stats.tag_failures))
+    if stats.cannot_be_tagged:
+        state.add_row("  of which formats mertag cannot tag", str(stats.cannot_be_tagged))
     state.add_row("files gone (mertag prune)", str(stats.gone))
     state.add_row(Text(f"index {display(stats.index_path)}"), _size(stats.index_bytes))
     models = Table(title="models in use", title_justify="left", show_edge=False)
