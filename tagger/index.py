@@ -52,6 +52,10 @@ STATUSES = ("ok", "error")
 SnapshotEntry = tuple[int, int, str, str | None]
 """(size, mtime_ns, status, model_id) of one indexed track, as `Index.snapshot` gives it."""
 
+Leftover = tuple[str | None, bool]
+"""(why its last result failed, or None; analysed but untagged) of a track, as
+`Index.scan_state` gives it."""
+
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC to the second, e.g. '2025-01-31T12:00:00+00:00'."""
@@ -783,6 +787,39 @@ class Index:
         with self._reading():
             cursor = self._conn.execute("SELECT path, size, mtime_ns, status, model_id FROM tracks")
             return {_from_db(p): (size, mtime, st, model) for p, size, mtime, st, model in cursor}
+
+    def scan_state(self) -> tuple[dict[str, SnapshotEntry], dict[str, Leftover]]:
+        """The snapshot, and what earlier scans left unfinished, in one query: path -> (why the
+        last result failed, or None; whether it is analysed but carries no mertag tags) for the
+        rows where either holds (a failed analysis, a failed tag write, an untagged track of a
+        format mertag can tag)."""
+        snapshot: dict[str, SnapshotEntry] = {}
+        leftovers: dict[str, Leftover] = {}
+        wanted = ("error", "tagged", "tag_error", "not_tagged")
+        with self._reading():
+            present = _columns(self._conn, "tracks")  # an older index lacks some: NULL
+            extra = ", ".join(c if c in present else f"NULL AS {c}" for c in wanted)
+            sql = f"SELECT path, size, mtime_ns, status, model_id, {extra} FROM tracks"
+            for (
+                raw,
+                size,
+                mtime,
+                st,
+                model,
+                error,
+                tagged,
+                tag_error,
+                not_tagged,
+            ) in self._conn.execute(sql):
+                path = _from_db(raw)
+                snapshot[path] = (size, mtime, st, model)
+                if st != "ok":
+                    leftovers[path] = (error or st, False)
+                elif tag_error:
+                    leftovers[path] = (tag_error, False)
+                elif tagged == 0 and not not_tagged:
+                    leftovers[path] = (None, True)
+        return snapshot, leftovers
 
     def delete(self, paths: Iterable[str]) -> int:
         """Remove the rows of `paths` (absent ones are ignored) in one transaction; returns how

@@ -29,6 +29,8 @@ from mertag.tagger.index import (
     IndexMissing,
     IndexRow,
     IndexWriteError,
+    Leftover,
+    SnapshotEntry,
     inspect_index,
     needs_analysis,
 )
@@ -274,12 +276,12 @@ def run_scan(
         try:
             if options.dry_run:
                 index = None
-                snapshot = _read_only_snapshot(options)
+                snapshot, leftovers = _read_only_state(options)
             else:
                 inspect_index(options.index_path, write=True)  # refuse before the lock file
                 stack.enter_context(_scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
-                snapshot = index.snapshot()
+                snapshot, leftovers = index.scan_state()
             todo, early, summary = plan(options, snapshot)
             if on_start is not None:
                 on_start(len(todo) + len(early), summary)
@@ -287,8 +289,7 @@ def run_scan(
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)
-            if index is not None:
-                _leftovers(index, summary)
+            _leftovers(leftovers, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
         except IndexWriteError as exc:
@@ -296,27 +297,25 @@ def run_scan(
     return summary
 
 
-def _read_only_snapshot(options: ScanOptions) -> dict[str, tuple[int, int, str, str | None]]:
+def _read_only_state(
+    options: ScanOptions,
+) -> tuple[dict[str, SnapshotEntry], dict[str, Leftover]]:
     """A dry run still skips what is up to date, but never creates or changes an index."""
     try:
         with Index(options.index_path, read_only=True) as index:
-            return index.snapshot()
+            return index.scan_state()
     except IndexMissing:
-        return {}
+        return {}, {}
 
 
-def _leftovers(index: Index, summary: ScanSummary) -> None:
-    """What the index says about the tracks this scan skipped: earlier failures that remain,
-    and analysed tracks without tags (with this scan's own untagged outcomes, already counted)."""
-    skipped = {str(p) for p in summary.skipped}
-    for row in index.rows():
-        if row.path not in skipped:
-            continue
-        if row.status != "ok":
-            summary.still_failing.append((Path(row.path), row.error or row.status))
-        elif row.tag_error:
-            summary.still_failing.append((Path(row.path), row.tag_error))
-        elif row.tagged == 0 and not row.not_tagged:
+def _leftovers(leftovers: Mapping[str, Leftover], summary: ScanSummary) -> None:
+    """What the index said before this scan about the tracks it skipped: earlier failures that
+    remain, and analysed tracks without tags (this scan's own untagged ones are counted already)."""
+    for path in summary.skipped:
+        reason, untagged = leftovers.get(str(path), (None, False))
+        if reason is not None:
+            summary.still_failing.append((path, reason))
+        elif untagged:
             summary.untagged += 1
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import mutagen
@@ -101,3 +102,23 @@ def test_a_v2_index_is_read_as_is_and_migrated_when_written(tmp_path: Path) -> N
     assert tuple(columns) == COLUMNS
     assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
     conn.close()
+
+
+def test_scan_state_reads_what_earlier_scans_left_from_an_older_index_too(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    _write_v2_index(db)
+    with Index(db, read_only=True) as index:  # v2: no not_tagged column yet
+        snapshot, leftovers = index.scan_state()
+    assert snapshot == {"/music/a.flac": (10, 20, "ok", None)} and leftovers == {}
+    with Index(db) as index:
+        row = index.get("/music/a.flac")
+        index.upsert(replace(row, tagged=0))
+        index.upsert(replace(row, path="/music/b.flac", status="error", error="cannot decode"))
+        index.upsert(replace(row, path="/music/c.wav", tagged=0, not_tagged="RF64"))
+        index.upsert(replace(row, path="/music/d.mp3", tagged=0, tag_error="tag write failed"))
+        _, leftovers = index.scan_state()
+    assert leftovers == {
+        "/music/a.flac": (None, True),
+        "/music/b.flac": ("cannot decode", False),
+        "/music/d.mp3": ("tag write failed", False),
+    }
