@@ -466,7 +466,7 @@ def list_tracks(
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only 'ok' or only 'error' rows.")
+        str | None, typer.Option("--status", help="Only 'ok', 'error' or 'silent' rows.")
     ] = None,
     sort: SortOption = None,
     fmt: Annotated[
@@ -476,12 +476,13 @@ def list_tracks(
 ) -> None:
     """List the indexed tracks a query selects, as a table or as CSV/JSON."""
     from mertag.tagger.export import export_rows
+    from mertag.tagger.index import STATUSES
     from mertag.tagger.report import rows_table
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
-    if status not in (None, "ok", "error"):
-        raise usage_error(f"--status must be ok or error, not {status!r}")
+    if status not in (None, *STATUSES):
+        raise usage_error(f"--status must be {', '.join(STATUSES)}, not {status!r}")
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
         _, rows = query_rows(

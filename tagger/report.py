@@ -310,12 +310,17 @@ def stats_tables(stats: LibraryStats) -> list[Table]:
             share,
             _num(m.mean_confidence, ".2f"),
         )
+    if stats.uncertain:
+        share = f"{100 * stats.uncertain / stats.analysed:.0f}%"
+        moods.add_row("uncertain", str(stats.uncertain), share, "")
     moods.add_row("all", str(stats.analysed), "", _num(stats.mean_confidence, ".2f"))
     state = Table(title="library", title_justify="left", show_edge=False, show_header=False)
     state.add_column("what")
     state.add_column("count", justify="right")
     state.add_row("indexed tracks", str(stats.tracks))
     state.add_row("analysed", str(stats.analysed))
+    if stats.silent:
+        state.add_row("silent (no mood)", str(stats.silent))
     state.add_row("failed to analyse", str(stats.failed))
     for reason, n in stats.errors.items():
         state.add_row(Text(f"  {reason}"), str(n))
