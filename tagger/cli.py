@@ -203,6 +203,26 @@ Id3VersionOption = Annotated[
         show_default=False,
     ),
 ]
+UncertainBelowOption = Annotated[
+    float | None,
+    typer.Option(
+        "--uncertain-below",
+        min=0.0,
+        max=1.0,
+        help="A track whose confidence is below this is uncertain (default: the config's "
+        "uncertain_below, else the model's calibrated threshold; 0: never).",
+        show_default=False,
+    ),
+]
+UncertainWordOption = Annotated[
+    str | None,
+    typer.Option(
+        "--uncertain-word",
+        help="The MOOD written for an uncertain track (default: the config's "
+        "uncertain_word; '' writes none and takes back a word mertag wrote before).",
+        show_default=False,
+    ),
+]
 MoodsOption = Annotated[
     str | None,
     typer.Option(
@@ -213,14 +233,29 @@ MoodsOption = Annotated[
 
 
 def tag_policy(
-    config: Config, moods: str | None, id3v23: bool | None, overwrite_mood: bool | None
+    config: Config,
+    moods: str | None,
+    id3v23: bool | None,
+    overwrite_mood: bool | None,
+    uncertain_below: float | None,
+    uncertain_word: str | None,
 ) -> dict[str, Any]:
-    """The mood words, ID3 version and MOOD policy a tag write uses: the options over the
-    config, as keyword arguments of ScanOptions and WriteOptions."""
+    """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
+    uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
+    from mertag.tagger.config import check_uncertain_word
+
+    words = parse_moods(moods) if moods else config.moods
+    word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
+    try:
+        check_uncertain_word(word, words)
+    except ValueError as exc:
+        raise usage_error(f"--uncertain-word: {exc}") from exc
     return {
-        "moods": parse_moods(moods) if moods else config.moods,
+        "moods": words,
         "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
         "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+        "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
+        "uncertain_word": word,
     }
 
 
@@ -338,6 +373,8 @@ def scan(
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
     moods: MoodsOption = None,
+    uncertain_below: UncertainBelowOption = None,
+    uncertain_word: UncertainWordOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -375,6 +412,7 @@ def scan(
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -383,7 +421,7 @@ def scan(
         feature_schema=mood_model.info.feature_schema,
         exclude=tuple(exclude) if exclude else config.exclude,
         write=not no_write,
-        **tag_policy(config, moods, id3v23, overwrite_mood),
+        **policy,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -470,7 +508,7 @@ def list_tracks(
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only 'ok' or only 'error' rows.")
+        str | None, typer.Option("--status", help="Only 'ok', 'error' or 'silent' rows.")
     ] = None,
     sort: SortOption = None,
     fmt: Annotated[
@@ -480,12 +518,13 @@ def list_tracks(
 ) -> None:
     """List the indexed tracks a query selects, as a table or as CSV/JSON."""
     from mertag.tagger.export import export_rows
+    from mertag.tagger.index import STATUSES
     from mertag.tagger.report import rows_table
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
-    if status not in (None, "ok", "error"):
-        raise usage_error(f"--status must be ok or error, not {status!r}")
+    if status not in (None, *STATUSES):
+        raise usage_error(f"--status must be {', '.join(STATUSES)}, not {status!r}")
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
         _, rows = query_rows(
@@ -693,6 +732,12 @@ def playlist(
         _err(f"no tracks for {what}: no playlist written{note}")
     for written, n in result.written.items():
         _err(f"wrote {display(written)} ({n} track{'' if n == 1 else 's'})")
+    if result.uncertain:
+        n = result.uncertain
+        _err(
+            f"{n} track{'' if n == 1 else 's'} with an uncertain mood left out "
+            "('mertag list uncertain:yes' shows them)"
+        )
 
 
 def _journey_start(
@@ -809,6 +854,8 @@ def write(
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
     moods: MoodsOption = None,
+    uncertain_below: UncertainBelowOption = None,
+    uncertain_word: UncertainWordOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
     index: IndexOption = None,
 ) -> None:
@@ -825,7 +872,8 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    options = WriteOptions(**tag_policy(config, moods, id3v23, overwrite_mood), dry_run=dry_run)
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)
 
     def said(r: WriteResult) -> None:

@@ -142,6 +142,8 @@ class LibraryStats:
     cannot_be_tagged: int  # analysed, in a format mertag cannot tag (RF64...): index only
     gone: int
     mean_confidence: float | None
+    uncertain: int  # analysed, below the confidence threshold: in no mood's count
+    silent: int  # (near) silent: no mood, not a failure
     moods: list[MoodCount]
     models: dict[str, int]
     errors: dict[str, int]
@@ -153,6 +155,8 @@ class LibraryStats:
             "tracks": self.tracks,
             "analysed": self.analysed,
             "failed": self.failed,
+            "uncertain": self.uncertain,
+            "silent": self.silent,
             "tagged": self.tagged,
             "not_tagged": self.not_tagged,
             "tag_failures": self.tag_failures,
@@ -197,10 +201,14 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
     models: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tracks = analysed = failed = tagged = not_tagged = tag_failures = unsupported = gone = 0
+    uncertain = silent = 0
     for row in index.rows():
         tracks += 1
         if is_gone(row.path):
             gone += 1
+        if row.status == "silent":
+            silent += 1
+            continue
         if row.status != "ok":
             failed += 1
             errors[(row.error or "unknown").split(":")[0]] += 1
@@ -216,9 +224,12 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
                 unsupported += 1
         if row.model_id:
             models[row.model_id] += 1
-        if row.quadrant in per_q and row.confidence is not None:
-            per_q[row.quadrant].append(row.confidence)
+        if row.confidence is not None:
             confidences.append(row.confidence)
+        if row.uncertain:
+            uncertain += 1
+        elif row.quadrant in per_q and row.confidence is not None:
+            per_q[row.quadrant].append(row.confidence)
             if row.mood:
                 words[row.quadrant][row.mood] += 1
     mood_counts = [
@@ -242,6 +253,8 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
         cannot_be_tagged=unsupported,
         gone=gone,
         mean_confidence=_mean(confidences),
+        uncertain=uncertain,
+        silent=silent,
         moods=mood_counts,
         models=dict(models.most_common()),
         errors=dict(errors.most_common()),

@@ -162,6 +162,8 @@ def report_table(report: TrackReport) -> Table:
     add("status", r.status + (f": {r.error}" if r.error else ""))
     if r.status == "ok":
         add("mood", f"{r.mood or '(no word)'} ({r.quadrant})")
+        if r.uncertain:
+            add("uncertain", "yes: below the confidence threshold")
         add("confidence", _number(r.confidence, ".3f"))
         add("valence / arousal", f"{_number(r.valence, '+.3f')} / {_number(r.arousal, '+.3f')}")
         probabilities = zip(QUADRANTS, (r.p_q1, r.p_q2, r.p_q3, r.p_q4), strict=True)

@@ -14,6 +14,7 @@ reason, since its analysis may not describe it any more. The index row then reco
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,8 @@ class WriteOptions:
     moods: Mapping[str, str] | None = None
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
+    uncertain_below: float | None = None  # None: each row's own verdict (the model's threshold)
+    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
     dry_run: bool = False
 
     def work(self) -> TrackWork:
@@ -44,6 +47,8 @@ class WriteOptions:
             id3_version=self.id3_version,
             overwrite_mood=self.overwrite_mood,
             plan=self.dry_run,
+            uncertain_below=self.uncertain_below,
+            uncertain_word=self.uncertain_word,
         )
 
 
@@ -101,14 +106,24 @@ def _kind(r: WriteResult) -> str:
     return "written" if r.written else "would change"
 
 
-def row_prediction(row: IndexRow, moods: Mapping[str, str] | None) -> Prediction | None:
-    """The prediction an analysed row records, with the mood words configured now; None when
-    the row holds no probabilities."""
+def row_prediction(row: IndexRow, options: WriteOptions) -> Prediction | None:
+    """The prediction an analysed row records, with the mood words and uncertain word given
+    now; None when the row holds no probabilities. Whether it is uncertain is the row's own
+    verdict (the model's threshold at analysis), unless a threshold is given."""
     probabilities = (row.p_q1, row.p_q2, row.p_q3, row.p_q4)
     if row.status != "ok" or row.model_id is None or any(p is None for p in probabilities):
         return None
+    below = options.uncertain_below
+    if below is None:
+        below = math.inf if row.uncertain else 0.0  # always / never uncertain
     try:
-        return predict_mood(probabilities, row.model_id, moods)  # type: ignore[arg-type]
+        return predict_mood(
+            probabilities,  # type: ignore[arg-type]
+            row.model_id,
+            options.moods,
+            below,
+            options.uncertain_word,
+        )
     except ValueError:
         return None
 
@@ -120,7 +135,7 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
     if row.status != "ok":
         result.skipped = f"not analysed ({row.error or row.status})"
         return result
-    prediction = row_prediction(row, options.moods)
+    prediction = row_prediction(row, options)
     if prediction is None:
         result.skipped = "not analysed (no probabilities in the index: run `mertag scan --force`)"
         return result
@@ -154,7 +169,8 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
         result.not_tagged = outcome.not_tagged
     update = replace(
         row,
-        mood=prediction.mood,
+        mood=prediction.mood or None,  # an uncertain track without a word: none, as a scan has it
+        uncertain=int(prediction.uncertain),
         tagged=int(result.error is None and result.not_tagged is None),
         tag_error=result.error,
         not_tagged=result.not_tagged,

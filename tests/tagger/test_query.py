@@ -72,7 +72,7 @@ def test_list_filters(library: Library) -> None:
     "args, message",
     [
         (["--mood", "ecstatic"], "unknown mood 'ecstatic'"),
-        (["--status", "broken"], "--status must be ok or error"),
+        (["--status", "broken"], "--status must be ok, error, silent"),
         (["--format", "xml"], "--format must be table, csv or json"),
         (["--min-confidence", "2"], ""),
     ],
