@@ -301,7 +301,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
         table.add_column("artist", overflow="fold")
         table.add_column("title", overflow="fold")
     table.add_column("path", overflow="fold")
-    table.add_column("mood")
+    table.add_column("mood", no_wrap=True)  # names and paths fold first, never 'Sad (Q3)'
     table.add_column("conf.", justify="right")
     table.add_column("valence", justify="right")
     table.add_column("arousal", justify="right")
