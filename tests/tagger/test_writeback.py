@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mutagen
@@ -13,6 +14,7 @@ from mutagen.id3 import ID3
 
 from mertag.tagger.index import Index
 from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
+from mertag.tagger.writeback import WriteOptions, write_row
 from tests.conftest import CORPUS, need_shared
 from tests.tagger.onnx_models import linear_model
 from tests.tagger.scanned_library import CORPUS_NAMES, GENERATED, Library, invoke, other_tags
@@ -169,3 +171,27 @@ def test_write_a_file_named_with_glob_characters(library: Library) -> None:
     code, err = _write(library, f"path:{path}")  # an existing file is itself, not a pattern
     assert code == 0, err
     assert "wrote 1 of 1 tracks" in err and read_tags(path)["MOOD"]
+
+
+def test_an_uncertain_row_gets_the_uncertain_word_or_none(library: Library) -> None:
+    path = library.path("egypt.flac")
+    with Index(library.index) as idx:  # as a scan records a track below the model's threshold
+        row = idx.get(str(path))
+        idx.upsert(replace(row, uncertain=1))
+    word = read_tags(path)["MOOD"]
+    # The row's own verdict (uncertain_below unset: the model's threshold, as at analysis).
+    with Index(library.index) as idx:
+        result = write_row(idx, idx.get(str(path)), WriteOptions(uncertain_word="Unsure"))
+    assert result.written and f"MOOD: '{word}' -> 'Unsure'" in result.changes
+    assert read_tags(path)["MOOD"] == "Unsure"
+    # The tests' config says uncertain_below = 0 (never): the quadrant's word comes back.
+    code, err = _write(library, "path:egypt.flac")
+    assert code == 0 and read_tags(path)["MOOD"] == row.mood, err
+    # A threshold above the track's confidence, and no uncertain word: no MOOD at all.
+    code, err = _write(library, "path:egypt.flac", "--uncertain-below", "1")
+    assert code == 0, err
+    tags = read_tags(path)
+    assert "MOOD" not in tags and tags["MERTAG_QUADRANT"] == row.quadrant
+    with Index(library.index) as idx:
+        after = idx.get(str(path))
+    assert after.uncertain == 1 and after.mood is None and after.tagged == 1
