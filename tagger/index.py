@@ -771,6 +771,19 @@ class Index:
         with self._writing():
             self._conn.execute(_UPSERT, values)
 
+    def move(self, old_path: str, row: IndexRow) -> None:
+        """Replace the row of `old_path` by `row` (a moved file's), in one transaction."""
+        values = _coerce(row)
+        with self._writing():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM tracks WHERE path = ?", (_to_db(old_path),))
+                self._conn.execute(_UPSERT, values)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def get(self, path: str) -> IndexRow | None:
         """The row for `path`, or None when it is not indexed."""
         with self._reading():

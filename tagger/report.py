@@ -207,6 +207,8 @@ class ScanReporter:
             table.add_row("silent (no mood)", str(summary.silent))
         table.add_row("analysed", str(summary.analysed))
         table.add_row("unchanged (skipped)", str(summary.unchanged))
+        if summary.moved:
+            table.add_row("moved or renamed (analysis kept)", str(summary.moved))
         table.add_row("not audio (passed over)", str(summary.passed_over))
         if summary.excluded:
             table.add_row("excluded", str(summary.excluded))
@@ -255,6 +257,7 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "found": summary.found,
         "analysed": summary.analysed,
         "unchanged": summary.unchanged,
+        "moved": summary.moved,
         "passed_over": summary.passed_over,
         "excluded": summary.excluded,
         "moods": summary.moods,

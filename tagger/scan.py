@@ -83,6 +83,7 @@ class ScanSummary:
     temps_removed: int = 0  # temp copies left by a killed earlier scan, now deleted
     index_error: str | None = None  # the index could not be written: why the scan stopped
     skipped: list[Path] = field(default_factory=list)  # the unchanged tracks, not analysed
+    moved: int = 0  # new paths recognised as moved indexed tracks: their analysis is kept
     still_failing: list[tuple[Path, str]] = field(default_factory=list)
     """Unchanged tracks whose last result was a failure (analysis, or the tag write): not tried
     again unless --retry-failed (analysis) or `mertag write` (tags)."""
@@ -106,11 +107,15 @@ class ScanRefused(Exception):
 
 
 def plan(
-    options: ScanOptions, snapshot: Mapping[str, tuple[int, int, str, str | None]]
+    options: ScanOptions,
+    snapshot: Mapping[str, tuple[int, int, str, str | None]],
+    index: Index | None = None,
 ) -> tuple[list[tuple[Path, int, int]], list[TrackOutcome], ScanSummary]:
     """Walk the roots and split tracks into work to do, failures found while walking, skips.
 
     When tags are to be written, temp copies left beside the tracks by a killed scan go too.
+    With the `index` to record them in, tracks moved or renamed since their scan are recognised
+    (`mertag.tagger.moves`): their rows move to the new paths and they are not analysed again.
     """
     found = walk(options.roots, options.exclude)
     summary = ScanSummary(
@@ -145,6 +150,14 @@ def plan(
         else:
             summary.unchanged += 1
             summary.skipped.append(path)
+    if index is not None and not options.force:
+        from mertag.tagger.moves import recognise_moves
+
+        found = {str(p) for p, _, _ in todo} | {str(p) for p in summary.skipped}
+        todo, moved = recognise_moves(todo, snapshot, found, accepted, index)
+        for old_path, row in moved:
+            index.move(old_path, row)
+        summary.moved = len(moved)
     return todo, early, summary
 
 
@@ -289,7 +302,7 @@ def run_scan(
                 stack.enter_context(_scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
                 snapshot, leftovers = index.scan_state()
-            todo, early, summary = plan(options, snapshot)
+            todo, early, summary = plan(options, snapshot, index)
             if on_start is not None:
                 on_start(len(todo) + len(early), summary)
             for outcome in _chain(early, _outcomes(todo, options, on_prepare)):
