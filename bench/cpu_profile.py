@@ -6,11 +6,11 @@ Runs every track of FOLDER (default ../shared/corpus) through the scan's own cod
 process, as a worker does (one BLAS thread, glibc's thresholds, librosa's kernels as a scan
 builds them), after one warm-up round, and times each part by wrapping the functions the
 pipeline calls: the decode, level normalisation, musicnn's mel patches and each network, every
-librosa call of the frame features, the pooling, the mood model and the tag write (on a temp
-copy). Prints CPU ms per track, averaged over the tracks as the excerpt policy analyses them,
-and each part's share: the numbers behind the feature-ablation candidates in
-docs/PERFORMANCE.md. Timings nest (a librosa call runs inside "frame features"); the shares of
-the top-level parts add up to the track.
+librosa call of the frame features, the pooling, the mood model and the tag write (on fresh
+temp copies each round). Prints CPU ms per track, averaged over the tracks as the excerpt
+policy analyses them, and each part's share: the numbers behind the feature-ablation
+candidates in docs/PERFORMANCE.md. Timings nest (a librosa call runs inside "frame
+features"); the shares of the top-level parts add up to the track.
 """
 
 from __future__ import annotations
@@ -107,15 +107,15 @@ def main() -> None:
 
     warm_process()
     instrument()
+    work = TrackWork(model_path=model_path(args.model))
     with tempfile.TemporaryDirectory(prefix="mertag-profile-") as tmp:
-        lib = Path(tmp) / "lib"
-        shutil.copytree(args.folder, lib, ignore=shutil.ignore_patterns(".*"))
-        for p in lib.rglob("*"):
-            if p.is_file():
-                p.chmod(0o644)
-        tracks = walk([lib]).tracks
-        work = TrackWork(model_path=model_path(args.model), overwrite_mood=True)
         for round_ in range(args.rounds + 1):
+            lib = Path(tmp) / f"round{round_}"  # fresh copies: every round writes its tags
+            shutil.copytree(args.folder, lib, ignore=shutil.ignore_patterns(".*"))
+            for p in lib.rglob("*"):
+                if p.is_file():
+                    p.chmod(0o644)
+            tracks = walk([lib]).tracks
             if round_ == 1:
                 CPU.clear()  # the first round warmed sessions, caches and kernels
             for path in tracks:
@@ -123,6 +123,7 @@ def main() -> None:
                 outcome = process_track(path, st.st_size, st.st_mtime_ns, work)
                 if outcome.failed:
                     raise SystemExit(f"{path.name}: {outcome.error or outcome.tag_error}")
+            shutil.rmtree(lib)
     n = args.rounds * len(tracks)
     total = sum(CPU.get(name, 0.0) for name in TOP)
     print(f"{len(tracks)} tracks x {args.rounds} rounds; CPU ms per track, share of the track")
