@@ -11,8 +11,8 @@ file lock that other mertag processes wait on (`prepare_kernels`). A cache whose
 
 librosa also declares some of its numba ufuncs with every dtype they may take (`_localmax` five,
 `__peak_pick` four, ...), and numba compiles, or loads from the cache, every one of those loops
-when librosa's module is imported: ~15 s of CPU after an install and ~0.5 s in every later
-process, though a scan calls three of them, on float32 only. In a scan's processes
+when librosa's module is imported: ~13 s of CPU after an install and a few tenths of a second
+in every later process, though a scan calls three of them, on float32 only. In a scan's processes
 (`prepare_kernels` marks them with LAZY_ENV) each such ufunc is built on its first call instead,
 with the one loop its arguments select as numpy would (`_DeferredUfunc`); the loop is the same
 compiled code, so every value is the same.
