@@ -308,6 +308,26 @@ def scan(
         str | None,
         typer.Option("--moods", help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed'."),
     ] = None,
+    uncertain_below: Annotated[
+        float | None,
+        typer.Option(
+            "--uncertain-below",
+            min=0.0,
+            max=1.0,
+            help="A track whose confidence is below this is uncertain (default: the config's "
+            "uncertain_below, else the model's calibrated threshold; 0: never).",
+            show_default=False,
+        ),
+    ] = None,
+    uncertain_word: Annotated[
+        str | None,
+        typer.Option(
+            "--uncertain-word",
+            help="The MOOD written for an uncertain track (default: the config's "
+            "uncertain_word; '' writes none and takes back a word mertag wrote before).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -322,6 +342,7 @@ def scan(
 ) -> None:
     """Analyse every track under PATHS, write its mood into its tags, and index it."""
     from mertag.tagger.backends import BACKENDS, BackendError
+    from mertag.tagger.config import check_uncertain_word
     from mertag.tagger.index import IndexFileError
     from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel
@@ -340,6 +361,12 @@ def scan(
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
+    scan_moods = parse_moods(moods) if moods else config.moods
+    word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
+    try:
+        check_uncertain_word(word, scan_moods)
+    except ValueError as exc:
+        raise usage_error(f"--uncertain-word: {exc}") from exc
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -347,10 +374,12 @@ def scan(
         model_id=mood_model.model_id,
         feature_schema=mood_model.info.feature_schema,
         exclude=tuple(exclude) if exclude else config.exclude,
-        moods=parse_moods(moods) if moods else config.moods,
+        moods=scan_moods,
         write=not no_write,
         id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
         overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+        uncertain_below=config.uncertain_below if uncertain_below is None else uncertain_below,
+        uncertain_word=word,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -627,6 +656,12 @@ def playlist(
         _err(f"no tracks for {what}: no playlist written{note}")
     for written, n in result.written.items():
         _err(f"wrote {display(written)} ({n} track{'' if n == 1 else 's'})")
+    if result.uncertain:
+        n = result.uncertain
+        _err(
+            f"{n} track{'' if n == 1 else 's'} with an uncertain mood left out "
+            "('mertag list uncertain:yes' shows them)"
+        )
 
 
 def _journey_start(

@@ -12,6 +12,8 @@ is a ConfigError naming the key, so a typo never passes silently.
     exclude = ["Podcasts", "*.wav"]
     playlist_dir = "~/Music/Playlists"
     model = "fast"                # a shipped model ("default", "fast") or a mertag ONNX file
+    uncertain_below = 0.7         # "model" (its calibrated threshold), or 0 for never uncertain
+    uncertain_word = "Uncertain"  # the MOOD of an uncertain track ("": none is written)
 
 Relative paths in the file are taken from the folder the file is in, and '~' is expanded.
 """
@@ -38,6 +40,8 @@ else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
 CONFIG_ENV = "MERTAG_CONFIG"
+MODEL_THRESHOLD = "model"
+"""The uncertain_below value that means the model's own (calibrated) threshold."""
 CONFIG_NAME = "config.toml"
 
 DEFAULT = "default"
@@ -61,6 +65,21 @@ def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, not {value!r}")
     return value
+
+
+def _uncertain_below(value: Any) -> float | None:
+    """None for "model" (the model's own threshold), else a confidence in [0, 1]."""
+    if value == MODEL_THRESHOLD:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f'must be "{MODEL_THRESHOLD}" or a number from 0 to 1, not {value!r}')
+    return float(value)
+
+
+def _uncertain_word(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(f'must be a word, or "" for none, not {value!r}')
+    return value.strip()
 
 
 def _model(value: Any, base: Path) -> str:
@@ -97,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
             'the mood model a scan uses: "default", "fast" (shipped) or a mertag ONNX file'),
     Setting("overwrite_mood", lambda: False, lambda v, base: _flag(v),
             "put mertag's word into a MOOD it did not write (the old value is kept for untag)"),
+    Setting("uncertain_below", lambda: None, lambda v, base: _uncertain_below(v),
+            'confidence below which a track is uncertain: "model" (its calibrated threshold) '
+            "or 0..1 (0: never)", unset=MODEL_THRESHOLD, example='uncertain_below = "model"'),
+    Setting("uncertain_word", lambda: "", lambda v, base: _uncertain_word(v),
+            'the MOOD written for an uncertain track ("": none, and a word mertag wrote earlier '
+            "is taken back)", unset='"" (no MOOD)'),
 )  # fmt: skip
 """Every key the file may hold: a new key is one line here."""
 
@@ -152,7 +177,7 @@ class Config:
             if s.name == "moods":
                 out += [(f"moods.{q}", value[q], self.sources[f"moods.{q}"]) for q in QUADRANTS]
                 continue
-            if value is None or value == ():
+            if value is None or value in ((), ""):
                 text = s.unset
             elif isinstance(value, tuple):
                 text = ", ".join(value)
@@ -299,6 +324,14 @@ def _moods(value: Any) -> dict[str, str]:
         moods[q.upper()] = word.strip()
     check_moods(moods)
     return moods
+
+
+def check_uncertain_word(word: str, moods: Mapping[str, str]) -> None:
+    """ValueError when the uncertain word is one of the mood words (an unsure track would join
+    that mood's playlists and filters)."""
+    for q in QUADRANTS:
+        if word and word.casefold() == moods[q].casefold():
+            raise ValueError(f"the uncertain word {word!r} is {q}'s mood word")
 
 
 def check_moods(moods: Mapping[str, str]) -> None:

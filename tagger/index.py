@@ -26,7 +26,7 @@ import sqlite3
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -38,7 +38,7 @@ from platformdirs import user_data_dir
 
 from mertag.tagger.display import display
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The index layout this mertag writes; an older index is migrated to it (see `_MIGRATIONS`)."""
 
 APPLICATION_ID = 0x6D657274
@@ -47,7 +47,9 @@ APPLICATION_ID = 0x6D657274
 _BUSY_TIMEOUT_S = 30.0
 """How long a write waits for another process (a second scan) to release the index."""
 
-STATUSES = ("ok", "error")
+STATUSES = ("ok", "error", "silent")
+"""ok: analysed, with a mood; error: could not be analysed (`error` says why); silent: (near)
+silence, no mood (`error` says how quiet)."""
 
 SnapshotEntry = tuple[int, int, str, str | None]
 """(size, mtime_ns, status, model_id) of one indexed track, as `Index.snapshot` gives it."""
@@ -62,7 +64,8 @@ def utc_now() -> str:
 class IndexRow:
     """One track in the index: its file identity, the analysis result and the tag-write outcome.
 
-    `status` is 'ok' (analysed) or 'error' (with `error` saying why). `tagged` is 1 when mertag's
+    `status` is one of STATUSES. `uncertain` is 1 when the confidence was below the model's
+    threshold (no mood word, or the uncertain word, was written). `tagged` is 1 when mertag's
     tags are in the file, 0 when they were not written (--no-write, or the write failed, with
     `tag_error` saying why), None when unknown.
     """
@@ -81,6 +84,7 @@ class IndexRow:
     valence: float | None = None
     arousal: float | None = None
     confidence: float | None = None
+    uncertain: int | None = None
     model_id: str | None = None
     feature_schema: str | None = None
     analysed_at: str = field(default_factory=utc_now)
@@ -91,14 +95,10 @@ class IndexRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(IndexRow))
 """The index columns in order, path first; also the column order of exports."""
 
-_INT_COLUMNS = frozenset({"size", "mtime_ns", "tagged"})
+_INT_COLUMNS = frozenset({"size", "mtime_ns", "tagged", "uncertain"})
 _FLOAT_COLUMNS = frozenset({"p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence"})
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+_TRACKS = f"""
 CREATE TABLE IF NOT EXISTS tracks (
     path TEXT PRIMARY KEY,  -- TEXT, or a BLOB of the raw bytes when not valid UTF-8
     size INTEGER NOT NULL,
@@ -114,21 +114,43 @@ CREATE TABLE IF NOT EXISTS tracks (
     valence REAL,
     arousal REAL,
     confidence REAL,
+    uncertain INTEGER CHECK (uncertain IN (0, 1)),
     model_id TEXT,
     feature_schema TEXT,
     analysed_at TEXT NOT NULL,
     tagged INTEGER CHECK (tagged IN (0, 1)),
     tag_error TEXT
+)"""
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
+{_TRACKS};
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 PRAGMA application_id = {APPLICATION_ID};
 """
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (),  # v1 -> v2: only the application_id mark, which every migration sets
+
+def _rebuild_tracks(conn: sqlite3.Connection) -> None:
+    """Copy the tracks table into the current layout: SQLite changes a CHECK constraint (the
+    statuses) only so. Every column both layouts have keeps its values."""
+    present = _columns(conn, "tracks")
+    conn.execute(_TRACKS.replace("IF NOT EXISTS tracks", "tracks_new", 1))
+    kept = ", ".join(c for c in COLUMNS if c in present)
+    conn.execute(f"INSERT INTO tracks_new ({kept}) SELECT {kept} FROM tracks")
+    conn.execute("DROP TABLE tracks")
+    conn.execute("ALTER TABLE tracks_new RENAME TO tracks")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None] | None] = {
+    1: None,  # v1 -> v2: only the application_id mark, which every migration sets
+    2: _rebuild_tracks,  # v2 -> v3: status 'silent', column uncertain
 }
-"""version -> the statements that take an index from it to the next version. A migration also
-sets the mark and the schema version; add the next one here when the layout changes."""
+"""version -> what takes an index from it to the next version (None: nothing beyond the
+columns `_add_missing_columns` adds). A migration also sets the mark and the schema version; add
+the next one here when the layout changes."""
 
 _V1_TABLES = frozenset({"meta", "tracks"})
 """The tables of an index written before the mark: it is recognised by them alone."""
@@ -531,8 +553,9 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> Migration:
     after a backup copy."""
     backup = _backup(path, version)
     for step in range(version, SCHEMA_VERSION):
-        for statement in _MIGRATIONS[step]:
-            conn.execute(statement)
+        change = _MIGRATIONS[step]
+        if change is not None:
+            change(conn)
     _add_missing_columns(conn)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))

@@ -130,7 +130,7 @@ def _path_rule(term: Term, cond: PathTerm) -> dict[str, object]:
 
 def term_rule(term: Term, words: Mapping[str, Sequence[str]]) -> dict[str, object] | None:
     """The Navidrome rule for one query term; None when every track Navidrome sees with a mertag
-    mood already passes it (status:ok, tagged:yes)."""
+    mood already passes it (status:ok, tagged:yes, uncertain:no)."""
     cond = term.condition
     if isinstance(cond, MoodTerm):
         chosen = [w for q in sorted(cond.quadrants) for w in words.get(q, ())]
@@ -142,7 +142,8 @@ def term_rule(term: Term, words: Mapping[str, Sequence[str]]) -> dict[str, objec
     if isinstance(cond, TextTerm):
         return _text_rule(term, cond)
     if isinstance(cond, ValueTerm):
-        passes = ({"ok"} if cond.field == "status" else {1}) == set(cond.values)
+        passing = {"status": {"ok"}, "uncertain": {0}}.get(cond.field, {1})
+        passes = passing == set(cond.values)
         if passes != term.negate:
             return None
         raise _cannot(term, "Navidrome sees only tracks whose mood is in their tags")

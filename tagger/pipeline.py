@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.features import TrackFeatures, extract_track
+from mertag.tagger.loudness import SilentAudio
 from mertag.tagger.model import ModelOutputError, MoodModel, shared_model
 from mertag.tagger.mood import Prediction
 
@@ -28,6 +29,8 @@ class TrackWork:
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
     overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
     plan: bool = False  # (without write) list the changes a write would make: a dry run
+    uncertain_below: float | None = None  # None: each model's own threshold; 0: never uncertain
+    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
 
     def analysis_only(self) -> TrackWork:
         """The same work without the tag write (a Dask worker analyses, the client writes)."""
@@ -43,6 +46,7 @@ class TrackOutcome:
     mtime_ns: int
     prediction: Prediction | None = None
     error: str | None = None
+    silent: str | None = None  # why a (near) silent track has no mood; nothing is written
     tagged: bool | None = None  # True: mertag's tags are in the file now
     planned: list[str] | None = None  # a dry run: the changes a write would make
     tag_error: str | None = None
@@ -71,9 +75,9 @@ def analyse_track(
 
 
 def tag_values(prediction: Prediction) -> dict[str, str]:
-    """The fields mertag writes into a file for a prediction (no MOOD when its mood word is
-    empty: an uncertain prediction given the uncertain word "")."""
-    values = {
+    """The fields mertag writes into a file for a prediction. An uncertain prediction given the
+    uncertain word "" has an empty MOOD: a word mertag wrote there earlier is taken back."""
+    return {
         "MOOD": prediction.mood,
         "MERTAG_QUADRANT": prediction.quadrant,
         "MERTAG_VALENCE": f"{prediction.valence:.3f}",
@@ -81,9 +85,6 @@ def tag_values(prediction: Prediction) -> dict[str, str]:
         "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
         "MERTAG_MODEL": prediction.model_id,
     }
-    if not prediction.mood:
-        del values["MOOD"]
-    return values
 
 
 def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> TrackOutcome:
@@ -93,13 +94,19 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     try:
         features, chosen = track_features(path, model)
         t1 = time.perf_counter()
-        outcome.prediction = chosen.predict(features.sequences, work.moods)
+        outcome.prediction = chosen.predict(
+            features.sequences, work.moods, work.uncertain_below, work.uncertain_word
+        )
         t2 = time.perf_counter()
         outcome.timings = {
             "decode": features.decode_seconds,
             "features": features.features_seconds,
             "model": t2 - t1,
         }
+    except SilentAudio as exc:
+        outcome.silent = str(exc)
+        outcome.tagged = False
+        return outcome
     except (AudioError, ModelOutputError) as exc:
         outcome.error = str(exc)
         return outcome

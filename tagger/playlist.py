@@ -48,6 +48,8 @@ class PlaylistResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     empty: list[tuple[str, str, Path | None]] = field(default_factory=list)
     """(mood word, quadrant, an earlier run's file for it, left as it was) with no tracks."""
+    uncertain: int = 0
+    """Tracks left out of the mood playlists because their mood is uncertain."""
 
 
 def track_entry(path: str) -> Entry:
@@ -164,6 +166,8 @@ def mood_words(
     configured = {**DEFAULT_MOODS, **(moods or {})}
     words: dict[str, list[str]] = {q: [configured[q]] for q in QUADRANTS}
     for row in rows:
+        if row.uncertain:
+            continue  # its word, if any, is the uncertain word, not its quadrant's
         if row.quadrant in words and row.mood and row.mood not in words[row.quadrant]:
             words[row.quadrant].append(row.mood)
     return words
@@ -197,9 +201,10 @@ def mood_playlists(
     """Write one `<Mood>.m3u8` (or `.nsp`) per mood into `out_dir`, best match first (or in the
     query's order).
 
-    Tracks are grouped by the mood word the index holds (the one in their tags). A mood with no
-    track gets no file (it is named in `result.empty`); an .nsp file holds the mood's rule and
-    the query's, for Navidrome to evaluate.
+    Tracks are grouped by the mood word the index holds (the one in their tags); an uncertain
+    track is in none (counted in `result.uncertain`). A mood with no track gets no file (it is
+    named in `result.empty`); an .nsp file holds the mood's rule and the
+    query's, for Navidrome to evaluate.
     """
     result = PlaylistResult()
     rows = list(rows)
@@ -211,6 +216,9 @@ def mood_playlists(
     for q in QUADRANTS:
         groups[safe_file_name(configured[q]).casefold()] = (q, configured[q], [])
     for row in playable(rows, result.skipped):
+        if row.uncertain:
+            result.uncertain += 1
+            continue
         quadrant = row.quadrant or ""
         word = row.mood or configured.get(quadrant, quadrant)
         key = safe_file_name(word).casefold()

@@ -4,14 +4,19 @@ A query is a list of terms, all of which must hold; a lone ',' between terms sta
 group, and a row is kept when any group holds (beets' `beet ls a , b`):
 
     mood:Relaxed  quadrant:Q4  mood:Sad,Relaxed     a mood word (any case) or Q1-Q4, ',' = or
+    uncertain:yes                                    below the confidence threshold
     arousal:..-0.3  valence:0.2..  confidence:0.7..  number ranges, both ends included;
     valence:-0.5..0.5  arousal:0.3                   a lone number matches to its last digit
     path:Jazz/  path:~/Music/Jazz  path:'*.flac'     a file or folder (see `PathTerm`)
-    status:error  tagged:no  model:fast              the index's own state
+    status:error  tagged:no  model:fast              the index's own state (status: ok,
+                                                     error or silent)
     artist:Björk  album:...  title:...              from the tags, when the index holds them
     björk                                            a free word: artist, album, title or path
     ^mood:Angry  -arousal:0.5..                      '^' (or '-', after `--`) negates a term
     title::^The  path::\\.flac$                       '::' matches a regular expression
+
+`mood:` selects the tracks whose mood is known: an uncertain track matches `quadrant:` (the
+model's best guess) and `uncertain:yes`, never `mood:`.
 
 Sorting is `FIELD+` / `FIELD-` (ascending / descending) as a term or through `--sort`.
 
@@ -55,6 +60,7 @@ FIELDS: tuple[str, ...] = (
     "path",
     "status",
     "tagged",
+    "uncertain",
     "model",
     *TAG_FIELDS,
 )
@@ -76,8 +82,11 @@ def fold(text: str) -> str:
 
 
 def index_words(rows: Iterable[IndexRow]) -> dict[str, str]:
-    """mood word (casefolded) -> quadrant, for every word the index holds."""
-    return {r.mood.casefold(): r.quadrant for r in rows if r.mood and r.quadrant}
+    """mood word (casefolded) -> quadrant, for every word the index holds (an uncertain track's
+    word, if it has one, says nothing of its quadrant)."""
+    return {
+        r.mood.casefold(): r.quadrant for r in rows if r.mood and r.quadrant and not r.uncertain
+    }
 
 
 def resolve_quadrant(
@@ -139,12 +148,13 @@ def row_text(row: IndexRow, field: str, root: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class MoodTerm:
-    """The row's quadrant is one of `quadrants`."""
+    """The row's quadrant is one of `quadrants` (and, for `mood:`, the mood is not uncertain)."""
 
     quadrants: frozenset[str]
+    confident: bool = False
 
     def matches(self, row: IndexRow) -> bool:
-        return row.quadrant in self.quadrants
+        return row.quadrant in self.quadrants and not (self.confident and row.uncertain)
 
 
 @dataclass(frozen=True)
@@ -415,7 +425,7 @@ def parse_term(
             raise QueryError(f"{text!r}: {exc}") from None
         if not quadrants:
             raise QueryError(f"{text!r}: name a mood word or Q1-Q4, e.g. mood:Relaxed")
-        condition = MoodTerm(quadrants)
+        condition = MoodTerm(quadrants, confident=field == "mood")
     elif field in NUMBER_FIELDS:
         condition = _range(field, value, text)
     elif field == "status":
@@ -423,10 +433,10 @@ def parse_term(
         if not states or not states <= set(STATUSES):
             raise QueryError(f"{text!r}: status is {' or '.join(STATUSES)}")
         condition = ValueTerm("status", states)  # type: ignore[arg-type]
-    elif field == "tagged":
+    elif field in ("tagged", "uncertain"):
         if fold(value.strip()) not in _YES:
-            raise QueryError(f"{text!r}: tagged is yes or no")
-        condition = ValueTerm("tagged", frozenset({1 if _YES[fold(value.strip())] else 0}))
+            raise QueryError(f"{text!r}: {field} is yes or no")
+        condition = ValueTerm(field, frozenset({1 if _YES[fold(value.strip())] else 0}))
     elif field == "path" and not regex:
         condition = _path(value, cwd or Path.cwd())
     else:

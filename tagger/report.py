@@ -55,6 +55,9 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
     if outcome.error is not None:
         record.update(status="error", error=outcome.error)
         return record
+    if outcome.silent is not None:
+        record.update(status="silent", reason=outcome.silent)
+        return record
     p = outcome.prediction
     if p is not None:
         record.update(
@@ -65,6 +68,7 @@ def outcome_record(outcome: TrackOutcome) -> dict[str, Any]:
             valence=p.valence,
             arousal=p.arousal,
             model_id=p.model_id,
+            uncertain=p.uncertain,
         )
     record["tagged"] = outcome.tagged
     if outcome.tag_error is not None:
@@ -165,14 +169,20 @@ class ScanReporter:
                 )
             )
         p = outcome.prediction
+        if outcome.silent is not None and self.verbose and not self.as_json:
+            self.progress.console.print(Text(f"{outcome.silent}  {display(outcome.path)}"))
         if p is None or self.as_json:
             return
         if self.dry_run and not self.quiet:
             changes = "; ".join(outcome.planned or []) or "nothing to change"
             self.progress.console.print(Text(f"would tag {display(outcome.path)}: {changes}"))
         elif self.verbose:
+            mark = "?" if p.uncertain else ""  # 'Q3? uncertain 0.41  path'
             self.progress.console.print(
-                Text(f"{p.quadrant} {p.mood:<8} {p.confidence:.2f}  {display(outcome.path)}")
+                Text(
+                    f"{p.quadrant}{mark} {p.mood or 'uncertain':<8} {p.confidence:.2f}  "
+                    f"{display(outcome.path)}"
+                )
             )
 
     def finish(self, summary: ScanSummary) -> None:
@@ -191,6 +201,10 @@ class ScanReporter:
         table.add_column("tracks", justify="right")
         for mood, n in sorted(summary.moods.items()):
             table.add_row(mood, str(n))
+        if summary.uncertain:
+            table.add_row("uncertain (below the confidence threshold)", str(summary.uncertain))
+        if summary.silent:
+            table.add_row("silent (no mood)", str(summary.silent))
         table.add_row("analysed", str(summary.analysed))
         table.add_row("unchanged (skipped)", str(summary.unchanged))
         table.add_row("not audio (passed over)", str(summary.passed_over))
@@ -212,10 +226,22 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "passed_over": summary.passed_over,
         "excluded": summary.excluded,
         "moods": summary.moods,
+        "uncertain": summary.uncertain,
+        "silent": summary.silent,
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
     }
+
+
+def mood_shown(mood: str | None, quadrant: str | None, uncertain: object) -> str:
+    """A track's mood as lists show it: 'Sad (Q3)'; an uncertain one 'uncertain (Q3?)', or its
+    uncertain word with the same mark."""
+    if not quadrant:
+        return mood or ""
+    if uncertain:
+        return f"{mood or 'uncertain'} ({quadrant}?)"
+    return f"{mood} ({quadrant})" if mood else quadrant
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -243,7 +269,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     if failed:
         table.add_column("error", overflow="fold")
     for r in rows:
-        mood = f"{r.mood} ({r.quadrant})" if r.mood else ""
+        mood = "silent" if r.status == "silent" else mood_shown(r.mood, r.quadrant, r.uncertain)
         shown = r.path if root is None else os.path.relpath(r.path, root)
         cells = [
             Text(display(shown)),

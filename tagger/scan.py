@@ -52,6 +52,8 @@ class ScanOptions:
     write: bool = True
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
+    uncertain_below: float | None = None  # None: the model's own threshold; 0: never uncertain
+    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
@@ -69,7 +71,9 @@ class ScanSummary:
     excluded: int = 0
     unchanged: int = 0
     analysed: int = 0
-    moods: dict[str, int] = field(default_factory=dict)
+    moods: dict[str, int] = field(default_factory=dict)  # confident tracks by mood word
+    uncertain: int = 0  # analysed tracks below the confidence threshold
+    silent: int = 0  # (near) silent tracks: no mood
     failures: list[tuple[Path, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
@@ -135,10 +139,10 @@ def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
         path=str(outcome.path),
         size=outcome.size,
         mtime_ns=outcome.mtime_ns,
-        status="error" if outcome.error else "ok",
-        error=outcome.error,
+        status="error" if outcome.error else "silent" if outcome.silent else "ok",
+        error=outcome.error or outcome.silent,
         quadrant=p.quadrant if p else None,
-        mood=p.mood if p else None,
+        mood=(p.mood or None) if p else None,  # an uncertain track without a word: none
         p_q1=probs[0],
         p_q2=probs[1],
         p_q3=probs[2],
@@ -146,6 +150,7 @@ def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
         valence=p.valence if p else None,
         arousal=p.arousal if p else None,
         confidence=p.confidence if p else None,
+        uncertain=int(p.uncertain) if p else None,
         model_id=p.model_id if p else None,
         feature_schema=feature_schema if p else None,
         analysed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -183,6 +188,8 @@ def _outcomes(
         plan=options.dry_run,
         id3_version=options.id3_version,
         overwrite_mood=options.overwrite_mood,
+        uncertain_below=options.uncertain_below,
+        uncertain_word=options.uncertain_word,
     )
     jobs = options.jobs if len(todo) > 1 else 1
     yield from backends.outcomes(
@@ -303,7 +310,11 @@ def _record(
         summary.failures.append((outcome.path, outcome.error))
         return
     summary.analysed += 1
-    if outcome.prediction is not None:
+    if outcome.silent is not None:
+        summary.silent += 1
+    elif outcome.prediction is not None and outcome.prediction.uncertain:
+        summary.uncertain += 1
+    elif outcome.prediction is not None:
         mood = outcome.prediction.mood
         summary.moods[mood] = summary.moods.get(mood, 0) + 1
     if outcome.tag_error is not None:

@@ -192,6 +192,19 @@ def mood_changes(
     return {f: v for f, v in target.items() if current.get(f) != v}
 
 
+def mood_withdrawal(current: Mapping[str, Values]) -> dict[str, Values | None]:
+    """What taking mertag's word back changes (an uncertain prediction without a word, after a
+    scan that gave the file one): as removal_changes, for MOOD, MERTAG_MOOD and
+    MERTAG_PREVIOUS_MOOD only. mertag's word leaves MOOD (the user's values saved in
+    MERTAG_PREVIOUS_MOOD come back); a MOOD that is the user's stays."""
+    legacy = _join(current["MOOD"]) if _legacy_word(current, "") else None
+    changes = removal_changes(current, legacy)
+    return {f: v for f, v in changes.items() if f in _MOOD_FIELDS}
+
+
+_MOOD_FIELDS = frozenset({"MOOD", "MERTAG_MOOD", PREVIOUS_MOOD})
+
+
 def _legacy_word(current: Mapping[str, Values], word: str) -> bool:
     """Whether MOOD is the word of a mertag that did not yet record MERTAG_MOOD."""
     quadrant = _join(current.get("MERTAG_QUADRANT") or [])
@@ -700,8 +713,10 @@ def _write_changes(
     changes: dict[str, Values | None] = {
         f: [v] for f, v in values.items() if f != "MOOD" and current.get(f) != [v]
     }
-    if "MOOD" in values:
+    if values.get("MOOD"):
         changes.update(mood_changes(current, values["MOOD"], overwrite=overwrite_mood))
+    elif "MOOD" in values:
+        changes.update(mood_withdrawal(current))
     return changes
 
 
@@ -779,6 +794,8 @@ def write_tags(
 
     values["MOOD"] is mertag's word: it goes to MERTAG_MOOD, and to MOOD as mood_changes says
     (`overwrite_mood` replaces a MOOD mertag found, keeping its values in MERTAG_PREVIOUS_MOOD).
+    An empty word takes back a word mertag wrote earlier (mood_withdrawal); without the key,
+    MOOD and MERTAG_MOOD are left as they are.
     An ID3 tag keeps its version unless `id3_version` (3 or 4) asks for one (a new tag is v2.4).
     Returns False without touching the file when nothing would change; True after a write.
     `expect` is the (size, mtime_ns) the caller saw when it analysed the file: if the file

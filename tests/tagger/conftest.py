@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.tagger.scanned_library import Library, copy_library, empty_config, scanned_library
+from tests.tagger.scanned_library import Library, copy_library, neutral_config, scanned_library
 
 
 @pytest.fixture(autouse=True)
 def no_user_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    """MERTAG_CONFIG names an empty file, so the user's own config never leaks into a test."""
-    path = empty_config(tmp_path_factory.mktemp("config"))
+    """MERTAG_CONFIG names TEST_CONFIG's file, so the user's own config never leaks into a test."""
+    path = neutral_config(tmp_path_factory.mktemp("config"))
     monkeypatch.setenv("MERTAG_CONFIG", str(path))
     yield path
 

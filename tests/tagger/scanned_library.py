@@ -38,11 +38,18 @@ BAD = "bad/text.mp3"
 runner = CliRunner()
 
 
-def empty_config(folder: Path) -> Path:
-    """An empty config file: tests never read the real user's config."""
+TEST_CONFIG = "uncertain_below = 0\n"
+"""The config every test runs under unless it writes its own: the defaults, but with the doubt
+threshold off, so that a test tone or a corpus track the model is unsure of still gets its
+MOOD word and the tests of tags, playlists and queries see every track. The tests of doubt
+(test_uncertain.py) set the threshold themselves."""
+
+
+def neutral_config(folder: Path) -> Path:
+    """The config file TEST_CONFIG: tests never read the real user's config."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "mertag-test-config.toml"
-    path.write_text("", encoding="utf-8")
+    path.write_text(TEST_CONFIG, encoding="utf-8")
     return path
 
 
@@ -120,7 +127,7 @@ def scanned_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Library, 
     (lib / BAD).write_text("not music\n" * 100)
     index = root / "index.sqlite3"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MERTAG_CONFIG", str(empty_config(root)))
+        mp.setenv("MERTAG_CONFIG", str(neutral_config(root)))
         result = invoke(["scan", lib, "--index", index, "--jobs", "1", "--quiet"])
     _SCANNED[key] = (Library(lib, index), result)
     return _SCANNED[key]

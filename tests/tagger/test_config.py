@@ -26,6 +26,8 @@ exclude = ["Podcasts", "*.wav"]
 playlist_dir = "~/Playlists"
 model = "fast"
 overwrite_mood = true
+uncertain_below = 0.5
+uncertain_word = " Unsure "
 """
 
 
@@ -45,6 +47,7 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert cfg.playlist_dir == Path("~/Playlists").expanduser()
     assert cfg.model == "fast"  # a shipped model's name stays a name
     assert cfg.overwrite_mood is True
+    assert cfg.uncertain_below == 0.5 and cfg.uncertain_word == "Unsure"
     assert set(cfg.sources.values()) == {"config file"}
     own = load_config(_write(tmp_path, 'model = "mine/mood.onnx"\n'))
     assert own.model == str(tmp_path / "mine" / "mood.onnx")  # a file, from the config's folder
@@ -168,7 +171,9 @@ def test_scan_follows_the_file_and_the_command_line_wins(
     make_wav(lib / "skip-me.wav")
     words = 'moods = { Q1 = "Joy", Q2 = "Rage", Q3 = "Gloom", Q4 = "Ease" }\n'
     conf = _write(
-        tmp_path, words + 'id3_version = "2.3"\nindex = "idx.sqlite3"\nexclude = ["skip*"]\n'
+        tmp_path,
+        words + 'id3_version = "2.3"\nindex = "idx.sqlite3"\nexclude = ["skip*"]\n'
+        "uncertain_below = 0\n",  # every track gets a word, however unsure
     )
     monkeypatch.setenv("MERTAG_CONFIG", str(conf))
     result = invoke(["scan", lib, "-j", "1", "-q"])

@@ -49,6 +49,7 @@ def full_row(path: str = "/music/a.mp3", **changes: object) -> IndexRow:
         valence=-0.25,
         arousal=0.75,
         confidence=0.6,
+        uncertain=1,
         model_id="mertag-4q-v1",
         feature_schema="musicnn-v1",
         analysed_at="2025-01-31T12:00:00+00:00",
@@ -293,6 +294,29 @@ def test_an_index_from_before_the_mark_is_read_as_is_and_migrated_when_written(
         assert [r.path for r in old.rows()] == ["/music/0.flac", "/music/1.flac"]
     with Index(db) as index:
         assert index.migration is None
+
+
+def test_a_migrated_index_keeps_every_row_and_takes_silent_and_uncertain_rows(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "index.sqlite3"
+    write_v1_index(db, rows=3)
+    with Index(db) as index:
+        assert index.migration is not None and index.migration.from_version == 1
+        kept = list(index.rows())
+        assert [(r.path, r.status, r.error, r.size) for r in kept] == [
+            (f"/music/{i}.flac", "error", "cannot decode", 100 + i) for i in range(3)
+        ]
+        silent = full_row("/music/quiet.flac", status="silent", error="silent (-75 LUFS)",
+                          quadrant=None, mood=None, uncertain=None)  # fmt: skip
+        index.upsert(silent)
+        index.upsert(full_row(uncertain=1, mood=None))
+        assert index.get("/music/quiet.flac") == silent
+        assert index.get("/music/a.mp3") == full_row(uncertain=1, mood=None)
+    with pytest.raises(sqlite3.IntegrityError):  # the CHECK still guards the statuses
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute("UPDATE tracks SET status = 'maybe'")
 
 
 def test_a_backup_never_replaces_an_older_backup(tmp_path: Path) -> None:

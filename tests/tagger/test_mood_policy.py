@@ -243,3 +243,65 @@ def test_dry_run_plan_shows_old_and_new_and_writes_nothing(corpus: Path) -> None
     write_tags(path, VALUES)
     assert plan_write(path, VALUES) == []
     assert ID3(path).version[:2] == (2, 3)
+
+
+UNSURE = {**SAD, "MOOD": "", "MERTAG_CONFIDENCE": "0.410"}  # uncertain, no uncertain word
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_an_uncertain_rescan_takes_back_only_the_word_mertag_wrote(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    path = track(name, request, tmp_path)
+    if stored_mood(path) is not None:
+        pytest.skip("the corpus file has a MOOD of its own")
+    fingerprint = audio_fingerprint(path)
+    assert write_tags(path, VALUES) is True
+    assert stored_mood(path) == ["Happy"]
+
+    plan = plan_write(path, UNSURE)
+    assert TagChange("MOOD", "Happy", None) in plan
+    assert TagChange("MERTAG_MOOD", "Happy", None) in plan
+    assert write_tags(path, UNSURE) is True
+    tags = read_tags(path)
+    assert stored_mood(path) is None and "MERTAG_MOOD" not in tags
+    assert tags["MERTAG_CONFIDENCE"] == "0.410" and tags["MERTAG_QUADRANT"] == "Q3"
+    assert write_tags(path, UNSURE) is False  # nothing left to change
+    assert write_tags(path, SAD) is True  # sure again: the word comes back
+    assert stored_mood(path) == ["Sad"]
+    remove_tags(path, None)
+    assert read_tag_values(path) == {}
+    assert audio_fingerprint(path) == fingerprint
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_an_uncertain_rescan_gives_back_the_users_mood_it_replaced(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    path = track(name, request, tmp_path)
+    set_user_mood(path, USER)
+    key = mood_key(path)
+    assert write_tags(path, VALUES, overwrite_mood=True) is True
+    assert stored_mood(path) == ["Happy"]
+
+    assert write_tags(path, UNSURE) is True
+    assert stored_mood(path) == USER and mood_key(path) == key
+    assert "MERTAG_MOOD" not in read_tags(path)
+    remove_tags(path, None)
+    assert read_tag_values(path) == {"MOOD": USER}
+
+
+@pytest.mark.parametrize("name", ["bay.mp3", "egypt.flac", "hacienda.m4a", "lava.wav"])
+def test_an_uncertain_track_never_touches_a_mood_the_user_set(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    path = track(name, request, tmp_path)
+    set_user_mood(path, USER)
+    assert write_tags(path, UNSURE) is True
+    assert stored_mood(path) == USER
+    write_tags(path, VALUES)  # mertag's word was in MERTAG_MOOD only
+    set_user_mood(path, ["Chill"])  # the user changes MOOD after that
+    assert write_tags(path, UNSURE) is True
+    assert stored_mood(path) == ["Chill"]
+    remove_tags(path, None)  # the first value of the user's is found nowhere else: it stays
+    assert read_tag_values(path) == {"MOOD": ["Chill"], PREVIOUS_MOOD: USER}

@@ -23,7 +23,7 @@ from mertag.tagger.tags import audio_fingerprint, read_tags
 from tests.conftest import CORPUS, CORPUS_FILES, need_shared
 from tests.tagger.fault_helpers import FORMATS, make_track
 from tests.tagger.onnx_models import linear_model
-from tests.tagger.scanned_library import empty_config
+from tests.tagger.scanned_library import neutral_config
 
 GOOD = CORPUS_FILES
 runner = CliRunner()
@@ -78,7 +78,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tags_before = {name: _other_tags(lib / name) for name in GOOD}
     index = root / "index.sqlite3"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MERTAG_CONFIG", str(empty_config(root)))
+        mp.setenv("MERTAG_CONFIG", str(neutral_config(root)))
         result = runner.invoke(
             app, ["scan", str(lib), "--index", str(index), "--jobs", "2", "--json"]
         )

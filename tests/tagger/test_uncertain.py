@@ -1,0 +1,181 @@
+"""Doubt and silence through `mertag scan` on real files: an uncertain track keeps its numbers but
+gets no MOOD word (or the configured uncertain word), a word mertag wrote before is taken back and
+the user's MOOD is never touched; lists, queries and playlists show it as uncertain; a silent
+track is indexed as silent and left alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import wave
+from pathlib import Path
+
+import mutagen
+import pytest
+from mutagen.flac import FLAC
+
+from mertag.tagger.index import Index
+from mertag.tagger.model import MoodModel
+from mertag.tagger.tags import audio_fingerprint, read_tags
+from tests.tagger.scanned_library import invoke
+
+NAMES = ("bay.mp3", "egypt.flac", "farm.ogg", "hacienda.m4a")
+
+
+def _library(corpus: Path, tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in NAMES:
+        shutil.copy2(corpus / name, lib / name)
+    return lib
+
+
+def _config(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("MERTAG_CONFIG", str(path))
+
+
+def _scan(lib: Path, index: Path, *args: str) -> dict:
+    result = invoke(["scan", lib, "--index", index, "-j", "1", "--format", "json", *args])
+    assert result.exit_code == 0, result.output
+    doc: dict = json.loads(result.stdout)
+    return doc
+
+
+def _rows(index: Path) -> dict[str, object]:
+    with Index(index, read_only=True) as idx:
+        return {Path(r.path).name: r for r in idx.rows()}
+
+
+def test_the_models_threshold_decides_by_default(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "", monkeypatch)  # the shipped defaults, threshold on
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    threshold = MoodModel().uncertain_below
+    assert threshold is not None and 0.5 < threshold < 0.9
+    doc = _scan(lib, index)
+    rows = _rows(index)
+    models = {m: MoodModel(m) for m in ("default", "fast")}
+    below = {m.model_id: m.uncertain_below for m in models.values()}
+    for name, row in rows.items():
+        tags = read_tags(lib / name)
+        assert row.uncertain == int(row.confidence < below[row.model_id]), name
+        assert tags["MERTAG_CONFIDENCE"] == f"{row.confidence:.3f}"
+        if row.uncertain:
+            assert row.mood is None and "MOOD" not in tags and "MERTAG_MOOD" not in tags
+            assert tags["MERTAG_QUADRANT"] == row.quadrant  # the numbers stay
+        else:
+            assert tags["MOOD"] == row.mood == tags["MERTAG_MOOD"]
+    uncertain = sum(r.uncertain for r in rows.values())
+    assert doc["summary"]["uncertain"] == uncertain
+    assert sum(doc["summary"]["moods"].values()) == len(NAMES) - uncertain
+
+
+def test_a_rescan_takes_back_mertags_word_and_keeps_the_users(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "", monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    mine = FLAC(lib / "egypt.flac")
+    mine["MOOD"] = ["Wistful"]
+    mine.save()
+    fingerprints = {n: audio_fingerprint(lib / n) for n in NAMES}
+
+    _scan(lib, index, "--uncertain-below", "0")  # sure of every track
+    assert all(not r.uncertain and r.mood for r in _rows(index).values())
+    assert read_tags(lib / "egypt.flac")["MOOD"] == "Wistful"
+    assert all("MOOD" in read_tags(lib / n) for n in NAMES)
+
+    doc = _scan(lib, index, "--force", "--uncertain-below", "1")  # unsure of every track
+    assert doc["summary"]["uncertain"] == len(NAMES) and doc["summary"]["moods"] == {}
+    for name in NAMES:
+        tags = read_tags(lib / name)
+        assert "MERTAG_MOOD" not in tags and "MERTAG_CONFIDENCE" in tags
+        assert audio_fingerprint(lib / name) == fingerprints[name]
+        if name == "egypt.flac":
+            assert tags["MOOD"] == "Wistful"  # the user's, untouched
+        else:
+            assert "MOOD" not in tags, name  # mertag's word, taken back
+
+    listed = invoke(["list", "--index", index])
+    assert listed.exit_code == 0 and listed.stdout.count("uncertain (Q") == len(NAMES)
+    queried = invoke(["list", "uncertain:yes", "--index", index, "--format", "json"])
+    assert len(json.loads(queried.stdout)) == len(NAMES)
+    quadrant = next(iter(_rows(index).values())).quadrant
+    by_mood = invoke(["list", f"mood:{quadrant}", "--index", index, "--format", "json"])
+    assert json.loads(by_mood.stdout) == []  # an uncertain track has no mood to select by
+    by_quadrant = invoke(["list", f"quadrant:{quadrant}", "--index", index, "--format", "json"])
+    assert len(json.loads(by_quadrant.stdout)) >= 1
+
+    out = tmp_path / "playlists"
+    result = invoke(["playlist", "--out", out, "--index", index])
+    assert result.exit_code == 0, result.output
+    assert not out.exists() or not list(out.iterdir())
+    assert f"{len(NAMES)} tracks with an uncertain mood left out" in result.stderr
+
+
+def test_the_uncertain_word_is_written_and_cannot_be_a_mood_word(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, 'uncertain_word = "Unsure"\nuncertain_below = 1\n', monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    for name, row in _rows(index).items():
+        assert row.uncertain == 1 and row.mood == "Unsure"
+        assert read_tags(lib / name)["MOOD"] == "Unsure"
+    listed = invoke(["list", "--index", index])
+    assert listed.stdout.count("Unsure (Q") == len(NAMES)
+    result = invoke(["scan", lib, "--index", index, "--uncertain-word", "sad"])
+    assert result.exit_code == 2
+    assert "--uncertain-word: the uncertain word 'sad' is Q3's mood word" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("uncertain_below = 2\n", 'uncertain_below: must be "model" or a number from 0 to 1'),
+        ('uncertain_below = "sure"\n', 'uncertain_below: must be "model" or a number'),
+        ("uncertain_word = 3\n", "uncertain_word: must be a word"),
+    ],
+)
+def test_a_bad_doubt_setting_is_one_line_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    _config(tmp_path, text, monkeypatch)
+    result = invoke(["scan", tmp_path, "--index", tmp_path / "i.sqlite3"])
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _silence(path: Path, seconds: float = 20.0) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(44100)
+        out.writeframes(b"\0\0\0\0" * int(seconds * 44100))
+    return path
+
+
+def test_silence_is_indexed_as_silent_left_untagged_and_not_analysed_again(
+    corpus: Path, tmp_path: Path
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy2(corpus / "bay.mp3", lib / "bay.mp3")
+    quiet = _silence(lib / "quiet.wav")
+    before = quiet.read_bytes()
+    index = tmp_path / "index.sqlite3"
+    doc = _scan(lib, index)
+    assert doc["summary"]["silent"] == 1 and doc["summary"]["failed"] == []
+    record = next(r for r in doc["results"] if r["path"].endswith("quiet.wav"))
+    assert record["status"] == "silent" and "LUFS" in record["reason"]
+    row = _rows(index)["quiet.wav"]
+    assert row.status == "silent" and row.quadrant is None and row.mood is None
+    assert "silent" in (row.error or "")
+    assert quiet.read_bytes() == before and mutagen.File(quiet).tags is None
+    assert _scan(lib, index)["summary"]["unchanged"] == 2  # not analysed again
+    listed = invoke(["list", "status:silent", "--index", index])
+    assert listed.exit_code == 0 and "quiet.wav" in listed.stdout and "silent" in listed.stdout
