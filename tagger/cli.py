@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -183,6 +183,82 @@ def _warn(path: str | Path, reason: str) -> None:
     _err(f"warning: {display(path)}: {reason}")
 
 
+# Options of every command that writes tags (scan, write): one definition each.
+OverwriteMoodOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--overwrite-mood/--keep-mood",
+        help="Put mertag's word into a MOOD it did not write (your value is kept in "
+        "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
+        "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
+        show_default=False,
+    ),
+]
+Id3VersionOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--id3v23/--id3v24",
+        help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default the "
+        "config's id3_version, else each file keeps its own version.",
+        show_default=False,
+    ),
+]
+UncertainBelowOption = Annotated[
+    float | None,
+    typer.Option(
+        "--uncertain-below",
+        min=0.0,
+        max=1.0,
+        help="A track whose confidence is below this is uncertain (default: the config's "
+        "uncertain_below, else the model's calibrated threshold; 0: never).",
+        show_default=False,
+    ),
+]
+UncertainWordOption = Annotated[
+    str | None,
+    typer.Option(
+        "--uncertain-word",
+        help="The MOOD written for an uncertain track (default: the config's "
+        "uncertain_word; '' writes none and takes back a word mertag wrote before).",
+        show_default=False,
+    ),
+]
+MoodsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--moods",
+        help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed' (default: the config's).",
+    ),
+]
+
+
+def tag_policy(
+    config: Config,
+    moods: str | None,
+    id3v23: bool | None,
+    overwrite_mood: bool | None,
+    uncertain_below: float | None,
+    uncertain_word: str | None,
+) -> dict[str, Any]:
+    """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
+    uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
+    from mertag.tagger.config import check_uncertain_word
+
+    words = parse_moods(moods) if moods else config.moods
+    word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
+    try:
+        check_uncertain_word(word, words)
+    except ValueError as exc:
+        raise usage_error(f"--uncertain-word: {exc}") from exc
+    return {
+        "moods": words,
+        "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
+        "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
+        "uncertain_word": word,
+    }
+
+
 MinConfidenceOption = Annotated[
     float | None,
     typer.Option(
@@ -191,15 +267,19 @@ MinConfidenceOption = Annotated[
 ]
 PathGlobOption = Annotated[
     str | None,
-    typer.Option("--path", help="Only tracks whose path matches this glob, e.g. '*/Jazz/*'."),
+    typer.Option(
+        "--path",
+        help="Only tracks under this file or folder, as path: takes it in a query: relative to "
+        "the library (Jazz/), absolute or ~/..., or a glob ('*/Jazz/*.flac').",
+    ),
 ]
 QueryArgument = Annotated[
     list[str] | None,
     typer.Argument(
         metavar="QUERY",
         help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
-        "confidence:0.7.. path:Jazz/ status:error artist:Björk, free words (artist, album, "
-        "title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
+        "confidence:0.7.. duration:..180 path:Jazz/ status:error artist:Björk, free words "
+        "(artist, album, title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
         show_default=False,
     ),
 ]
@@ -283,51 +363,18 @@ def scan(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-analyse unchanged files.")] = False,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Try files that failed before again.")
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Analyse again the tracks whose last analysis failed, even if unchanged "
+            "(otherwise they are skipped and reported as still failing).",
+        ),
     ] = False,
-    overwrite_mood: Annotated[
-        bool | None,
-        typer.Option(
-            "--overwrite-mood/--keep-mood",
-            help="Put mertag's word into a MOOD it did not write (your value is kept in "
-            "MERTAG_PREVIOUS_MOOD, and untag restores it); by default your MOOD stays and "
-            "mertag's word goes to MERTAG_MOOD only. Default: the config's overwrite_mood.",
-            show_default=False,
-        ),
-    ] = None,
-    id3v23: Annotated[
-        bool | None,
-        typer.Option(
-            "--id3v23/--id3v24",
-            help="Save ID3 tags as v2.3 (MOOD in TXXX:MOOD) or v2.4 (TMOO); by default each "
-            "file keeps its own version.",
-            show_default=False,
-        ),
-    ] = None,
-    moods: Annotated[
-        str | None,
-        typer.Option("--moods", help="Mood words for Q1..Q4, e.g. 'Happy,Angry,Sad,Relaxed'."),
-    ] = None,
-    uncertain_below: Annotated[
-        float | None,
-        typer.Option(
-            "--uncertain-below",
-            min=0.0,
-            max=1.0,
-            help="A track whose confidence is below this is uncertain (default: the config's "
-            "uncertain_below, else the model's calibrated threshold; 0: never).",
-            show_default=False,
-        ),
-    ] = None,
-    uncertain_word: Annotated[
-        str | None,
-        typer.Option(
-            "--uncertain-word",
-            help="The MOOD written for an uncertain track (default: the config's "
-            "uncertain_word; '' writes none and takes back a word mertag wrote before).",
-            show_default=False,
-        ),
-    ] = None,
+    overwrite_mood: OverwriteMoodOption = None,
+    id3v23: Id3VersionOption = None,
+    moods: MoodsOption = None,
+    uncertain_below: UncertainBelowOption = None,
+    uncertain_word: UncertainWordOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -340,9 +387,13 @@ def scan(
         ),
     ] = "text",
 ) -> None:
-    """Analyse every track under PATHS, write its mood into its tags, and index it."""
+    """Analyse every track under PATHS, write its mood into its tags, and index it.
+
+    Exit status: 0 when every track found is analysed (and tagged, unless --no-write); 1 when a
+    track failed, in this scan or in an earlier one and unchanged since (--retry-failed tries
+    it again); 2 for a usage error; 130 when interrupted.
+    """
     from mertag.tagger.backends import BACKENDS, BackendError
-    from mertag.tagger.config import check_uncertain_word
     from mertag.tagger.index import IndexFileError
     from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel
@@ -361,12 +412,7 @@ def scan(
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
-    scan_moods = parse_moods(moods) if moods else config.moods
-    word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
-    try:
-        check_uncertain_word(word, scan_moods)
-    except ValueError as exc:
-        raise usage_error(f"--uncertain-word: {exc}") from exc
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -374,12 +420,8 @@ def scan(
         model_id=mood_model.model_id,
         feature_schema=mood_model.info.feature_schema,
         exclude=tuple(exclude) if exclude else config.exclude,
-        moods=scan_moods,
         write=not no_write,
-        id3_version=config.id3_target if id3v23 is None else (3 if id3v23 else 4),
-        overwrite_mood=config.overwrite_mood if overwrite_mood is None else overwrite_mood,
-        uncertain_below=config.uncertain_below if uncertain_below is None else uncertain_below,
-        uncertain_word=word,
+        **policy,
         dry_run=dry_run,
         force=force,
         retry_failed=retry_failed,
@@ -466,7 +508,7 @@ def list_tracks(
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only 'ok' or only 'error' rows.")
+        str | None, typer.Option("--status", help="Only 'ok', 'error' or 'silent' rows.")
     ] = None,
     sort: SortOption = None,
     fmt: Annotated[
@@ -476,12 +518,13 @@ def list_tracks(
 ) -> None:
     """List the indexed tracks a query selects, as a table or as CSV/JSON."""
     from mertag.tagger.export import export_rows
+    from mertag.tagger.index import STATUSES
     from mertag.tagger.report import rows_table
 
     if fmt not in ("table", "csv", "json"):
         raise usage_error(f"--format must be table, csv or json, not {fmt!r}")
-    if status not in (None, "ok", "error"):
-        raise usage_error(f"--status must be ok or error, not {status!r}")
+    if status not in (None, *STATUSES):
+        raise usage_error(f"--status must be {', '.join(STATUSES)}, not {status!r}")
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
         _, rows = query_rows(
@@ -498,6 +541,39 @@ def list_tracks(
         terminal().print(rows_table(rows))
     else:
         export_rows(rows, fmt, sys.stdout)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Indexed files (or folders: every indexed track in them).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    index: IndexOption = None,
+) -> None:
+    """Everything mertag knows about tracks: the index's analysis and what the file's tags hold
+    (MOOD, MERTAG_*), and what untag would change."""
+    import json
+
+    from mertag.tagger.show import report_table, show_tracks
+
+    if fmt not in ("table", "json"):
+        raise usage_error(f"--format must be table or json, not {fmt!r}")
+    config = settings(ctx)
+    with open_index(resolve_index(index, config)) as idx:
+        reports, missing = show_tracks(idx, paths, config.moods)
+    if fmt == "json":
+        if reports:
+            typer.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        console = terminal()
+        for report in reports:
+            console.print(report_table(report))
+    for line in missing:
+        _err(f"mertag: error: {line}")
+    if missing:
+        raise typer.Exit(EXIT_USAGE)
 
 
 @app.command()
@@ -769,6 +845,63 @@ def map_library(
 
 
 @app.command()
+def write(
+    ctx: typer.Context,
+    query: QueryArgument = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would change (old -> new); write nothing.")
+    ] = False,
+    overwrite_mood: OverwriteMoodOption = None,
+    id3v23: Id3VersionOption = None,
+    moods: MoodsOption = None,
+    uncertain_below: UncertainBelowOption = None,
+    uncertain_word: UncertainWordOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Write the tags of analysed tracks (those a query selects; all by default) from the index,
+    without analysing: after scan --no-write, or a change of moods, id3_version or
+    overwrite_mood. A file whose audio changed since it was analysed is skipped (only its tags
+    changed is fine: the index keeps a hash of the audio).
+
+    Exit status: 0 when every selected track is tagged or up to date (rows that were never
+    analysed, and formats mertag cannot tag, are counted, not failures); 1 when a write failed
+    or a file was skipped as changed or gone; 2 for a usage error.
+    """
+    from mertag.tagger.scan import _scan_lock
+    from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
+
+    config = settings(ctx)
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    options = WriteOptions(**policy, dry_run=dry_run)
+    index_path = resolve_index(index, config)
+
+    def said(r: WriteResult) -> None:
+        changes = "; ".join(r.changes)
+        if r.error is not None:
+            _err(f"error: {display(r.path)}: {r.error}")
+        elif r.skipped is not None and not r.skipped.startswith("not analysed"):
+            _err(f"skipped {display(r.path)}: {r.skipped}")
+        elif quiet or r.skipped is not None:
+            return
+        elif r.not_tagged is not None:
+            _err(f"not tagged {display(r.path)}: {r.not_tagged}")
+        elif r.changes:
+            _err(f"{'would write' if dry_run else 'wrote'} {display(r.path)}: {changes}")
+
+    with open_index(index_path, write=not dry_run) as idx:
+        _, rows = query_rows(idx, config, query)
+        if dry_run:
+            summary = write_rows(None, rows, options, said)
+        else:  # one writer at a time: a scan and a write never tag one file at once
+            with _scan_lock(index_path, lambda p: _err(f"waiting for the scan using {display(p)}")):
+                summary = write_rows(idx, rows, options, said)
+    if not quiet:
+        _err(summary.line())
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+@app.command()
 def untag(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.")],
@@ -831,9 +964,13 @@ def prune(
 ) -> None:
     """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
     from mertag.tagger.query import prune as prune_index
+    from mertag.tagger.querylang import QueryError
 
     with open_index(resolve_index(index, settings(ctx)), write=not dry_run) as idx:
-        result = prune_index(idx, path_glob=path_glob, dry_run=dry_run)
+        try:
+            result = prune_index(idx, path=path_glob, dry_run=dry_run)
+        except QueryError as exc:
+            raise usage_error(f"--path: {exc}") from exc
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped

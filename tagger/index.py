@@ -38,7 +38,7 @@ from platformdirs import user_data_dir
 
 from mertag.tagger.display import display
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The index layout this mertag writes; an older index is migrated to it (see `_MIGRATIONS`)."""
 
 APPLICATION_ID = 0x6D657274
@@ -54,6 +54,10 @@ silence, no mood (`error` says how quiet)."""
 SnapshotEntry = tuple[int, int, str, str | None]
 """(size, mtime_ns, status, model_id) of one indexed track, as `Index.snapshot` gives it."""
 
+Leftover = tuple[str | None, bool]
+"""(why its last result failed, or None; analysed but untagged) of a track, as
+`Index.scan_state` gives it."""
+
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC to the second, e.g. '2025-01-31T12:00:00+00:00'."""
@@ -67,7 +71,11 @@ class IndexRow:
     `status` is one of STATUSES. `uncertain` is 1 when the confidence was below the model's
     threshold (no mood word, or the uncertain word, was written). `tagged` is 1 when mertag's
     tags are in the file, 0 when they were not written (--no-write, or the write failed, with
-    `tag_error` saying why), None when unknown.
+    `tag_error` saying why, or `not_tagged` saying why a format mertag cannot tag was left
+    alone), None when unknown. `artist`, `album`, `title` and `duration`
+    (seconds) are read from the file's tags when it is analysed; `audio_sha256` is the hash of its
+    audio stream alone (`tags.audio_fingerprint`), so a file whose tags alone changed since is
+    still known to be the audio that was analysed.
     """
 
     path: str
@@ -90,13 +98,21 @@ class IndexRow:
     analysed_at: str = field(default_factory=utc_now)
     tagged: int | None = None
     tag_error: str | None = None
+    not_tagged: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    duration: float | None = None
+    audio_sha256: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(IndexRow))
 """The index columns in order, path first; also the column order of exports."""
 
 _INT_COLUMNS = frozenset({"size", "mtime_ns", "tagged", "uncertain"})
-_FLOAT_COLUMNS = frozenset({"p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence"})
+_FLOAT_COLUMNS = frozenset(
+    {"p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "confidence", "duration"}
+)
 
 _TRACKS = f"""
 CREATE TABLE IF NOT EXISTS tracks (
@@ -119,7 +135,13 @@ CREATE TABLE IF NOT EXISTS tracks (
     feature_schema TEXT,
     analysed_at TEXT NOT NULL,
     tagged INTEGER CHECK (tagged IN (0, 1)),
-    tag_error TEXT
+    tag_error TEXT,
+    not_tagged TEXT,
+    artist TEXT,
+    album TEXT,
+    title TEXT,
+    duration REAL,
+    audio_sha256 TEXT
 )"""
 
 _SCHEMA = f"""
@@ -147,6 +169,7 @@ def _rebuild_tracks(conn: sqlite3.Connection) -> None:
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None] | None] = {
     1: None,  # v1 -> v2: only the application_id mark, which every migration sets
     2: _rebuild_tracks,  # v2 -> v3: status 'silent', column uncertain
+    3: None,  # v3 -> v4: not_tagged, artist, album, title, duration, audio_sha256 (empty columns)
 }
 """version -> what takes an index from it to the next version (None: nothing beyond the
 columns `_add_missing_columns` adds). A migration also sets the mark and the schema version; add
@@ -787,6 +810,41 @@ class Index:
         with self._reading():
             cursor = self._conn.execute("SELECT path, size, mtime_ns, status, model_id FROM tracks")
             return {_from_db(p): (size, mtime, st, model) for p, size, mtime, st, model in cursor}
+
+    def scan_state(self) -> tuple[dict[str, SnapshotEntry], dict[str, Leftover]]:
+        """The snapshot, and what earlier scans left unfinished, in one query: path -> (why the
+        last result failed, or None; whether it is analysed but carries no mertag tags) for the
+        rows where either holds (a failed analysis, a failed tag write, an untagged track of a
+        format mertag can tag)."""
+        snapshot: dict[str, SnapshotEntry] = {}
+        leftovers: dict[str, Leftover] = {}
+        wanted = ("error", "tagged", "tag_error", "not_tagged")
+        with self._reading():
+            present = _columns(self._conn, "tracks")  # an older index lacks some: NULL
+            extra = ", ".join(c if c in present else f"NULL AS {c}" for c in wanted)
+            sql = f"SELECT path, size, mtime_ns, status, model_id, {extra} FROM tracks"
+            for (
+                raw,
+                size,
+                mtime,
+                st,
+                model,
+                error,
+                tagged,
+                tag_error,
+                not_tagged,
+            ) in self._conn.execute(sql):
+                path = _from_db(raw)
+                snapshot[path] = (size, mtime, st, model)
+                if st == "error":  # silent is an answer, not a failure
+                    leftovers[path] = (error or st, False)
+                elif st != "ok":
+                    continue
+                elif tag_error:
+                    leftovers[path] = (tag_error, False)
+                elif tagged == 0 and not not_tagged:
+                    leftovers[path] = (None, True)
+        return snapshot, leftovers
 
     def delete(self, paths: Iterable[str]) -> int:
         """Remove the rows of `paths` (absent ones are ignored) in one transaction; returns how

@@ -98,10 +98,17 @@ class PruneResult:
     dropped: int = 0
 
 
-def prune(index: Index, *, path_glob: str | None = None, dry_run: bool = False) -> PruneResult:
-    """Drop the rows of files that no longer exist; a file that cannot be checked is kept."""
+def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> PruneResult:
+    """Drop the rows of files that no longer exist; a file that cannot be checked is kept.
+
+    `path` limits it to the rows a query's `path:` term selects (a folder as the user sees it,
+    relative to the library or absolute, or a glob); querylang.QueryError when it is empty.
+    """
     result = PruneResult()
-    for row in index.rows(path_glob=path_glob):
+    selected = parse_query(option_terms(path_glob=path)) if path is not None else None
+    for row in index.rows():
+        if selected is not None and not selected.matches(row):
+            continue
         result.checked += 1
         if is_gone(row.path):
             result.gone.append(row.path)
@@ -132,8 +139,11 @@ class LibraryStats:
     tagged: int
     not_tagged: int
     tag_failures: int
+    cannot_be_tagged: int  # analysed, in a format mertag cannot tag (RF64...): index only
     gone: int
     mean_confidence: float | None
+    uncertain: int  # analysed, below the confidence threshold: in no mood's count
+    silent: int  # (near) silent: no mood, not a failure
     moods: list[MoodCount]
     models: dict[str, int]
     errors: dict[str, int]
@@ -145,9 +155,12 @@ class LibraryStats:
             "tracks": self.tracks,
             "analysed": self.analysed,
             "failed": self.failed,
+            "uncertain": self.uncertain,
+            "silent": self.silent,
             "tagged": self.tagged,
             "not_tagged": self.not_tagged,
             "tag_failures": self.tag_failures,
+            "cannot_be_tagged": self.cannot_be_tagged,
             "gone": self.gone,
             "mean_confidence": self.mean_confidence,
             "moods": [
@@ -187,11 +200,15 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
     confidences: list[float] = []
     models: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    tracks = analysed = failed = tagged = not_tagged = tag_failures = gone = 0
+    tracks = analysed = failed = tagged = not_tagged = tag_failures = unsupported = gone = 0
+    uncertain = silent = 0
     for row in index.rows():
         tracks += 1
         if is_gone(row.path):
             gone += 1
+        if row.status == "silent":
+            silent += 1
+            continue
         if row.status != "ok":
             failed += 1
             errors[(row.error or "unknown").split(":")[0]] += 1
@@ -203,11 +220,16 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
             not_tagged += 1
             if row.tag_error:
                 tag_failures += 1
+            elif row.not_tagged:
+                unsupported += 1
         if row.model_id:
             models[row.model_id] += 1
-        if row.quadrant in per_q and row.confidence is not None:
-            per_q[row.quadrant].append(row.confidence)
+        if row.confidence is not None:
             confidences.append(row.confidence)
+        if row.uncertain:
+            uncertain += 1
+        elif row.quadrant in per_q and row.confidence is not None:
+            per_q[row.quadrant].append(row.confidence)
             if row.mood:
                 words[row.quadrant][row.mood] += 1
     mood_counts = [
@@ -228,8 +250,11 @@ def library_stats(index: Index, moods: Mapping[str, str] | None = None) -> Libra
         tagged=tagged,
         not_tagged=not_tagged,
         tag_failures=tag_failures,
+        cannot_be_tagged=unsupported,
         gone=gone,
         mean_confidence=_mean(confidences),
+        uncertain=uncertain,
+        silent=silent,
         moods=mood_counts,
         models=dict(models.most_common()),
         errors=dict(errors.most_common()),

@@ -10,7 +10,8 @@ group, and a row is kept when any group holds (beets' `beet ls a , b`):
     path:Jazz/  path:~/Music/Jazz  path:'*.flac'     a file or folder (see `PathTerm`)
     status:error  tagged:no  model:fast              the index's own state (status: ok,
                                                      error or silent)
-    artist:Björk  album:...  title:...              from the tags, when the index holds them
+    artist:Björk  album:...  title:...              from the tags, as the scan indexed them
+    duration:..180                                   seconds
     björk                                            a free word: artist, album, title or path
     ^mood:Angry  -arousal:0.5..                      '^' (or '-', after `--`) negates a term
     title::^The  path::\\.flac$                       '::' matches a regular expression
@@ -21,8 +22,8 @@ model's best guess) and `uncertain:yes`, never `mood:`.
 Sorting is `FIELD+` / `FIELD-` (ascending / descending) as a term or through `--sort`.
 
 Text matches are case-insensitive, Unicode-normalised substrings. `artist`, `album` and `title`
-read the row's own field when the index has it (the index grows those columns from the tags)
-and the path otherwise, so the query language needs no change when they arrive.
+read the row's own column (a scan fills it from the file's tags) and the path where it is empty
+(a file without that tag, or a row from an index older than those columns).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ NUMBER_FIELDS: dict[str, tuple[float, float]] = {
     "p_q2": (0.0, 1.0),
     "p_q3": (0.0, 1.0),
     "p_q4": (0.0, 1.0),
+    "duration": (0.0, math.inf),
 }
 """Numeric fields and the span their values can take (what an open range end stands for)."""
 
@@ -212,8 +214,9 @@ class ValueTerm:
 class PathTerm:
     """A path as the user sees it, three ways, chosen from what they typed:
 
-    - with a glob character ('*?['): fnmatch over the whole path (an absolute pattern, or one
-      starting with '*'), else over any tail of it at a folder boundary ('Jazz/*.flac');
+    - with a glob character ('*?[') and naming no existing file: fnmatch over the whole path
+      (an absolute pattern, or one starting with '*'), else over any tail of it at a folder
+      boundary ('Jazz/*.flac');
     - absolute, starting with '~', '.' or '..', or naming something that exists from the current
       folder: that file, or everything under that folder;
     - otherwise: whole path components anywhere in the path ('Jazz/' is every folder called
@@ -344,7 +347,7 @@ def _path(value: str, cwd: Path) -> PathTerm:
     if not value:
         raise QueryError("'path:' needs a file or folder, e.g. path:Jazz/")
     expanded = os.path.expanduser(value)
-    if _GLOB_CHARS & set(value):
+    if _GLOB_CHARS & set(value) and not os.path.lexists(os.path.join(cwd, expanded)):
         if os.path.isabs(expanded) or expanded.startswith("*"):
             return PathTerm(glob=expanded)
         return PathTerm(glob="*" + os.sep + expanded)

@@ -211,11 +211,43 @@ class ScanReporter:
         if summary.excluded:
             table.add_row("excluded", str(summary.excluded))
         table.add_row("failed", str(len(summary.failures)))
+        if summary.still_failing:
+            table.add_row("failed before, unchanged", str(len(summary.still_failing)))
+        if summary.untagged:
+            table.add_row("analysed, not tagged", str(summary.untagged))
         self.err.print(table)
         for path, reason in summary.failures:
             self.err.print(Text(f"  failed: {display(path)}: {reason}"))
+        for note in leftover_lines(summary):
+            self.err.print(Text(note))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
+
+
+STILL_FAILING_SHOWN = 10
+"""How many earlier failures a scan's summary names one by one."""
+
+
+def leftover_lines(summary: ScanSummary) -> list[str]:
+    """The summary's lines about what earlier scans left: failures that remain, untagged tracks."""
+    lines = [
+        f"  still failing: {display(path)}: {reason}"
+        for path, reason in summary.still_failing[:STILL_FAILING_SHOWN]
+    ]
+    more = len(summary.still_failing) - STILL_FAILING_SHOWN
+    if more > 0:
+        lines.append(f"  ... and {more} more (`mertag list status:error` lists them)")
+    if summary.still_failing:
+        lines.append(
+            "  unchanged since they failed: --retry-failed analyses them again, "
+            "`mertag write` retries a failed tag write"
+        )
+    if summary.untagged:
+        lines.append(
+            f"  {summary.untagged} analysed track(s) carry no mertag tags: `mertag write` "
+            "writes them from the index"
+        )
+    return lines
 
 
 def summary_record(summary: ScanSummary) -> dict[str, Any]:
@@ -229,6 +261,9 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "uncertain": summary.uncertain,
         "silent": summary.silent,
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
+        "still_failing": [{"path": display(p), "reason": r} for p, r in summary.still_failing],
+        "untagged": summary.untagged,
+        "ok": summary.ok,
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
     }
@@ -260,9 +295,13 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
     if root is not None:
         caption += f" under {display(root)}"
+    named = any(r.artist or r.title for r in rows)  # rows a scan indexed with their tags
     table = Table(show_edge=False, pad_edge=False, caption=Text(caption))
+    if named:
+        table.add_column("artist", overflow="fold")
+        table.add_column("title", overflow="fold")
     table.add_column("path", overflow="fold")
-    table.add_column("mood")
+    table.add_column("mood", no_wrap=True)  # names and paths fold first, never 'Sad (Q3)'
     table.add_column("conf.", justify="right")
     table.add_column("valence", justify="right")
     table.add_column("arousal", justify="right")
@@ -271,7 +310,9 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     for r in rows:
         mood = "silent" if r.status == "silent" else mood_shown(r.mood, r.quadrant, r.uncertain)
         shown = r.path if root is None else os.path.relpath(r.path, root)
+        names = [Text(r.artist or ""), Text(r.title or "")] if named else []
         cells = [
+            *names,
             Text(display(shown)),
             Text(mood, style=COLOURS.get(r.quadrant or "", "")),
             Text(_num(r.confidence, ".2f")),
@@ -310,18 +351,25 @@ def stats_tables(stats: LibraryStats) -> list[Table]:
             share,
             _num(m.mean_confidence, ".2f"),
         )
+    if stats.uncertain:
+        share = f"{100 * stats.uncertain / stats.analysed:.0f}%"
+        moods.add_row("uncertain", str(stats.uncertain), share, "")
     moods.add_row("all", str(stats.analysed), "", _num(stats.mean_confidence, ".2f"))
     state = Table(title="library", title_justify="left", show_edge=False, show_header=False)
     state.add_column("what")
     state.add_column("count", justify="right")
     state.add_row("indexed tracks", str(stats.tracks))
     state.add_row("analysed", str(stats.analysed))
+    if stats.silent:
+        state.add_row("silent (no mood)", str(stats.silent))
     state.add_row("failed to analyse", str(stats.failed))
     for reason, n in stats.errors.items():
         state.add_row(Text(f"  {reason}"), str(n))
     state.add_row("mertag tags in the file", str(stats.tagged))
     state.add_row("not tagged", str(stats.not_tagged))
     state.add_row("  of which tag writes failed", str(stats.tag_failures))
+    if stats.cannot_be_tagged:
+        state.add_row("  of which formats mertag cannot tag", str(stats.cannot_be_tagged))
     state.add_row("files gone (mertag prune)", str(stats.gone))
     state.add_row(Text(f"index {display(stats.index_path)}"), _size(stats.index_bytes))
     models = Table(title="models in use", title_justify="left", show_edge=False)

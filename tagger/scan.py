@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mertag.tagger.analysed_file import with_file_facts
 from mertag.tagger.display import display
 from mertag.tagger.index import (
     Index,
     IndexMissing,
     IndexRow,
     IndexWriteError,
+    Leftover,
+    SnapshotEntry,
     inspect_index,
     needs_analysis,
 )
@@ -79,10 +82,23 @@ class ScanSummary:
     interrupted: bool = False
     temps_removed: int = 0  # temp copies left by a killed earlier scan, now deleted
     index_error: str | None = None  # the index could not be written: why the scan stopped
+    skipped: list[Path] = field(default_factory=list)  # the unchanged tracks, not analysed
+    still_failing: list[tuple[Path, str]] = field(default_factory=list)
+    """Unchanged tracks whose last result was a failure (analysis, or the tag write): not tried
+    again unless --retry-failed (analysis) or `mertag write` (tags)."""
+    untagged: int = 0
+    """Tracks found that are analysed but carry no mertag tags (an earlier --no-write, or this
+    one): `mertag write` tags them. Formats mertag cannot tag are not counted."""
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted and self.index_error is None
+        """Nothing failed: not in this scan, and no earlier failure is left among the tracks."""
+        return (
+            not self.failures
+            and not self.still_failing
+            and not self.interrupted
+            and self.index_error is None
+        )
 
 
 class ScanRefused(Exception):
@@ -128,6 +144,7 @@ def plan(
             todo.append((path, st.st_size, st.st_mtime_ns))
         else:
             summary.unchanged += 1
+            summary.skipped.append(path)
     return todo, early, summary
 
 
@@ -156,6 +173,7 @@ def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
         analysed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tagged=None if outcome.tagged is None else int(outcome.tagged),
         tag_error=outcome.tag_error,
+        not_tagged=outcome.not_tagged,
     )
 
 
@@ -265,12 +283,12 @@ def run_scan(
         try:
             if options.dry_run:
                 index = None
-                snapshot = _read_only_snapshot(options)
+                snapshot, leftovers = _read_only_state(options)
             else:
                 inspect_index(options.index_path, write=True)  # refuse before the lock file
                 stack.enter_context(_scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
-                snapshot = index.snapshot()
+                snapshot, leftovers = index.scan_state()
             todo, early, summary = plan(options, snapshot)
             if on_start is not None:
                 on_start(len(todo) + len(early), summary)
@@ -278,6 +296,7 @@ def run_scan(
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)
+            _leftovers(leftovers, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
         except IndexWriteError as exc:
@@ -285,13 +304,26 @@ def run_scan(
     return summary
 
 
-def _read_only_snapshot(options: ScanOptions) -> dict[str, tuple[int, int, str, str | None]]:
+def _read_only_state(
+    options: ScanOptions,
+) -> tuple[dict[str, SnapshotEntry], dict[str, Leftover]]:
     """A dry run still skips what is up to date, but never creates or changes an index."""
     try:
         with Index(options.index_path, read_only=True) as index:
-            return index.snapshot()
+            return index.scan_state()
     except IndexMissing:
-        return {}
+        return {}, {}
+
+
+def _leftovers(leftovers: Mapping[str, Leftover], summary: ScanSummary) -> None:
+    """What the index said before this scan about the tracks it skipped: earlier failures that
+    remain, and analysed tracks without tags (this scan's own untagged ones are counted already)."""
+    for path in summary.skipped:
+        reason, untagged = leftovers.get(str(path), (None, False))
+        if reason is not None:
+            summary.still_failing.append((path, reason))
+        elif untagged:
+            summary.untagged += 1
 
 
 def _chain(first: Sequence[TrackOutcome], rest: Iterator[TrackOutcome]) -> Iterator[TrackOutcome]:
@@ -304,7 +336,7 @@ def _record(
 ) -> None:
     if index is not None:
         t0 = time.perf_counter()
-        index.upsert(index_row(outcome, options.feature_schema))
+        index.upsert(with_file_facts(index_row(outcome, options.feature_schema)))
         outcome.timings["index"] = time.perf_counter() - t0
     if outcome.error is not None:
         summary.failures.append((outcome.path, outcome.error))
@@ -319,6 +351,13 @@ def _record(
         summary.moods[mood] = summary.moods.get(mood, 0) + 1
     if outcome.tag_error is not None:
         summary.failures.append((outcome.path, outcome.tag_error))
+    elif (
+        outcome.tagged is False
+        and outcome.not_tagged is None
+        and outcome.silent is None  # a silent track is left alone: nothing to write
+        and not options.dry_run
+    ):
+        summary.untagged += 1
     for stage, seconds in outcome.timings.items():
         summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
 

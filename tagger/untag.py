@@ -25,6 +25,7 @@ from mertag.tagger.library import walk
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.safe_write import finish_interrupted_writes
 from mertag.tagger.tags import (
+    TagChange,
     TagError,
     UnsupportedFormat,
     plan_removal,
@@ -72,6 +73,17 @@ def mertag_mood(
     return mood if mood in words else None
 
 
+def planned_removal(
+    path: Path,
+    row: IndexRow | None,
+    tags: Mapping[str, str],
+    moods: Mapping[str, str] | None = None,
+) -> list[TagChange]:
+    """What untagging the file at `path` would change, given its index row and its mertag
+    `tags` as read_tags gives them (nothing is written)."""
+    return plan_removal(path, mertag_mood(row, tags, moods))
+
+
 def untag_file(
     path: Path,
     index: Index | None,
@@ -88,7 +100,7 @@ def untag_file(
         st = path.stat()
         tags = read_tags(path)
         mood_value = mertag_mood(row, tags, moods)
-        planned = plan_removal(path, mood_value)
+        planned = planned_removal(path, row, tags, moods)
         changed = {c.field for c in planned}
         if "MOOD" in tags and "MOOD" not in changed:
             outcome.kept_mood = tags["MOOD"]

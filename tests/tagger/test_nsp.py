@@ -13,6 +13,7 @@ import pytest
 
 from mertag.tagger.nsp import NUMERIC_TAGS, TAGS, navidrome_config
 from mertag.tagger.tags import TagError, read_tags
+from mertag.tagger.trackinfo import read_names
 from tests.tagger.scanned_library import Library, invoke
 
 if sys.version_info >= (3, 11):
@@ -23,8 +24,11 @@ else:  # pragma: no cover
 
 def _navidrome_tags(path: Path) -> dict[str, Any]:
     """What Navidrome would hold for a file with `navidrome_config()` in its config: the mood
-    and mertag's numbers (floats), read from the file's real tags; and its path and title."""
-    out: dict[str, Any] = {"filepath": str(path), "title": path.stem}
+    and mertag's numbers (floats), read from the file's real tags; its path, and its artist, album
+    and title (the file name where the title tag is missing), as Navidrome reads them."""
+    names = read_names(str(path))
+    out: dict[str, Any] = {"filepath": str(path), "title": names.title or path.stem}
+    out.update({k: v for k, v in (("artist", names.artist), ("album", names.album)) if v})
     try:
         tags = read_tags(path)
     except TagError:  # not audio: Navidrome would not list it either

@@ -72,7 +72,7 @@ def test_list_filters(library: Library) -> None:
     "args, message",
     [
         (["--mood", "ecstatic"], "unknown mood 'ecstatic'"),
-        (["--status", "broken"], "--status must be ok or error"),
+        (["--status", "broken"], "--status must be ok, error, silent"),
         (["--format", "xml"], "--format must be table, csv or json"),
         (["--min-confidence", "2"], ""),
     ],
@@ -163,3 +163,23 @@ def test_resolve_quadrant() -> None:
     assert resolve_quadrant("mellow", moods, {"mellow": "Q4"}) == "Q4"  # from an older scan
     with pytest.raises(ValueError, match="Joyful, Tense, Sad, Calm"):
         resolve_quadrant("ecstatic", moods)
+
+
+def test_prune_path_takes_the_forms_of_a_querys_path_term(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("bay.mp3", GENERATED[1], "lava.wav"):
+        library.path(name).unlink()
+    args = ["--dry-run", "--index", library.index]
+    # A folder relative to the library, as `mertag list path:Generated/` takes it.
+    relative = invoke(["prune", "--path", "Generated/", *args])
+    assert relative.exit_code == 0 and "would drop 1 of 1 rows" in relative.stderr
+    absolute = invoke(["prune", "--path", str(library.lib / "Generated"), *args])
+    assert "would drop 1 of 1 rows" in absolute.stderr
+    monkeypatch.chdir(library.lib)
+    here = invoke(["prune", "--path", "./lava.wav", *args])  # from the current folder
+    assert "would drop 1 of 1 rows" in here.stderr
+    every = invoke(["prune", "--path", ".", "--index", library.index])
+    assert "dropped 3 of 11 rows" in every.stderr
+    bad = invoke(["prune", "--path", "", "--index", library.index])
+    assert bad.exit_code == 2 and bad.stderr.startswith("mertag: error: --path: ")

@@ -175,7 +175,11 @@ def test_rescan_skips_unchanged_and_export(scanned: dict) -> None:
     doc = json.loads(result.stdout)
     assert doc["summary"]["analysed"] == 0
     assert doc["summary"]["unchanged"] == len(GOOD) + len(scanned["bad"])
-    assert result.exit_code == 0
+    # The bad files failed before and are unchanged: still failing, so the scan is not ok.
+    still = {Path(f["path"]).name for f in doc["summary"]["still_failing"]}
+    assert still == set(scanned["bad"]) and doc["summary"]["ok"] is False
+    assert doc["summary"]["failed"] == [] and doc["summary"]["untagged"] == 0
+    assert result.exit_code == 1
     out = runner.invoke(app, ["export", "--format", "csv", "--index", str(index)])
     assert out.exit_code == 0
     lines = out.stdout.splitlines()

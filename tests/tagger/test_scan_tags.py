@@ -4,6 +4,7 @@ a download folder, ID3v2.3 files, their own MOOD words, RF64 files mutagen canno
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -134,6 +135,11 @@ def test_rf64_is_analysed_and_indexed_not_tagged_and_not_a_failure(
     assert mutagen.File(lib / "plain.wav") is not None
     rerun = invoke(["scan", lib, "--index", index, "--model", model, "-v"])
     assert rerun.exit_code == 0 and "3 unchanged" in rerun.stderr, rerun.stderr
+    assert "carry no mertag tags" not in rerun.stderr  # nothing for `mertag write` to do
+    stats = invoke(["stats", "--format", "json", "--index", index])
+    doc = json.loads(stats.stdout)
+    assert doc["cannot_be_tagged"] == 2 and doc["not_tagged"] == 2 and doc["tag_failures"] == 0
+    assert rows["long 1.wav"].not_tagged == "unsupported format: RF64 files cannot be tagged"
 
 
 def test_dry_run_shows_old_to_new_and_overwrite_mood_is_undone_by_untag(

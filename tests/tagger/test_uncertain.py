@@ -179,3 +179,17 @@ def test_silence_is_indexed_as_silent_left_untagged_and_not_analysed_again(
     assert _scan(lib, index)["summary"]["unchanged"] == 2  # not analysed again
     listed = invoke(["list", "status:silent", "--index", index])
     assert listed.exit_code == 0 and "quiet.wav" in listed.stdout and "silent" in listed.stdout
+
+
+def test_stats_count_uncertain_and_silent_tracks_apart(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "uncertain_below = 1\n", monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _silence(lib / "quiet.wav")
+    _scan(lib, index)
+    result = invoke(["stats", "--index", index, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["uncertain"] == len(NAMES) and doc["silent"] == 1 and doc["failed"] == 0
+    assert sum(m["tracks"] for m in doc["moods"]) == 0
