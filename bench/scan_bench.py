@@ -6,18 +6,25 @@ Copies FOLDER's tracks K times (default 4) to a temp dir, so that the workers st
 of each measurement rather than waiting on the last slow track (tags are written to the copies,
 never to FOLDER); with `--long` it adds a generated 10-minute and a 2-hour track. Then, in one
 run and with the same number of worker processes, it measures:
-  - a full `mertag scan` (decode, features, model, tag write, index), workers warmed first;
-  - decoding every whole track and nothing else;
+  - `mertag scan --no-write --jobs N` as a user times it: a new process, start-up included
+    (imports, model sessions, the worker pool), to its exit; and the CPU it and its workers
+    used, per track;
+  - a full scan in this process (decode, features, model, tag write, index), workers warmed
+    first, for the CPU seconds per stage and the peak resident memory of the largest worker;
+  - the decode floor: every whole track decoded to mono at the analysis rate and nothing else,
+    by the fastest decoder for its format (libsndfile + soxr where libsndfile reads the format
+    and is faster on it, else PyAV), and PyAV alone (mertag's decoder);
   - the seed paper's pipeline: each whole track at 22.05 kHz, 14 separate librosa calls.
-It prints tracks per minute for each, the ratios, CPU seconds per scan stage, and the peak
-resident memory of the largest scan worker.
+It prints tracks per minute for each and the ratios of the start-up-included scan to the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mertag.tagger.audio import decode  # noqa: E402
+from mertag.tagger.audio import SAMPLE_RATE, decode  # noqa: E402
 from mertag.tagger.library import walk  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
 from mertag.tagger.scan import STAGES, ScanOptions, run_scan, usable_cores  # noqa: E402
@@ -34,6 +41,51 @@ from mertag.tagger.scan import STAGES, ScanOptions, run_scan, usable_cores  # no
 
 def decode_whole(path: Path) -> int:
     return int(decode(path).size)
+
+
+def decode_sndfile(path: Path) -> int:
+    """The whole track with libsndfile, mixed to mono and resampled with soxr (librosa's own
+    default resampler), as float32 at the analysis rate."""
+    import numpy as np
+    import soundfile
+    import soxr
+
+    y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    mono = np.ascontiguousarray(y.mean(axis=1, dtype=np.float32))
+    return int(soxr.resample(mono, sr, SAMPLE_RATE).size)
+
+
+def cpu_of(task: Callable[[Path], int], path: Path) -> float:
+    t0 = time.process_time()
+    task(path)
+    return time.process_time() - t0
+
+
+def fastest_decoders(tracks: list[Path]) -> dict[str, Callable[[Path], int]]:
+    """For each file extension among `tracks`, the decoder that took less CPU on its first
+    track (run twice, the second counted): libsndfile + soxr, or PyAV."""
+    import soundfile
+
+    chosen: dict[str, Callable[[Path], int]] = {}
+    for path in tracks:
+        ext = path.suffix.lower()
+        if ext in chosen:
+            continue
+        chosen[ext] = decode_whole
+        try:
+            soundfile.info(str(path))
+            decode_sndfile(path)
+        except RuntimeError:  # soundfile.LibsndfileError among them
+            continue  # a format libsndfile does not read (AAC in MP4)
+        decode_whole(path)
+        if cpu_of(decode_sndfile, path) < cpu_of(decode_whole, path):
+            chosen[ext] = decode_sndfile
+    return chosen
+
+
+def decode_floor_with(path: Path, use_sndfile: bool) -> int:
+    """The floor's decode of one track (the decoder chosen for its format in the parent)."""
+    return decode_sndfile(path) if use_sndfile else decode_whole(path)
 
 
 def seed_pipeline(path: Path) -> int:
@@ -62,14 +114,30 @@ def seed_pipeline(path: Path) -> int:
     return sum(int(call().size) for call in calls)
 
 
-def in_workers(task: Callable[[Path], int], tracks: list[Path], jobs: int) -> float:
+def in_workers(task: Callable[..., int], tracks: list[Path], jobs: int, *extra: object) -> float:
     """Seconds to run `task` over every track in `jobs` worker processes (warmed first)."""
     from joblib import Parallel, delayed
 
-    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(tracks[0]) for _ in range(jobs))
+    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(tracks[0], *extra) for _ in range(jobs))
     t0 = time.perf_counter()
-    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(p) for p in tracks)
+    Parallel(n_jobs=jobs, batch_size=1)(delayed(task)(p, *extra) for p in tracks)
     return time.perf_counter() - t0
+
+
+def scan_as_user(folder: Path, index: Path, model: MoodModel, jobs: int) -> tuple[float, float]:
+    """Wall seconds of `mertag scan --no-write` in a new process, start to exit, and the CPU
+    seconds it and its workers used (the rusage of that process, its reaped workers included)."""
+    command = [sys.executable, "-m", "mertag", "scan", str(folder), "--index", str(index)]
+    command += ["--model", str(model.path), "--jobs", str(jobs), "--no-write", "--force", "-q"]
+    t0 = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    errors = child.stderr.read().decode() if child.stderr else ""
+    if child.returncode != 0:
+        raise SystemExit(f"mertag scan failed ({child.returncode}): {errors}")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def stop_workers() -> None:
@@ -151,22 +219,39 @@ def main() -> None:
         for i in range(max(2, args.jobs)):
             shutil.copy2(tracks[0], warm / f"{i}-{tracks[0].name}")
         scan(warm, Path(tmp) / "warm.sqlite3", model, args.jobs)
-        t_scan, stages, analysed = scan(lib, Path(tmp) / "index.sqlite3", model, args.jobs)
+        t_warm, stages, analysed = scan(lib, Path(tmp) / "index.sqlite3", model, args.jobs)
         stop_workers()
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        t_user, cpu_user = scan_as_user(lib, Path(tmp) / "user.sqlite3", model, args.jobs)
 
+        floor = fastest_decoders(tracks)
+        t_floor = 0.0
+        for use_sndfile in (False, True):
+            some = [p for p in tracks if (floor[p.suffix.lower()] is decode_sndfile) == use_sndfile]
+            if some:
+                t_floor += in_workers(decode_floor_with, some, args.jobs, use_sndfile)
         t_decode = in_workers(decode_whole, tracks, args.jobs)
         t_seed = in_workers(seed_pipeline, tracks, args.jobs)
 
-    rate = {name: 60 * n / t for name, t in (("decode", t_decode), ("seed", t_seed))}
-    rate_scan = 60 * analysed / t_scan
-    print(f"scan (end to end):            {t_scan:8.2f} s {rate_scan:8.1f} tracks/min")
-    print(f"decode only (whole tracks):   {t_decode:8.2f} s {rate['decode']:8.1f} tracks/min")
-    print(f"seed pipeline (14 calls):     {t_seed:8.2f} s {rate['seed']:8.1f} tracks/min")
-    print(f"ratio scan / decode-only:     {rate_scan / rate['decode']:8.2f}")
-    print(f"ratio scan / seed pipeline:   {rate_scan / rate['seed']:8.2f}")
-    print(f"peak RSS of a scan worker:    {peak_mb:8.0f} MB")
-    print("CPU seconds per scan stage (summed over workers):")
+    def rate(seconds: float) -> float:
+        return 60 * n / seconds
+
+    sndfile = sorted(ext for ext, task in floor.items() if task is decode_sndfile)
+    print(f"mertag scan, start-up included: {t_user:8.2f} s {rate(t_user):8.1f} tracks/min")
+    print(f"  CPU, all in (scan + workers): {cpu_user / n:8.3f} s/track")
+    print(
+        f"scan, workers warmed (tagging): {t_warm:8.2f} s {60 * analysed / t_warm:8.1f} tracks/min"
+    )
+    print(f"decode floor (fastest decoder): {t_floor:8.2f} s {rate(t_floor):8.1f} tracks/min")
+    print(f"  libsndfile + soxr for {', '.join(sndfile) or 'none'}; PyAV for the rest")
+    print(f"decode, PyAV (mertag's):        {t_decode:8.2f} s {rate(t_decode):8.1f} tracks/min")
+    print(f"seed pipeline (14 calls):       {t_seed:8.2f} s {rate(t_seed):8.1f} tracks/min")
+    print(f"ratio scan / decode floor:      {t_floor / t_user:8.2f}")
+    print(f"ratio scan / PyAV decode:       {t_decode / t_user:8.2f}")
+    print(f"ratio scan / seed pipeline:     {t_seed / t_user:8.2f}")
+    print(f"peak RSS of a scan worker:      {peak_mb:8.0f} MB")
+    print("CPU seconds per scan stage (warmed scan, summed over workers; model, tags and index")
+    print("are wall seconds):")
     for stage in STAGES:
         total = stages.get(stage, 0.0)
         print(f"  {stage:<9} {total:8.2f} s  {total / max(analysed, 1):6.3f} s/track")

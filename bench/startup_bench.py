@@ -7,7 +7,8 @@ read, celtic.mp3) to a temp folder and runs `mertag scan FOLDER --force` in a ne
   - warm: as installed, numba's cache filled by earlier runs (best and median of N);
   - fresh install: NUMBA_CACHE_DIR pointed at an empty folder, so numba compiles librosa's code as
     on a machine's very first run; then once more with that folder, now filled.
-Also prints what `mertag --help` costs, which imports nothing heavy.
+Also prints what `mertag --help` costs, which imports nothing heavy. Beside each wall time, the
+CPU seconds the scan and its children used (less disturbed by other jobs on the machine).
 """
 
 from __future__ import annotations
@@ -27,14 +28,29 @@ SHARED = ROOT.parent / "shared"
 MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
-def wall(args: list[str], env: dict[str, str] | None = None) -> float:
+def wall(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds of one `mertag` run, start to exit, and the CPU seconds it and the processes
+    it waited for (the kernel-check child) used."""
     t0 = time.perf_counter()
-    subprocess.run(MERTAG + args, check=True, env=env, capture_output=True, cwd=ROOT)
-    return time.perf_counter() - t0
+    child = subprocess.Popen(
+        MERTAG + args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        errors = child.stderr.read().decode() if child.stderr else ""
+        raise SystemExit(f"mertag {' '.join(args)} failed: {errors}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
-def spread(times: list[float]) -> str:
-    return f"{min(times):6.2f} s best, {statistics.median(times):6.2f} s median"
+def spread(runs: list[tuple[float, float]]) -> str:
+    times = [seconds for seconds, _ in runs]
+    cpu = statistics.median(c for _, c in runs)
+    return f"{min(times):6.2f} s best, {statistics.median(times):6.2f} s median, {cpu:6.2f} s CPU"
+
+
+def once(run: tuple[float, float]) -> str:
+    return f"{run[0]:6.2f} s,                   {run[1]:6.2f} s CPU"
 
 
 def main() -> None:
@@ -60,8 +76,8 @@ def main() -> None:
     print(f"one-track scan of {args.track.name}, {args.repeats} repeats, {os.cpu_count()} cores")
     print(f"mertag --help:                 {spread(helps)}")
     print(f"warm install, one-track scan:  {spread(warm)}")
-    print(f"fresh install, first scan:     {fresh:6.2f} s  (numba compiles librosa's code)")
-    print(f"fresh install, second scan:    {second:6.2f} s  (numba's cache now filled)")
+    print(f"fresh install, first scan:     {once(fresh)}  (numba compiles librosa's code)")
+    print(f"fresh install, second scan:    {once(second)}  (numba's cache now filled)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,15 @@ JUNK_LIMIT = 64 << 20
 Looking for the next frame, FFmpeg reads on to the end of the file, so a huge zero-filled or
 sparse file, or a long damaged tail, would cost a read of the whole file. The pictures a file's
 tags hold (cover art, booklet scans: `mertag.tagger.artwork`) do not count against it."""
+
+RESAMPLE_BATCH = 4096
+"""Decoded samples (per channel) handed to the resampler at a time. A call per decoded frame (a
+Vorbis frame can be 128 samples) cost more than the resampling itself: ~40 % of the CPU of an
+Ogg track's snippets. The resampler streams, so how its input is cut changes no sample."""
+
+END_MARGIN = 256
+"""Output samples before the end of a read from which frames are resampled one by one (the
+resampler holds a few samples back, so it never gives more than its input promises)."""
 
 _SEEK_COST = 64
 """What one seek counts for against JUNK_LIMIT. Some demuxers walk junk by seeking (given a huge
@@ -346,10 +356,48 @@ class AudioFile:
         container, source = self._container, self._source
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        first = True
-        skip = 0
+        skip: int | None = None  # output samples before `offset`, known from the first frame
         wanted = None if duration is None else int(round(duration * sr))
         produced = 0
+
+        def near_the_end(pending: int, rate: int) -> bool:
+            """Whether `pending` decoded samples may hold the end of what is wanted. From there
+            on each frame goes to the resampler alone and decoding stops at the frame that
+            completes the read, as it always did: a lossy decoder's state after the next seek
+            depends on the last frame it decoded (AAC's first frames after a seek change)."""
+            if wanted is None:
+                return False
+            coming = pending * sr / max(rate, 1) - (skip or 0)
+            return produced + coming >= wanted - END_MARGIN
+
+        def batches() -> Iterator[Any]:
+            """The decoded audio in pieces of RESAMPLE_BATCH samples or more (frame by frame
+            near the end of a read: `near_the_end`), then None."""
+            nonlocal skip
+            fifo = av.AudioFifo()
+            try:
+                for frame in container.decode(stream):
+                    if skip is None:
+                        start = frame.time if frame.time is not None else 0.0
+                        skip = max(0, int(round((offset - start) * sr))) if offset > 0 else 0
+                    source.audio_seen()
+                    frame.pts = None  # the FIFO would check that timestamps run on; unused here
+                    if near_the_end(fifo.samples + frame.samples, frame.sample_rate):
+                        if fifo.samples:
+                            yield fifo.read()
+                        yield frame
+                        continue
+                    fifo.write(frame)
+                    if fifo.samples >= RESAMPLE_BATCH:
+                        yield fifo.read()
+            except av.error.FFmpegError:
+                if fifo.samples:  # what decoded before the damage, as when read frame by frame
+                    yield fifo.read()
+                raise
+            if fifo.samples:
+                yield fifo.read()
+            yield None  # flush the resampler
+
         try:
             if offset > 0 or self._used:
                 # Seek lands on a packet at or before `offset`; samples before it are cut below.
@@ -357,15 +405,10 @@ class AudioFile:
                 # (tested); lossy decoders keep some state (MP3 differs in its first ~60 ms).
                 container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
             self._used = True
-            for frame in container.decode(stream):
-                if first:
-                    start = frame.time if frame.time is not None else 0.0
-                    skip = max(0, int(round((offset - start) * sr))) if offset > 0 else 0
-                    first = False
-                source.audio_seen()
-                for out in resampler.resample(frame):
+            for batch in batches():
+                for out in resampler.resample(batch):
                     pcm = out.to_ndarray().reshape(-1)
-                    if skip:
+                    if skip and batch is not None:
                         cut = min(skip, pcm.size)
                         pcm, skip = pcm[cut:], skip - cut
                     if wanted is not None:
@@ -375,13 +418,6 @@ class AudioFile:
                         yield pcm
                     if wanted is not None and produced >= wanted:
                         return
-            for out in resampler.resample(None):
-                pcm = out.to_ndarray().reshape(-1)
-                if wanted is not None:
-                    pcm = pcm[: wanted - produced]
-                if pcm.size:
-                    produced += pcm.size
-                    yield pcm
         except av.error.FFmpegError as exc:
             if produced == 0:
                 raise AudioError(f"cannot decode audio ({_reason(exc)})") from exc

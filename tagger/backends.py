@@ -17,8 +17,9 @@ scan alone writes the index.
 A worker process is prepared once, on its first track: BLAS is held to one thread (the pipeline
 multiplies small matrices, where BLAS threads only fight the other workers for the cores: with
 two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms), the
-constant-Q filter banks are kept (`mertag.tagger.features.cache_filters`), and glibc's allocator
-gets fixed thresholds (see `_steady_malloc`). Before local workers start, librosa's kernels are
+constant-Q filter banks are kept (`mertag.tagger.features.cache_filters`), glibc's allocator
+gets fixed thresholds (see `_steady_malloc`), and librosa's ufunc kernels are built as called
+(`mertag.tagger.kernels.defer_librosa_kernels`). Before local workers start, librosa's kernels are
 compiled once (`mertag.tagger.kernels`).
 """
 
@@ -89,6 +90,9 @@ def warm_process() -> None:
     from threadpoolctl import threadpool_limits
 
     from mertag.tagger.features import cache_filters
+    from mertag.tagger.kernels import defer_librosa_kernels
+
+    defer_librosa_kernels()  # a Dask worker too: it was started by no scan
 
     threadpool_limits(1)
     cache_filters()

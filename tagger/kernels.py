@@ -8,18 +8,34 @@ when `mertag.tagger` is imported), one per Python, numba and librosa version, an
 worker starts a scan has the kernels compiled and checked by a single child process, under a
 file lock that other mertag processes wait on (`prepare_kernels`). A cache whose check fails
 (the child dies, or raises) is wiped and built again once.
+
+librosa also declares some of its numba ufuncs with every dtype they may take (`_localmax` five,
+`__peak_pick` four, ...), and numba compiles, or loads from the cache, every one of those loops
+when librosa's module is imported: ~13 s of CPU after an install and a few tenths of a second
+in every later process, though a scan calls three of them, on float32 only. In a scan's processes
+(`prepare_kernels` marks them with LAZY_ENV) each such ufunc is built on its first call instead,
+with the one loop its arguments select as numpy would (`_DeferredUfunc`); the loop is the same
+compiled code, so every value is the same.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+LAZY_ENV = "MERTAG_LAZY_KERNELS"
+"""Set (to "1") in a scan's processes: librosa's ufunc kernels are built on first call."""
 READY_FILE = "READY"
 LOCK_FILE = ".lock"
 CHECK_SECONDS = 3.0
@@ -50,10 +66,172 @@ def kernel_cache_dir() -> Path:
 
 def use_kernel_cache() -> None:
     """Point numba at mertag's cache, unless the user chose one (NUMBA_CACHE_DIR) or numba is
-    already imported (then it is too late, and numba keeps its own choice)."""
+    already imported (then it is too late, and numba keeps its own choice). In a scan's
+    processes (LAZY_ENV), also defer librosa's ufunc kernels (`defer_librosa_kernels`)."""
+    if os.environ.get(LAZY_ENV) == "1":
+        defer_librosa_kernels()
     if NUMBA_CACHE_ENV in os.environ or "numba" in sys.modules:
         return
     os.environ[NUMBA_CACHE_ENV] = str(kernel_cache_dir())
+
+
+def defer_librosa_kernels() -> None:
+    """Have numba build each of librosa's eagerly typed ufuncs on its first call, with only the
+    loop that call needs, from now on in this process (and, through LAZY_ENV, in the processes
+    it starts). Too late once librosa's modules are imported: then nothing changes."""
+    os.environ[LAZY_ENV] = "1"
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        _patch_numba(numba)
+    elif not any(isinstance(finder, _NumbaHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _NumbaHook())
+
+
+class _NumbaHook(importlib.abc.MetaPathFinder):
+    """Patches numba's ufunc decorators as soon as numba is imported (`_patch_numba`), so that
+    importing mertag costs no numba import."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "numba":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("numba")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        _patch_numba(module)
+
+
+def _patch_numba(numba: ModuleType) -> None:
+    if getattr(numba.guvectorize, "mertag_deferred", False):
+        return
+    numba.guvectorize = _deferring(numba.guvectorize, gufunc=True)  # type: ignore[attr-defined]
+    numba.vectorize = _deferring(numba.vectorize, gufunc=False)  # type: ignore[attr-defined]
+
+
+def _deferring(decorator: Callable[..., Any], gufunc: bool) -> Callable[..., Any]:
+    """numba's `guvectorize` or `vectorize`, but a librosa function given a list of signatures
+    becomes a `_DeferredUfunc`; anything else is decorated as numba would."""
+
+    @functools.wraps(decorator)
+    def deferred(*args: Any, **kwargs: Any) -> Any:
+        signatures = args[0] if args else None
+        typed = len(args) == (2 if gufunc else 1) and isinstance(signatures, list | tuple)
+        if not typed or not signatures or kwargs.get("target", "cpu") != "cpu":
+            return decorator(*args, **kwargs)
+
+        def wrap(func: Callable[..., Any]) -> Any:
+            if not getattr(func, "__module__", "").startswith("librosa."):
+                return decorator(*args, **kwargs)(func)
+            return _DeferredUfunc(func, decorator, list(signatures), args[1:], kwargs)
+
+        return wrap
+
+    deferred.mertag_deferred = True  # type: ignore[attr-defined]
+    return deferred
+
+
+class _DeferredUfunc:
+    """A numba ufunc built on first call. A call whose positional inputs pick one of the typed
+    loops exactly (arrays of that loop's dtypes, Python scalars of its kinds), and which numpy
+    could not give to an earlier loop, gets a ufunc of that loop alone; any other call, or
+    attribute, the ufunc of every loop, as numba would have built it at import."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        decorator: Callable[..., Any],
+        signatures: list[Any],
+        rest: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self._func, self._decorator = func, decorator
+        self._signatures, self._rest, self._kwargs = signatures, rest, kwargs
+        self._loops: list[tuple[Any, ...]] | None = None
+        self._built: dict[int | None, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc(self._loop(args))(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name.startswith("_DeferredUfunc"):
+            raise AttributeError(name)
+        return getattr(self._ufunc(None), name)
+
+    def _ufunc(self, loop: int | None) -> Any:
+        if loop not in self._built:
+            chosen = self._signatures if loop is None else [self._signatures[loop]]
+            self._built[loop] = self._decorator(chosen, *self._rest, **self._kwargs)(self._func)
+        return self._built[loop]
+
+    def _loop(self, args: tuple[Any, ...]) -> int | None:
+        """The index of the one loop these inputs select, or None when not sure."""
+        loops = self._input_dtypes()
+        inputs = args[: len(loops[0])]
+        if len(inputs) < len(loops[0]):
+            return None
+        for k, dtypes in enumerate(loops):
+            if all(map(_exact, inputs, dtypes)):
+                earlier = any(all(map(_may_cast, inputs, loops[j])) for j in range(k))
+                return None if earlier else k
+        return None
+
+    def _input_dtypes(self) -> list[tuple[Any, ...]]:
+        if self._loops is None:
+            from numba.core import sigutils
+            from numba.np.numpy_support import as_dtype
+
+            if self._rest:  # a gufunc: its layout says how many of the arguments are inputs
+                count = self._rest[0].split("->")[0].count("(")
+            else:
+                count = None
+            loops = []
+            for signature in self._signatures:
+                types, _ = sigutils.normalize_signature(signature)
+                types = types[:count] if count is not None else types
+                loops.append(tuple(as_dtype(getattr(t, "dtype", t)) for t in types))
+            self._loops = loops
+        return self._loops
+
+
+def _exact(value: Any, dtype: Any) -> bool:
+    """Whether numpy gives `value` to a loop taking `dtype` without any doubt."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray | np.generic):
+        return bool(value.dtype == dtype)
+    if isinstance(value, bool):
+        return bool(dtype.kind == "b")
+    if isinstance(value, int):
+        return bool(dtype.kind in "iu")
+    if isinstance(value, float):
+        return bool(dtype.kind == "f")
+    if isinstance(value, complex):
+        return bool(dtype.kind == "c")
+    return False
+
+
+def _may_cast(value: Any, dtype: Any) -> bool:
+    """Whether numpy might give `value` to a loop taking `dtype` (Python scalars: maybe)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray | np.generic):
+        return bool(np.can_cast(value.dtype, dtype, "safe"))
+    return True
 
 
 def compile_kernels() -> None:
@@ -112,6 +290,7 @@ def distrust_kernels() -> None:
 def prepare_kernels(on_prepare: Callable[[], None] | None = None) -> None:
     """Make sure the kernel cache is compiled and sound before workers start; `on_prepare` is
     called when that takes real work (once after an install). Raises KernelError."""
+    defer_librosa_kernels()
     use_kernel_cache()
     if NUMBA_CACHE_ENV not in os.environ or kernels_ready():
         return
