@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,23 @@ def _pool(tracks: Iterator[Track], work: TrackWork, jobs: int) -> Iterator[Track
         for future in in_flight:
             future.cancel()
         _quiet_pool_teardown()
-        pool.shutdown(wait=False, kill_workers=True)
+        _stop_pool(pool)
+
+
+def _stop_pool(pool: Any) -> None:
+    """Shut the pool down and see that its workers are gone. loky kills them from its manager
+    thread, which a process exiting right after a Ctrl-C may not let run; an idle worker then
+    waits on the task queue forever, and so does multiprocessing's exit handler, which joins it
+    (the scan hung after its summary). Killing a worker mid-write loses nothing: tag writes are
+    journaled (mertag.tagger.safe_write)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, kill_workers=True)
+    for process in processes:
+        if process.is_alive():
+            with suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(process.pid, signal.SIGKILL)  # loky's Popen has no kill()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _quiet_pool_teardown() -> None:

@@ -198,7 +198,9 @@ def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_workers_keeps_results_and_exits_130(tmp_path: Path, jobs: str) -> None:
     lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
-    names = [f"{i:02d}-tone{s}" for i, s in enumerate([".wav", ".flac", ".mp3"] * 4)]
+    # Enough tracks that the scan cannot finish them all between its second result and the
+    # signal, however busy the machine running the test is.
+    names = [f"{i:02d}-tone{s}" for i, s in enumerate([".wav", ".flac", ".mp3"] * 12)]
     fingerprints = make_library(lib, names)
     proc = start_scan([str(lib), "--index", str(index), "-j", jobs, "-v"])
     watchdog = threading.Timer(90, os.killpg, (proc.pid, signal.SIGKILL))
