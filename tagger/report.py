@@ -136,7 +136,7 @@ class ScanReporter:
         """librosa's kernels are compiled before the first track: say why nothing moves."""
         if not self.quiet:
             self.progress.console.print(
-                Text("preparing audio kernels, once after install (about a minute)")
+                Text("preparing audio kernels, once after install (10-20 s)")
             )
 
     def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
