@@ -153,8 +153,8 @@ def plan(
     if index is not None and not options.force:
         from mertag.tagger.moves import recognise_moves
 
-        found = {str(p) for p, _, _ in todo} | {str(p) for p in summary.skipped}
-        todo, moved = recognise_moves(todo, snapshot, found, accepted, index)
+        walked = {str(p) for p, _, _ in todo} | {str(p) for p in summary.skipped}
+        todo, moved = recognise_moves(todo, snapshot, walked, accepted, index)
         for old_path, row in moved:
             index.move(old_path, row)
         summary.moved = len(moved)

@@ -40,6 +40,7 @@ def write_audio(
     encoder, _ = CODECS[codec]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(encoder, rate=rate or sr, layout=layout)
+        assert isinstance(stream, av.AudioStream)  # an audio encoder gives an audio stream
         rates = stream.codec_context.codec.audio_rates
         if rates and (rate or sr) not in rates:
             stream.codec_context.sample_rate = min(rates, key=lambda r: abs(r - (rate or sr)))

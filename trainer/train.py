@@ -177,6 +177,7 @@ def save_fold_models(
     """Each fold's model as `fold<k>.onnx` (uncalibrated), and `folds.json`: the held-out clip
     names per fold, the calibration, and every clip's out-of-fold probabilities."""
     assert result.chosen is not None and result.chosen.fold_models is not None
+    assert result.chosen.probabilities is not None  # CV ran: every clip has them
     folder.mkdir(parents=True, exist_ok=True)
     for k, net in enumerate(result.chosen.fold_models):
         export_onnx(net, folder / f"fold{k}.onnx", {"fold": k})
