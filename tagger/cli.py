@@ -396,7 +396,7 @@ def scan(
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
     from mertag.tagger.kernels import KernelError
-    from mertag.tagger.model import ModelError, MoodModel
+    from mertag.tagger.model import ModelError, MoodModel, accepted_model_ids
     from mertag.tagger.report import ScanReporter
     from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
 
@@ -419,6 +419,7 @@ def scan(
         model_path=mood_model.path,
         model_id=mood_model.model_id,
         feature_schema=mood_model.info.feature_schema,
+        accepted_ids=accepted_model_ids(mood_model),
         exclude=tuple(exclude) if exclude else config.exclude,
         write=not no_write,
         **policy,

@@ -50,6 +50,9 @@ class ScanOptions:
     model_path: Path
     model_id: str
     feature_schema: str
+    accepted_ids: frozenset[str] = frozenset()
+    """The model ids whose rows count as finished (`model.accepted_model_ids`: the model's and
+    its companion's); empty: worked out from `model_id`."""
     exclude: tuple[str, ...] = ()
     moods: Mapping[str, str] | None = None
     write: bool = True
@@ -126,7 +129,7 @@ def plan(
             summary.temps_removed += len(remove_stale_temps(folder))
     from mertag.tagger.model import accepted_model_ids
 
-    accepted = accepted_model_ids(options.model_id)
+    accepted = options.accepted_ids or accepted_model_ids(options.model_id)
     todo: list[tuple[Path, int, int]] = []
     early: list[TrackOutcome] = [
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems

@@ -364,3 +364,23 @@ def test_files_named_without_an_audio_suffix_are_tagged_by_content(tmp_path: Pat
             row = idx.get(str(path))
             assert row is not None and row.status == "ok" and row.tagged == 1, path
             assert read_tags(path)["MOOD"] == row.mood
+
+
+def test_a_custom_models_snippet_tracks_are_finished_work_on_a_rescan(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from mertag.tagger.model import MoodModel
+
+    model = linear_model(tmp_path / "mine.onnx", companion="fast")
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    lib.mkdir()
+    shutil.copy2(corpus / "bay.mp3", lib / "bay.mp3")  # long: heard as snippets, by the companion
+    args = ["scan", lib, "--index", index, "-j", "1", "--format", "json", "--model", model]
+    first = runner.invoke(app, [str(a) for a in args])
+    assert first.exit_code == 0, first.output
+    with Index(index, read_only=True) as idx:
+        (row,) = list(idx.rows())
+    assert row.model_id == MoodModel("fast").model_id
+    again = runner.invoke(app, [str(a) for a in args])
+    summary = json.loads(again.stdout)["summary"]
+    assert summary["analysed"] == 0 and summary["unchanged"] == 1
