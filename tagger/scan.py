@@ -109,16 +109,19 @@ class ScanRefused(Exception):
     """The scan cannot run as asked and nothing was touched; the message says why and what to do."""
 
 
+def _accepted(options: ScanOptions) -> frozenset[str]:
+    """The model ids whose rows this scan counts as finished."""
+    from mertag.tagger.model import accepted_model_ids
+
+    return options.accepted_ids or accepted_model_ids(options.model_id)
+
+
 def plan(
-    options: ScanOptions,
-    snapshot: Mapping[str, tuple[int, int, str, str | None]],
-    index: Index | None = None,
+    options: ScanOptions, snapshot: Mapping[str, tuple[int, int, str, str | None]]
 ) -> tuple[list[tuple[Path, int, int]], list[TrackOutcome], ScanSummary]:
     """Walk the roots and split tracks into work to do, failures found while walking, skips.
 
     When tags are to be written, temp copies left beside the tracks by a killed scan go too.
-    With the `index` to record them in, tracks moved or renamed since their scan are recognised
-    (`mertag.tagger.moves`): their rows move to the new paths and they are not analysed again.
     """
     found = walk(options.roots, options.exclude)
     summary = ScanSummary(
@@ -127,9 +130,7 @@ def plan(
     if options.write and not options.dry_run:
         for folder in dict.fromkeys(path.parent for path in found.tracks):
             summary.temps_removed += len(remove_stale_temps(folder))
-    from mertag.tagger.model import accepted_model_ids
-
-    accepted = options.accepted_ids or accepted_model_ids(options.model_id)
+    accepted = _accepted(options)
     todo: list[tuple[Path, int, int]] = []
     early: list[TrackOutcome] = [
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
@@ -153,15 +154,26 @@ def plan(
         else:
             summary.unchanged += 1
             summary.skipped.append(path)
-    if index is not None and not options.force:
-        from mertag.tagger.moves import recognise_moves
-
-        walked = {str(p) for p, _, _ in todo} | {str(p) for p in summary.skipped}
-        todo, moved = recognise_moves(todo, snapshot, walked, accepted, index)
-        for old_path, row in moved:
-            index.move(old_path, row)
-        summary.moved = len(moved)
     return todo, early, summary
+
+
+def _keep_moved(
+    todo: list[tuple[Path, int, int]],
+    snapshot: Mapping[str, SnapshotEntry],
+    summary: ScanSummary,
+    options: ScanOptions,
+    index: Index,
+) -> list[tuple[Path, int, int]]:
+    """Move the rows of tracks moved or renamed since their scan to their new paths
+    (`mertag.tagger.moves`); the tracks left to analyse."""
+    from mertag.tagger.moves import recognise_moves
+
+    walked = {str(p) for p, _, _ in todo} | {str(p) for p in summary.skipped}
+    todo, moved = recognise_moves(todo, snapshot, walked, _accepted(options), index)
+    for old_path, row in moved:
+        index.move(old_path, row)
+    summary.moved = len(moved)
+    return todo
 
 
 def index_row(outcome: TrackOutcome, feature_schema: str) -> IndexRow:
@@ -305,7 +317,9 @@ def run_scan(
                 stack.enter_context(_scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
                 snapshot, leftovers = index.scan_state()
-            todo, early, summary = plan(options, snapshot, index)
+            todo, early, summary = plan(options, snapshot)
+            if index is not None and not options.force:
+                todo = _keep_moved(todo, snapshot, summary, options, index)
             if on_start is not None:
                 on_start(len(todo) + len(early), summary)
             for outcome in _chain(early, _outcomes(todo, options, on_prepare)):

@@ -192,6 +192,10 @@ def mood_changes(
     return {f: v for f, v in target.items() if current.get(f) != v}
 
 
+_MOOD_FIELDS = frozenset({"MOOD", "MERTAG_MOOD", PREVIOUS_MOOD})
+"""The fields of the MOOD policy (what a withdrawal may change)."""
+
+
 def mood_withdrawal(current: Mapping[str, Values]) -> dict[str, Values | None]:
     """What taking mertag's word back changes (an uncertain prediction without a word, after a
     scan that gave the file one): as removal_changes, for MOOD, MERTAG_MOOD and
@@ -200,9 +204,6 @@ def mood_withdrawal(current: Mapping[str, Values]) -> dict[str, Values | None]:
     legacy = _join(current["MOOD"]) if _legacy_word(current, "") else None
     changes = removal_changes(current, legacy)
     return {f: v for f, v in changes.items() if f in _MOOD_FIELDS}
-
-
-_MOOD_FIELDS = frozenset({"MOOD", "MERTAG_MOOD", PREVIOUS_MOOD})
 
 
 def _legacy_word(current: Mapping[str, Values], word: str) -> bool:
