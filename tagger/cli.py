@@ -869,7 +869,7 @@ def write(
     analysed, and formats mertag cannot tag, are counted, not failures); 1 when a write failed
     or a file was skipped as changed or gone; 2 for a usage error.
     """
-    from mertag.tagger.scan import _scan_lock
+    from mertag.tagger.scan import scan_lock
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
@@ -895,7 +895,7 @@ def write(
         if dry_run:
             summary = write_rows(None, rows, options, said)
         else:  # one writer at a time: a scan and a write never tag one file at once
-            with _scan_lock(index_path, lambda p: _err(f"waiting for the scan using {display(p)}")):
+            with scan_lock(index_path, lambda p: _err(f"waiting for the scan using {display(p)}")):
                 summary = write_rows(idx, rows, options, said)
     if not quiet:
         _err(summary.line())

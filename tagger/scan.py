@@ -263,7 +263,7 @@ def refuse_read_only(roots: Sequence[Path]) -> None:
 
 
 @contextmanager
-def _scan_lock(index_path: Path, on_wait: Callable[[Path], None] | None) -> Iterator[None]:
+def scan_lock(index_path: Path, on_wait: Callable[[Path], None] | None) -> Iterator[None]:
     """Hold the index's scan lock ('<index>.lock'), waiting while another scan does.
 
     Two scans planning from the same snapshot would analyse and tag the same tracks twice, and the
@@ -314,7 +314,7 @@ def run_scan(
                 snapshot, leftovers = _read_only_state(options)
             else:
                 inspect_index(options.index_path, write=True)  # refuse before the lock file
-                stack.enter_context(_scan_lock(options.index_path, on_wait))
+                stack.enter_context(scan_lock(options.index_path, on_wait))
                 index = stack.enter_context(Index(options.index_path))
                 snapshot, leftovers = index.scan_state()
             todo, early, summary = plan(options, snapshot)
