@@ -79,3 +79,16 @@ def predict_mood(
         model_id=model_id,
         uncertain=uncertain,
     )
+
+
+ENERGY_LEVELS = 10
+"""ENERGY runs 1..ENERGY_LEVELS, as DJ software shows it (Mixed In Key's 1-10 scale)."""
+
+
+def energy_level(arousal: float) -> int:
+    """The ENERGY that an arousal in [-1, 1] maps to: 1..10 in ten bins of equal width (-1 -> 1,
+    0 -> 6, 1 -> 10), so a library's energies spread as its arousals do."""
+    if not -1.0 - ROUNDING <= arousal <= 1.0 + ROUNDING:
+        raise ValueError(f"arousal must lie in [-1, 1], got {arousal!r}")
+    step = int((min(max(arousal, -1.0), 1.0) + 1.0) * ENERGY_LEVELS / 2)
+    return 1 + min(ENERGY_LEVELS - 1, step)

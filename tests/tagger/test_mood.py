@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mertag.tagger.mood import predict_mood
+from mertag.tagger.mood import energy_level, predict_mood
 
 
 def test_corners_and_formula() -> None:
@@ -39,3 +39,20 @@ def test_below_the_threshold_a_prediction_is_uncertain_but_keeps_its_numbers():
     worded = predict_mood([0.4, 0.3, 0.2, 0.1], "m", uncertain_below=0.6, uncertain_word="Mixed")
     assert worded.mood == "Mixed"
     assert not predict_mood([0.4, 0.3, 0.2, 0.1], "m").uncertain
+
+
+def test_energy_level_spreads_arousal_over_one_to_ten() -> None:
+    assert [energy_level(a) for a in (-1.0, -0.81, -0.79, 0.0, 0.19, 0.21, 0.99, 1.0)] == [
+        1,
+        1,
+        2,
+        6,
+        6,
+        7,
+        10,
+        10,
+    ]
+    levels = {energy_level(a / 100) for a in range(-100, 101)}
+    assert levels == set(range(1, 11))
+    with pytest.raises(ValueError, match="arousal"):
+        energy_level(1.5)
