@@ -87,6 +87,15 @@ def train(
             help="Weight of a logistic regression on pooled features beside the nets (0: none).",
         ),
     ] = 0.3,
+    mood_words_weight: Annotated[
+        float,
+        typer.Option(
+            "--mood-words-weight",
+            min=0.0,
+            help="Also learn the clips' mood words (a CSV 'moods' column), with this weight "
+            "beside the quadrant loss (0: off).",
+        ),
+    ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds and training.")] = 0,
     augment: Annotated[
         bool,
@@ -174,6 +183,7 @@ def train(
         seed=seed,
         ensemble=ensemble,
         linear_weight=linear_weight,
+        mood_words_weight=mood_words_weight,
     )
     try:
         result = run_training(

@@ -128,7 +128,12 @@ def run_fold(
             ensemble=candidate.ensemble,
             linear_weight=candidate.linear_weight,
         )
-        net = fit_model(table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg)
+        words = None
+        if cfg.mood_words_weight > 0:
+            words = table.word_targets(train, train_rows, cfg.mood_words_min)
+        net = fit_model(
+            table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg, words=words
+        )
         if keep is not None:
             keep.append(net)
         probs = predict_net(net, table.sequences(test_rows))

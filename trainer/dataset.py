@@ -15,11 +15,13 @@ from pathlib import Path
 
 from mertag.tagger.library import is_audio_name
 from mertag.tagger.mood import QUADRANTS
+from mertag.trainer.mood_words import parse_words
 
 PATH_COLUMNS = ("file", "path", "filename")
 LABEL_COLUMNS = ("quadrant", "label")
 GROUP_COLUMNS = ("artist", "group")
 GENRE_COLUMNS = ("genres", "genre")
+MOOD_WORD_COLUMNS = ("moods", "mood_words")
 NAME_COLUMNS = ("clip", "name", "id")
 MIN_PER_QUADRANT = 2
 
@@ -38,6 +40,8 @@ class Clip:
     group: str
     genre: str = ""
     """The clip's genre family: the first of its `genres` ("Pop/Rock; Blues" -> "Pop/Rock")."""
+    moods: tuple[str, ...] = ()
+    """The clip's mood words, if the CSV has them (mertag.trainer.mood_words)."""
 
     @property
     def label(self) -> int:
@@ -131,6 +135,7 @@ def load_csv(path: Path) -> Dataset:
         )
     group_col = _pick(header, GROUP_COLUMNS)
     genre_col = _pick(header, GENRE_COLUMNS)
+    moods_col = _pick(header, MOOD_WORD_COLUMNS)
     name_col = _pick(header, NAME_COLUMNS)
     base = path.parent
     clips: list[Clip] = []
@@ -160,9 +165,15 @@ def load_csv(path: Path) -> Dataset:
         seen[file] = name
         group = (row.get(group_col) or "").strip() if group_col else ""
         genre = (row.get(genre_col) or "").split(";")[0].strip() if genre_col else ""
+        moods = parse_words(row.get(moods_col) or "") if moods_col else ()
         clips.append(
             Clip(
-                name=name, path=file, quadrant=quadrant, group=group or f"clip:{name}", genre=genre
+                name=name,
+                path=file,
+                quadrant=quadrant,
+                group=group or f"clip:{name}",
+                genre=genre,
+                moods=moods,
             )
         )
     grouping = f"grouped by the {group_col!r} column" if group_col else Dataset.grouping

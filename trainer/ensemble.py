@@ -77,13 +77,17 @@ def fit_model(
     labels: np.ndarray,
     config: FitConfig,
     on_epoch: Callable[[int, float], None] | None = None,
+    words: np.ndarray | None = None,
 ) -> MoodNet | MoodEnsemble:
     """A single net when `config.ensemble` is 1 and there is no pooled head
-    (`config.linear_weight` 0), else an ensemble of `config.ensemble` seeds (and the head)."""
+    (`config.linear_weight` 0), else an ensemble of `config.ensemble` seeds (and the head).
+    `words`: the sequences' mood-word targets, for nets trained with them (fit_net)."""
     if config.ensemble == 1 and config.linear_weight == 0:
-        return fit_net(sequences, labels, config, on_epoch)
+        return fit_net(sequences, labels, config, on_epoch, words)
     members = [
-        fit_net(sequences, labels, replace(config, seed=member_seed(config.seed, i)), on_epoch)
+        fit_net(
+            sequences, labels, replace(config, seed=member_seed(config.seed, i)), on_epoch, words
+        )
         for i in range(config.ensemble)
     ]
     linear = None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mertag.trainer.choices import feature_columns
+from mertag.trainer.mood_words import MIN_CLIPS
 from mertag.trainer.nets import MoodNet
 
 
@@ -36,6 +37,8 @@ class FitConfig:
     mixup: float = 0.0  # Beta(mixup, mixup) mixing weight between clips of a batch; 0: off
     ensemble: int = 5  # nets trained from different seeds, averaged (mertag.trainer.ensemble)
     linear_weight: float = 0.3  # weight of a pooled logistic-regression head beside them
+    mood_words_weight: float = 0.0  # weight of the mood-word loss beside the quadrant's; 0: off
+    mood_words_min: int = MIN_CLIPS  # training clips a mood word needs to be a target
 
 
 def make_deterministic(seed: int, threads: int = 1) -> None:
@@ -68,7 +71,8 @@ def _by_length(
     for length in np.unique(lengths):
         idx = np.flatnonzero(lengths == length)
         x = torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
-        groups.append((x, torch.from_numpy(labels[idx].astype(np.int64))))
+        kind = np.int64 if labels.dtype.kind in "iu" else np.float32  # classes, or targets
+        groups.append((x, torch.from_numpy(labels[idx].astype(kind))))
     return groups
 
 
@@ -77,8 +81,13 @@ def fit_net(
     labels: np.ndarray,
     config: FitConfig,
     on_epoch: Callable[[int, float], None] | None = None,
+    words: np.ndarray | None = None,
 ) -> MoodNet:
-    """Train a MoodNet on sequences (raw feature rows) and their labels (0..3)."""
+    """Train a MoodNet on sequences (raw feature rows) and their labels (0..3). With mood-word
+    targets `words` (one multi-hot row per sequence) and a `mood_words_weight`, a second head on
+    the pooled representation learns them too (binary cross-entropy times the weight, added to
+    the quadrant loss; not combined with mixup); it is dropped afterwards, so the net's outputs
+    stay the quadrants'."""
     make_deterministic(config.seed)
     rng = np.random.default_rng(config.seed)
     mean, std = column_stats(sequences, config.features)
@@ -96,7 +105,18 @@ def fit_net(
         weight=torch.as_tensor(class_weights(labels), dtype=torch.float32),
         label_smoothing=config.label_smoothing,
     )
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    word_head, word_groups = None, None
+    if (
+        words is not None
+        and words.shape[1] > 0
+        and config.mood_words_weight > 0
+        and not config.mixup
+    ):
+        word_head = nn.Linear(net.pooled_width, words.shape[1])
+        word_groups = [w for _, w in _by_length(sequences, words)]
+    word_loss = nn.BCEWithLogitsLoss()
+    params = list(net.parameters()) + (list(word_head.parameters()) if word_head else [])
+    optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     net.train()
     for epoch in range(config.epochs):
         batches = []
@@ -118,6 +138,11 @@ def fit_net(
                 perm = torch.from_numpy(rng.permutation(len(idx)))
                 logits = net.logits(lam * xb + (1 - lam) * xb[perm])
                 loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
+            elif word_head is not None and word_groups is not None:
+                pooled = net.pooled(xb)
+                loss = loss_fn(net.head(pooled), yb) + config.mood_words_weight * word_loss(
+                    word_head(pooled), word_groups[g][index]
+                )
             else:
                 loss = loss_fn(net.logits(xb), yb)
             loss.backward()

@@ -99,10 +99,17 @@ class MoodNet(nn.Module):
         )  # (seq, directions, batch, hidden)
         return y.permute(2, 0, 1, 3).reshape(z.shape[0], z.shape[1], -1)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def pooled_width(self) -> int:
+        return self.head.in_features
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The time mean of the recurrent outputs, after dropout: what the head reads."""
         z = self.input_dropout((x[:, :, self.lo : self.hi] - self.mean) / self.std)
-        pooled = self._recur(z).mean(dim=1)
-        return self.head(self.dropout(pooled))
+        return self.dropout(self._recur(z).mean(dim=1))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=-1)

@@ -14,6 +14,7 @@ import numpy as np
 
 from mertag.trainer.cache import CLEAN
 from mertag.trainer.extract import Extraction
+from mertag.trainer.mood_words import word_targets
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class FeatureTable:
     names: tuple[str, ...]  # per clip
     variants: tuple[str, ...]  # CLEAN first
     genre_groups: np.ndarray | None = None  # per clip: genre family codes (folds.py), if known
+    moods: tuple[tuple[str, ...], ...] = ()  # per clip: its mood words (mood_words.py), if known
 
     @property
     def n_clips(self) -> int:
@@ -48,6 +50,15 @@ class FeatureTable:
         if not augmented:
             mask &= self.variant == 0
         return np.flatnonzero(mask)
+
+    def word_targets(
+        self, train: np.ndarray, rows: np.ndarray, min_clips: int
+    ) -> np.ndarray | None:
+        """Mood-word targets of the sequences `rows`, over the vocabulary of the `train` clips
+        (None when the clips have no mood words)."""
+        if len(self.moods) != self.n_clips:
+            return None
+        return word_targets(self.moods, train, min_clips)[self.clip[rows]]
 
 
 def build_table(extraction: Extraction) -> FeatureTable:
@@ -85,5 +96,6 @@ def build_table(extraction: Extraction) -> FeatureTable:
         groups=np.asarray(groups, dtype=np.int64),
         genre_groups=genre_family_groups([item.clip.genre for item in extraction.clips], groups),
         names=tuple(item.clip.name for item in extraction.clips),
+        moods=tuple(item.clip.moods for item in extraction.clips),
         variants=tuple(variants),
     )

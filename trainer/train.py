@@ -151,6 +151,9 @@ def train(
                 table.labels[table.clip[rows]],
                 config,
                 on_epoch=lambda _epoch, _loss: advance(),
+                words=table.word_targets(table.clip_indices(), rows, config.mood_words_min)
+                if config.mood_words_weight > 0
+                else None,
             )
         summary = training_summary(
             config,
@@ -227,6 +230,7 @@ def training_summary(
             "input_dropout": config.input_dropout,
             "label_smoothing": config.label_smoothing,
             "mixup": config.mixup,
+            "mood_words_weight": config.mood_words_weight,
             "pooling": "mean of recurrent outputs over time",
         },
         "cv": None

@@ -111,3 +111,7 @@ def test_the_4q_labels_load_as_they_are():
     assert len(ds.clips) == 720 and not ds.problems
     assert ds.grouping == "grouped by the 'artist' column"
     assert len({c.group for c in ds.clips}) < 720
+    words = [c.moods for c in ds.clips]
+    assert all(words) and sum(map(len, words)) / len(words) > 5  # about six AllMusic words each
+    lazy = next(c for c in ds.clips if c.name == "MT0000044741")  # Little Walter, Last Night
+    assert lazy.moods == ("Greasy", "Gritty", "Gutsy", "Lazy")

@@ -54,3 +54,23 @@ def test_normalisation_uses_training_patches_of_the_chosen_columns():
 def test_class_weights_balance_the_classes():
     w = class_weights(np.array([0, 0, 0, 1, 2, 3]))
     assert w[0] * 3 == pytest.approx(w[1])
+
+
+def test_mood_words_are_a_second_target_and_leave_the_outputs_alone():
+    """A word head learns the words beside the quadrant, changes the training (so the quadrant
+    net differs), and is dropped: the net's parameters and outputs are the quadrant net's."""
+    seqs, labels = toy(6)
+    rng = np.random.default_rng(1)
+    words = (rng.random((len(seqs), 5)) < 0.4).astype(np.float32)
+    base = FitConfig(arch="lstm", epochs=3, hidden=8, seed=2)
+    with_words = FitConfig(arch="lstm", epochs=3, hidden=8, seed=2, mood_words_weight=0.5)
+    plain = fit_net(seqs, labels, base, words=words)  # weight 0: the words are ignored
+    assert weights_digest(plain) == weights_digest(fit_net(seqs, labels, base))
+    multi = fit_net(seqs, labels, with_words, words=words)
+    assert weights_digest(multi) != weights_digest(plain)
+    names = {name for name, _ in multi.named_parameters()}
+    assert names == {name for name, _ in plain.named_parameters()}
+    assert predict_net(multi, seqs).shape == (len(seqs), 4)
+    # No word common enough: nothing to learn beside the quadrant, the plain net again.
+    empty = np.zeros((len(seqs), 0), np.float32)
+    assert weights_digest(fit_net(seqs, labels, with_words, words=empty)) == weights_digest(plain)
