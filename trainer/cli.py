@@ -109,7 +109,7 @@ def train(
         typer.Option(
             "--augmentations",
             help="Which copies to make, comma-separated (noise, shift, pitch, offset, degrade; "
-            "default: offset, the shipped recipe).",
+            "default: offset,noise,pitch,shift, the shipped recipe).",
         ),
     ] = None,
     compare: Annotated[
