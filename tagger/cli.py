@@ -223,6 +223,36 @@ UncertainWordOption = Annotated[
         show_default=False,
     ),
 ]
+EnergyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--energy/--no-energy",
+        help="Also write ENERGY 1-10 from arousal (Mixed In Key's EnergyLevel field, for DJ "
+        "software); --no-energy takes back an ENERGY mertag wrote. Default: the config's energy.",
+        show_default=False,
+    ),
+]
+OverwriteEnergyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--overwrite-energy/--keep-energy",
+        help="Put mertag's ENERGY into one it did not write (yours is kept in "
+        "MERTAG_PREVIOUS_ENERGY for untag); by default your ENERGY stays. Default: the "
+        "config's overwrite_energy.",
+        show_default=False,
+    ),
+]
+MoodFieldOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mood-field",
+        metavar="COMMENT|GROUPING",
+        help="Also append the mood word to this field, after your own text (repeatable or a "
+        "comma list; 'none' for none); a field no longer named is given back its own text. "
+        "Default: the config's mood_fields.",
+        show_default=False,
+    ),
+]
 MoodsOption = Annotated[
     str | None,
     typer.Option(
@@ -239,10 +269,15 @@ def tag_policy(
     overwrite_mood: bool | None,
     uncertain_below: float | None,
     uncertain_word: str | None,
+    energy: bool | None = None,
+    overwrite_energy: bool | None = None,
+    mood_fields: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
-    uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
-    from mertag.tagger.config import check_uncertain_word
+    """The mood words, ID3 version, MOOD policy, uncertain threshold and word, and fields for
+    other players a tag write uses: the options over the config, as keyword arguments of
+    ScanOptions and WriteOptions."""
+    from mertag.tagger.config import check_uncertain_word, parse_mood_fields
+    from mertag.tagger.pipeline import PlayerFields
 
     words = parse_moods(moods) if moods else config.moods
     word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
@@ -250,12 +285,23 @@ def tag_policy(
         check_uncertain_word(word, words)
     except ValueError as exc:
         raise usage_error(f"--uncertain-word: {exc}") from exc
+    try:
+        fields = config.mood_fields if mood_fields is None else parse_mood_fields(mood_fields)
+    except ValueError as exc:
+        raise usage_error(f"--mood-field: {exc}") from exc
     return {
         "moods": words,
         "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
         "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
         "uncertain_word": word,
+        "fields": PlayerFields(
+            energy=config.energy if energy is None else energy,
+            overwrite_energy=(
+                config.overwrite_energy if overwrite_energy is None else overwrite_energy
+            ),
+            mood_fields=fields,
+        ),
     }
 
 
@@ -375,6 +421,9 @@ def scan(
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
+    energy: EnergyOption = None,
+    overwrite_energy: OverwriteEnergyOption = None,
+    mood_field: MoodFieldOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -412,7 +461,17 @@ def scan(
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config,
+        moods,
+        id3v23,
+        overwrite_mood,
+        uncertain_below,
+        uncertain_word,
+        energy,
+        overwrite_energy,
+        mood_field,
+    )
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -857,13 +916,16 @@ def write(
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
+    energy: EnergyOption = None,
+    overwrite_energy: OverwriteEnergyOption = None,
+    mood_field: MoodFieldOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
     index: IndexOption = None,
 ) -> None:
     """Write the tags of analysed tracks (those a query selects; all by default) from the index,
-    without analysing: after scan --no-write, or a change of moods, id3_version or
-    overwrite_mood. A file whose audio changed since it was analysed is skipped (only its tags
-    changed is fine: the index keeps a hash of the audio).
+    without analysing: after scan --no-write, or a change of moods, id3_version,
+    overwrite_mood, energy or mood_fields. A file whose audio changed since it was analysed is
+    skipped (only its tags changed is fine: the index keeps a hash of the audio).
 
     Exit status: 0 when every selected track is tagged or up to date (rows that were never
     analysed, and formats mertag cannot tag, are counted, not failures); 1 when a write failed
@@ -873,7 +935,17 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config,
+        moods,
+        id3v23,
+        overwrite_mood,
+        uncertain_below,
+        uncertain_word,
+        energy,
+        overwrite_energy,
+        mood_field,
+    )
     options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)
 
