@@ -76,12 +76,13 @@ def join(values: Values) -> str:
 
 
 def appended(user: Values | None, word: str) -> Values:
-    """The user's values with mertag's word after the last one (the word alone where the field
-    is absent or its last value blank)."""
+    """The user's values with mertag's word after the first one (the word alone where the field
+    is absent or its first value blank). The first, because a player that shows one value of a
+    field shows the first (FFmpeg does so for ID3 COMM and MP4 comments: tested)."""
     if not user:
         return [word]
-    last = user[-1]
-    return [*user[:-1], f"{last}{APPEND_SEPARATOR}{word}" if last.strip() else word]
+    first = user[0]
+    return [f"{first}{APPEND_SEPARATOR}{word}" if first.strip() else word, *user[1:]]
 
 
 def _parts(current: Mapping[str, Values], f: OwnedField) -> tuple[Values | None, ...]:

@@ -289,14 +289,30 @@ class _ID3Storage(_Storage):
 
     def set(self, key: str, values: Values) -> None:
         text = list(values)
+        encoding = self._encoding(key, text)
         if key.startswith("TXXX:"):
-            frame: Any = TXXX(encoding=Encoding.UTF8, desc=key.removeprefix("TXXX:"), text=text)
+            frame: Any = TXXX(encoding=encoding, desc=key.removeprefix("TXXX:"), text=text)
         elif key.startswith("COMM:"):
             _, desc, lang = key.split(":", 2)
-            frame = COMM(encoding=Encoding.UTF8, lang=lang, desc=desc, text=text)
+            frame = COMM(encoding=encoding, lang=lang, desc=desc, text=text)
         else:  # a plain text frame: TMOO, TIT1
-            frame = Frames[key](encoding=Encoding.UTF8, text=text)
+            frame = Frames[key](encoding=encoding, text=text)
         self.tags.setall(key, [frame])
+
+    def _encoding(self, key: str, text: Values) -> Encoding:
+        """The text encoding the frame `key` has now, where it can hold `text`, else UTF-8: so a
+        user's Latin-1 comment that mertag appends to and untag restores is Latin-1 again."""
+        frames = self.tags.getall(key)
+        if not frames:
+            return Encoding.UTF8
+        encoding = Encoding(frames[0].encoding)
+        if encoding == Encoding.LATIN1:
+            try:
+                for value in text:
+                    value.encode("latin-1")
+            except UnicodeEncodeError:
+                return Encoding.UTF8
+        return encoding
 
     def delete(self, key: str) -> None:
         self.tags.delall(key)
