@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mertag.tagger.config import Config
     from mertag.tagger.index import Index, IndexFileError, IndexRow
+    from mertag.tagger.pipeline import PlayerFields
     from mertag.tagger.querylang import Query
 
 app = typer.Typer(
@@ -269,15 +270,10 @@ def tag_policy(
     overwrite_mood: bool | None,
     uncertain_below: float | None,
     uncertain_word: str | None,
-    energy: bool | None = None,
-    overwrite_energy: bool | None = None,
-    mood_fields: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The mood words, ID3 version, MOOD policy, uncertain threshold and word, and fields for
-    other players a tag write uses: the options over the config, as keyword arguments of
-    ScanOptions and WriteOptions."""
-    from mertag.tagger.config import check_uncertain_word, parse_mood_fields
-    from mertag.tagger.pipeline import PlayerFields
+    """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
+    uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
+    from mertag.tagger.config import check_uncertain_word
 
     words = parse_moods(moods) if moods else config.moods
     word = (config.uncertain_word if uncertain_word is None else uncertain_word).strip()
@@ -285,24 +281,35 @@ def tag_policy(
         check_uncertain_word(word, words)
     except ValueError as exc:
         raise usage_error(f"--uncertain-word: {exc}") from exc
-    try:
-        fields = config.mood_fields if mood_fields is None else parse_mood_fields(mood_fields)
-    except ValueError as exc:
-        raise usage_error(f"--mood-field: {exc}") from exc
     return {
         "moods": words,
         "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
         "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
         "uncertain_word": word,
-        "fields": PlayerFields(
-            energy=config.energy if energy is None else energy,
-            overwrite_energy=(
-                config.overwrite_energy if overwrite_energy is None else overwrite_energy
-            ),
-            mood_fields=fields,
-        ),
     }
+
+
+def player_fields(
+    config: Config,
+    energy: bool | None,
+    overwrite_energy: bool | None,
+    mood_fields: list[str] | None,
+) -> PlayerFields:
+    """The fields for other players a tag write fills (ENERGY, the mood word in COMMENT or
+    GROUPING): the options over the config."""
+    from mertag.tagger.config import parse_mood_fields
+    from mertag.tagger.pipeline import PlayerFields
+
+    try:
+        fields = config.mood_fields if mood_fields is None else parse_mood_fields(mood_fields)
+    except ValueError as exc:
+        raise usage_error(f"--mood-field: {exc}") from exc
+    return PlayerFields(
+        energy=config.energy if energy is None else energy,
+        overwrite_energy=config.overwrite_energy if overwrite_energy is None else overwrite_energy,
+        mood_fields=fields,
+    )
 
 
 MinConfidenceOption = Annotated[
@@ -461,17 +468,8 @@ def scan(
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
-    policy = tag_policy(
-        config,
-        moods,
-        id3v23,
-        overwrite_mood,
-        uncertain_below,
-        uncertain_word,
-        energy,
-        overwrite_energy,
-        mood_field,
-    )
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -935,17 +933,8 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    policy = tag_policy(
-        config,
-        moods,
-        id3v23,
-        overwrite_mood,
-        uncertain_below,
-        uncertain_word,
-        energy,
-        overwrite_energy,
-        mood_field,
-    )
+    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)
 

@@ -299,19 +299,19 @@ class _ID3Storage(_Storage):
             frame = Frames[key](encoding=encoding, text=text)
         self.tags.setall(key, [frame])
 
-    def _encoding(self, key: str, text: Values) -> Encoding:
+    def _encoding(self, key: str, text: Values) -> int:
         """The text encoding the frame `key` has now, where it can hold `text`, else UTF-8: so a
         user's Latin-1 comment that mertag appends to and untag restores is Latin-1 again."""
         frames = self.tags.getall(key)
         if not frames:
-            return Encoding.UTF8
-        encoding = Encoding(frames[0].encoding)
+            return int(Encoding.UTF8)
+        encoding = int(frames[0].encoding)
         if encoding == Encoding.LATIN1:
             try:
                 for value in text:
                     value.encode("latin-1")
             except UnicodeEncodeError:
-                return Encoding.UTF8
+                return int(Encoding.UTF8)
         return encoding
 
     def delete(self, key: str) -> None:
