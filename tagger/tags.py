@@ -130,8 +130,8 @@ def _custom(name: str) -> FieldKeys:
 
 #: Which key holds each field, per tag kind: the one table every storage class reads.
 #: ENERGY is where Mixed In Key keeps its energy level; COMMENT is ID3's COMM frame with an empty
-#: description (any language is read, "eng" is written); GROUPING is ID3's TIT1, not iTunes'
-#: GRP1 (docs/PLAYERS.md says why).
+#: description (any language is read, "eng" is written); GROUPING is ID3's TIT1, or iTunes' GRP1
+#: where the file has one (ITUNES_GROUPING; docs/PLAYERS.md says why).
 FIELD_TABLE: dict[str, FieldKeys] = {
     "MOOD": FieldKeys("TMOO", "TXXX:MOOD", "MOOD", _ITUNES + "MOOD"),
     "ENERGY": FieldKeys(
@@ -141,6 +141,10 @@ FIELD_TABLE: dict[str, FieldKeys] = {
     "GROUPING": FieldKeys("TIT1", "TIT1", "GROUPING", "\xa9grp"),
     **{name: _custom(name) for name in ALL_FIELDS if name.startswith("MERTAG_")},
 }
+
+#: Where iTunes 12.5 and later (and Mixxx, when the file has it) keep an ID3 grouping; their TIT1
+#: is the Work. A file that has this frame keeps its grouping there, not in FIELD_TABLE's TIT1.
+ITUNES_GROUPING = "GRP1"
 
 # ID3v2.4-only frames that mutagen's update_to_v23 deletes without converting them to a v2.3
 # frame. They are the user's data (sort orders, replay gain...), so a v2.4 -> v2.3 switch keeps
@@ -275,11 +279,15 @@ class _ID3Storage(_Storage):
     def keys_for(self, field: str) -> list[str]:
         keys = FIELD_TABLE[field]
         target = getattr(keys, self.column)
-        found = [target] + [k for k in (keys.id3v24, keys.id3v23) if k != target]
+        if field == "GROUPING" and self.tags.getall(ITUNES_GROUPING):
+            return [ITUNES_GROUPING]  # the file's grouping is iTunes' (its TIT1 is the Work)
         if target.startswith("COMM:"):
-            # A comment is a COMM frame without a description, in whatever language it has.
-            found += [f.HashKey for f in self.tags.getall("COMM") if not f.desc]
-        return list(dict.fromkeys(found))
+            # A comment is a COMM frame without a description, in whatever language it has:
+            # the one in the target's language, else the first; one key, so that taking the
+            # field out never touches a comment in another language.
+            own = [f.HashKey for f in self.tags.getall("COMM") if not f.desc]
+            return [target if target in own or not own else own[0]]
+        return [target] + [k for k in (keys.id3v24, keys.id3v23) if k != target]
 
     def get(self, key: str) -> Values | None:
         frames = self.tags.getall(key)

@@ -19,7 +19,7 @@ import av
 import mutagen
 import pytest
 from mutagen.aiff import AIFF
-from mutagen.id3 import COMM, TIT1, TXXX
+from mutagen.id3 import COMM, GRP1, TIT1, TXXX
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 from mutagen.wave import WAVE
@@ -364,3 +364,41 @@ def test_the_policy_rules_of_an_appended_field() -> None:
         "MERTAG_PREVIOUS_ENERGY": ["7"],
     }
     assert field_changes({"ENERGY": ["7"]}, "ENERGY", "3", overwrite=True)["ENERGY"] == ["3"]
+
+
+def test_an_itunes_grouping_is_appended_to_and_the_work_left_alone(corpus: Path) -> None:
+    """iTunes 12.5+ keeps the grouping in GRP1 and the Work in TIT1; Mixxx reads GRP1 when a
+    file has it. mertag appends to GRP1 then, and TIT1 stays the user's Work."""
+    path = corpus / "bay.mp3"
+    audio: Any = mutagen.File(path)
+    audio.tags.add(GRP1(encoding=3, text=["Peak time"]))
+    audio.tags.add(TIT1(encoding=3, text=["Symphony No. 5"]))
+    audio.save()
+    assert write_tags(path, {**VALUES, "GROUPING": "Happy"}) is True
+    tags: Any = mutagen.File(path).tags
+    assert [f.text for f in tags.getall("GRP1")] == [["Peak time; Happy"]]
+    assert [f.text for f in tags.getall("TIT1")] == [["Symphony No. 5"]]
+    # This FFmpeg shows TIT1 as grouping and GRP1 not at all (docs/PLAYERS.md).
+    assert ffmpeg_value(path, "GROUPING") == "Symphony No. 5"
+    remove_tags(path, None)
+    tags = mutagen.File(path).tags
+    assert [f.text for f in tags.getall("GRP1")] == [["Peak time"]]
+    assert [f.text for f in tags.getall("TIT1")] == [["Symphony No. 5"]]
+    assert read_tag_values(path) == {"GROUPING": ["Peak time"]}
+
+
+def test_a_comment_in_another_language_is_the_one_appended_to(corpus: Path) -> None:
+    path = corpus / "celtic.mp3"  # ID3v2.3
+    audio: Any = mutagen.File(path)
+    audio.tags.add(COMM(encoding=1, lang="deu", desc="", text=["Mein Kommentar"]))
+    audio.tags.add(COMM(encoding=1, lang="eng", desc="iTunNORM", text=[" 0000 0000"]))
+    audio.save(v2_version=3)
+    assert write_tags(path, {**VALUES, "COMMENT": "Happy"}) is True
+    tags: Any = mutagen.File(path).tags
+    assert tags.version[:2] == (2, 3)
+    assert tags["COMM::deu"].text == ["Mein Kommentar; Happy"]
+    assert tags["COMM:iTunNORM:eng"].text == [" 0000 0000"]  # a described comment: not ours
+    assert ffmpeg_value(path, "COMMENT") == "Mein Kommentar; Happy"
+    remove_tags(path, None)
+    tags = mutagen.File(path).tags
+    assert tags["COMM::deu"].text == ["Mein Kommentar"] and "COMM::eng" not in tags
