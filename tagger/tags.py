@@ -847,7 +847,8 @@ def remove_tags(
     path: Path, mood_value: str | None, *, expect: tuple[int, int] | None = None
 ) -> list[str]:
     """Take mertag's fields out (removal_changes says which; MOOD is restored from
-    MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word).
+    MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word;
+    ENERGY, COMMENT and GROUPING likewise get back the user's values).
 
     `mood_value` is the word mertag wrote, for files without MERTAG_MOOD (older mertag). Returns
     the names of the fields changed; when there is nothing to change the file is not written. An
