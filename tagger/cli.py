@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mertag.tagger.config import Config
     from mertag.tagger.index import Index, IndexFileError, IndexRow
+    from mertag.tagger.pipeline import PlayerFields
     from mertag.tagger.querylang import Query
 
 app = typer.Typer(
@@ -223,6 +224,36 @@ UncertainWordOption = Annotated[
         show_default=False,
     ),
 ]
+EnergyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--energy/--no-energy",
+        help="Also write ENERGY 1-10 from arousal (Mixed In Key's EnergyLevel field, for DJ "
+        "software); --no-energy takes back an ENERGY mertag wrote. Default: the config's energy.",
+        show_default=False,
+    ),
+]
+OverwriteEnergyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--overwrite-energy/--keep-energy",
+        help="Put mertag's ENERGY into one it did not write (yours is kept in "
+        "MERTAG_PREVIOUS_ENERGY for untag); by default your ENERGY stays. Default: the "
+        "config's overwrite_energy.",
+        show_default=False,
+    ),
+]
+MoodFieldOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mood-field",
+        metavar="COMMENT|GROUPING",
+        help="Also append the mood word to this field, after your own text (repeatable or a "
+        "comma list; 'none' for none); a field no longer named is given back its own text. "
+        "Default: the config's mood_fields.",
+        show_default=False,
+    ),
+]
 MoodsOption = Annotated[
     str | None,
     typer.Option(
@@ -257,6 +288,28 @@ def tag_policy(
         "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
         "uncertain_word": word,
     }
+
+
+def player_fields(
+    config: Config,
+    energy: bool | None,
+    overwrite_energy: bool | None,
+    mood_fields: list[str] | None,
+) -> PlayerFields:
+    """The fields for other players a tag write fills (ENERGY, the mood word in COMMENT or
+    GROUPING): the options over the config."""
+    from mertag.tagger.config import parse_mood_fields
+    from mertag.tagger.pipeline import PlayerFields
+
+    try:
+        fields = config.mood_fields if mood_fields is None else parse_mood_fields(mood_fields)
+    except ValueError as exc:
+        raise usage_error(f"--mood-field: {exc}") from exc
+    return PlayerFields(
+        energy=config.energy if energy is None else energy,
+        overwrite_energy=config.overwrite_energy if overwrite_energy is None else overwrite_energy,
+        mood_fields=fields,
+    )
 
 
 MinConfidenceOption = Annotated[
@@ -375,6 +428,9 @@ def scan(
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
+    energy: EnergyOption = None,
+    overwrite_energy: OverwriteEnergyOption = None,
+    mood_field: MoodFieldOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per track.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -413,6 +469,7 @@ def scan(
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
     policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
         index_path=resolve_index(index, config),
@@ -857,13 +914,16 @@ def write(
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
+    energy: EnergyOption = None,
+    overwrite_energy: OverwriteEnergyOption = None,
+    mood_field: MoodFieldOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
     index: IndexOption = None,
 ) -> None:
     """Write the tags of analysed tracks (those a query selects; all by default) from the index,
-    without analysing: after scan --no-write, or a change of moods, id3_version or
-    overwrite_mood. A file whose audio changed since it was analysed is skipped (only its tags
-    changed is fine: the index keeps a hash of the audio).
+    without analysing: after scan --no-write, or a change of moods, id3_version,
+    overwrite_mood, energy or mood_fields. A file whose audio changed since it was analysed is
+    skipped (only its tags changed is fine: the index keeps a hash of the audio).
 
     Exit status: 0 when every selected track is tagged or up to date (rows that were never
     analysed, and formats mertag cannot tag, are counted, not failures); 1 when a write failed
@@ -874,6 +934,7 @@ def write(
 
     config = settings(ctx)
     policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)
 

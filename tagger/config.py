@@ -14,6 +14,8 @@ is a ConfigError naming the key, so a typo never passes silently.
     model = "fast"                # a shipped model ("default", "fast") or a mertag ONNX file
     uncertain_below = 0.7         # "model" (its calibrated threshold), or 0 for never uncertain
     uncertain_word = "Uncertain"  # the MOOD of an uncertain track ("": none is written)
+    energy = true                 # also write ENERGY 1-10 from arousal, for DJ software
+    mood_fields = ["COMMENT"]     # also append the mood word to COMMENT and/or GROUPING
 
 Relative paths in the file are taken from the folder the file is in, and '~' is expanded.
 """
@@ -31,6 +33,7 @@ from typing import Any
 from platformdirs import user_config_dir
 
 from mertag.models import PACKAGED_MODELS
+from mertag.tagger.field_policy import APPEND_FIELDS
 from mertag.tagger.index import default_index_path
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
@@ -82,6 +85,20 @@ def _uncertain_word(value: Any) -> str:
     return value.strip()
 
 
+def parse_mood_fields(value: Any) -> tuple[str, ...]:
+    """The fields the mood word is also appended to, from a list or a comma list of COMMENT and
+    GROUPING (any case); "none" or "" for none. ValueError names a field that is not one."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"must be a list of field names, not {value!r}")
+    parts = [p.strip() for item in items for p in item.split(",")]
+    names = [p.upper() for p in parts if p and p.lower() != "none"]
+    for name in names:
+        if name not in APPEND_FIELDS:
+            raise ValueError(f"{name!r} is not one of {', '.join(APPEND_FIELDS)}")
+    return tuple(dict.fromkeys(names))
+
+
 def _model(value: Any, base: Path) -> str:
     named = isinstance(value, str) and value in PACKAGED_MODELS
     return value if named else str(_path(value, base))
@@ -122,6 +139,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("uncertain_word", lambda: "", lambda v, base: _uncertain_word(v),
             'the MOOD written for an uncertain track ("": none, and a word mertag wrote earlier '
             "is taken back)", unset='"" (no MOOD)'),
+    Setting("energy", lambda: False, lambda v, base: _flag(v),
+            "also write ENERGY 1-10 from arousal (Mixed In Key's EnergyLevel field), for DJs"),
+    Setting("overwrite_energy", lambda: False, lambda v, base: _flag(v),
+            "put mertag's ENERGY into one it did not write (the old value is kept for untag)"),
+    Setting("mood_fields", tuple, lambda v, base: parse_mood_fields(v),
+            f"also append the mood word to these fields ({', '.join(APPEND_FIELDS)}); "
+            "the field's own text is kept", unset="(none)"),
 )  # fmt: skip
 """Every key the file may hold: a new key is one line here."""
 

@@ -14,9 +14,20 @@ from pathlib import Path
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.features import TrackFeatures, extract_track
+from mertag.tagger.field_policy import APPEND_FIELDS
 from mertag.tagger.loudness import SilentAudio
 from mertag.tagger.model import ModelOutputError, MoodModel, shared_model
-from mertag.tagger.mood import Prediction
+from mertag.tagger.mood import Prediction, energy_level
+
+
+@dataclass(frozen=True)
+class PlayerFields:
+    """Which fields for other players a tag write fills (docs/PLAYERS.md): a field not asked
+    for is taken back out where mertag wrote it before."""
+
+    energy: bool = False  # ENERGY 1-10 from arousal (mood.energy_level)
+    overwrite_energy: bool = False  # replace an ENERGY mertag did not write (saved first)
+    mood_fields: tuple[str, ...] = ()  # COMMENT, GROUPING: the mood word is appended there too
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class TrackWork:
     plan: bool = False  # (without write) list the changes a write would make: a dry run
     uncertain_below: float | None = None  # None: each model's own threshold; 0: never uncertain
     uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
+    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING
 
     def analysis_only(self) -> TrackWork:
         """The same work without the tag write (a Dask worker analyses, the client writes)."""
@@ -74,17 +86,24 @@ def analyse_track(
     return chosen.predict(features.sequences, moods)
 
 
-def tag_values(prediction: Prediction) -> dict[str, str]:
+def tag_values(prediction: Prediction, fields: PlayerFields | None = None) -> dict[str, str]:
     """The fields mertag writes into a file for a prediction. An uncertain prediction given the
-    uncertain word "" has an empty MOOD: a word mertag wrote there earlier is taken back."""
-    return {
+    uncertain word "" has an empty MOOD: a word mertag wrote there earlier is taken back, and
+    so is a word it appended to COMMENT or GROUPING. The fields for other players not asked for
+    in `fields` are empty too (taken back where mertag wrote them)."""
+    fields = fields or PlayerFields()
+    values = {
         "MOOD": prediction.mood,
         "MERTAG_QUADRANT": prediction.quadrant,
         "MERTAG_VALENCE": f"{prediction.valence:.3f}",
         "MERTAG_AROUSAL": f"{prediction.arousal:.3f}",
         "MERTAG_CONFIDENCE": f"{prediction.confidence:.3f}",
         "MERTAG_MODEL": prediction.model_id,
+        "ENERGY": str(energy_level(prediction.arousal)) if fields.energy else "",
     }
+    for name in APPEND_FIELDS:
+        values[name] = prediction.mood if name in fields.mood_fields else ""
+    return values
 
 
 def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> TrackOutcome:
@@ -130,9 +149,10 @@ def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
     try:
         changes = plan_write(
             outcome.path,
-            tag_values(outcome.prediction),
+            tag_values(outcome.prediction, work.fields),
             id3_version=work.id3_version,
             overwrite_mood=work.overwrite_mood,
+            overwrite_energy=work.fields.overwrite_energy,
         )
     except (TagError, OSError) as exc:
         outcome.planned = [f"cannot be tagged: {exc}"]
@@ -154,13 +174,15 @@ def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
 
     assert outcome.prediction is not None
     t0 = time.perf_counter()
-    values = tag_values(outcome.prediction)
+    values = tag_values(outcome.prediction, work.fields)
+    overwrite_energy = work.fields.overwrite_energy
     try:
         write_tags(
             outcome.path,
             values,
             id3_version=work.id3_version,
             overwrite_mood=work.overwrite_mood,
+            overwrite_energy=overwrite_energy,
             expect=(outcome.size, outcome.mtime_ns),
         )
         outcome.tagged = True
@@ -170,7 +192,9 @@ def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
         outcome.tagged = False
         outcome.not_tagged = str(exc)
     except FileChanged as exc:
-        if tagged_through_another_link(outcome.path, values, work.id3_version, work.overwrite_mood):
+        if tagged_through_another_link(
+            outcome.path, values, work.id3_version, work.overwrite_mood, overwrite_energy
+        ):
             outcome.tagged = True
             st = outcome.path.stat()
             outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns

@@ -35,7 +35,7 @@ from mertag.tagger.index import (
     needs_analysis,
 )
 from mertag.tagger.library import walk
-from mertag.tagger.pipeline import TrackOutcome, TrackWork
+from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
 from mertag.tagger.safe_write import remove_stale_temps
 
 STAGES = ("decode", "features", "model", "tags", "index")
@@ -60,6 +60,7 @@ class ScanOptions:
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     uncertain_below: float | None = None  # None: the model's own threshold; 0: never uncertain
     uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
+    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
@@ -236,6 +237,7 @@ def _outcomes(
         overwrite_mood=options.overwrite_mood,
         uncertain_below=options.uncertain_below,
         uncertain_word=options.uncertain_word,
+        fields=options.fields,
     )
     jobs = options.jobs if len(todo) > 1 else 1
     yield from backends.outcomes(

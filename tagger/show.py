@@ -1,8 +1,9 @@
 """`mertag show`: everything mertag knows about a track, from the index and from the file's tags.
 
-For each file: its index row (analysis, status, names, what was written), the mertag fields and
-MOOD as the file holds them now, whether the file is still the one analysed, and what `mertag
-untag` would change in it. Nothing is written anywhere.
+For each file: its index row (analysis, status, names, what was written, the ENERGY its arousal
+gives), the mertag fields, MOOD and the fields for other players (ENERGY, COMMENT, GROUPING) as
+the file holds them now, whether the file is still the one analysed, and what `mertag untag`
+would change in it. Nothing is written anywhere.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class TrackReport:
     check: FileCheck = field(default_factory=lambda: FileCheck(True))
     untag: list[TagChange] = field(default_factory=list)  # what `mertag untag` would change
 
+    @property
+    def energy(self) -> int | None:
+        """The ENERGY `--energy` writes for this analysis (mood.energy_level of its arousal)."""
+        from mertag.tagger.mood import energy_level
+
+        arousal = self.row.arousal
+        return None if arousal is None or self.row.status != "ok" else energy_level(arousal)
+
     def as_dict(self) -> dict[str, object]:
         from mertag.tagger.export import printable
 
@@ -44,6 +53,7 @@ class TrackReport:
         return {
             "path": printable(self.row.path),
             "index": index,
+            "energy": self.energy,
             "file": {
                 "tags": self.file_tags,
                 "tags_unreadable": self.tags_unreadable,
@@ -166,6 +176,7 @@ def report_table(report: TrackReport) -> Table:
             add("uncertain", "yes: below the confidence threshold")
         add("confidence", _number(r.confidence, ".3f"))
         add("valence / arousal", f"{_number(r.valence, '+.3f')} / {_number(r.arousal, '+.3f')}")
+        add("energy (1-10)", "" if report.energy is None else str(report.energy))
         probabilities = zip(QUADRANTS, (r.p_q1, r.p_q2, r.p_q3, r.p_q4), strict=True)
         add("probabilities", "  ".join(f"{q} {_number(p, '.3f')}" for q, p in probabilities))
         add("model", r.model_id or "")

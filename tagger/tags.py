@@ -12,6 +12,8 @@ MOOD belongs to the user (mood_changes has the rules): mertag's word always goes
 and into MOOD only where MOOD is empty or holds the word mertag put there, or, asked to
 (`overwrite_mood`), over a MOOD mertag found, whose values are kept in MERTAG_PREVIOUS_MOOD first
 so that remove_tags puts them back. A MOOD the user set after mertag wrote one is never rewritten.
+The fields for other players a write adds on request (ENERGY, and the mood word appended to
+COMMENT or GROUPING) follow the same rules, one table for all (mertag.tagger.field_policy).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import mutagen
 from mutagen._util import resize_bytes
 from mutagen.aiff import AIFF, AIFFFile
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3, TMOO, TXXX, Encoding, ID3v1SaveOptions
+from mutagen.id3 import COMM, ID3, TMOO, TXXX, Encoding, Frames, ID3v1SaveOptions
 
 # Private, but it is the exact function mutagen's own ID3v1 handling uses; sharing it keeps our
 # idea of where the ID3v1 tag starts identical to mutagen's.
@@ -45,7 +47,15 @@ from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE, _WaveFile
 
-from mertag.tagger.mood import DEFAULT_MOODS
+from mertag.tagger.field_policy import (
+    OWNED_FIELDS,
+    Changes,
+    Values,
+    field_changes,
+    field_withdrawal,
+    join,
+    removal_changes,
+)
 from mertag.tagger.safe_write import (
     FileChangedError,
     SafeWriteError,
@@ -67,13 +77,23 @@ MERTAG_FIELDS: tuple[str, ...] = (
 )
 
 #: Where the MOOD a file had before mertag is kept, value for value.
-PREVIOUS_MOOD = "MERTAG_PREVIOUS_MOOD"
+PREVIOUS_MOOD = OWNED_FIELDS["MOOD"].previous
 
-#: Every field mertag may leave in a file.
-ALL_FIELDS: tuple[str, ...] = (*MERTAG_FIELDS, PREVIOUS_MOOD)
+#: The fields for other players a write adds only when asked (`--energy`, `--mood-field`).
+PLAYER_FIELDS: tuple[str, ...] = tuple(name for name in OWNED_FIELDS if name != "MOOD")
 
-#: Separator shown when a field holds several values (mertag itself writes one).
-MULTI_VALUE_SEPARATOR = "; "
+#: Every field mertag may leave in a file, or change (an owned field's record and previous
+#: value beside it).
+ALL_FIELDS: tuple[str, ...] = (
+    *MERTAG_FIELDS,
+    PREVIOUS_MOOD,
+    *(k for n in PLAYER_FIELDS for f in [OWNED_FIELDS[n]] for k in (f.name, f.record, f.previous)),
+)
+
+#: The fields a caller gives write_tags values for (the records follow from the owned fields).
+WRITTEN_FIELDS: frozenset[str] = frozenset(
+    f for f in (*MERTAG_FIELDS, *PLAYER_FIELDS) if f != "MERTAG_MOOD"
+)
 
 #: The pseudo-field a TagChange uses for an ID3 version switch.
 ID3_VERSION = "ID3 version"
@@ -109,10 +129,22 @@ def _custom(name: str) -> FieldKeys:
 
 
 #: Which key holds each field, per tag kind: the one table every storage class reads.
+#: ENERGY is where Mixed In Key keeps its energy level; COMMENT is ID3's COMM frame with an empty
+#: description (any language is read, "eng" is written); GROUPING is ID3's TIT1, or iTunes' GRP1
+#: where the file has one (ITUNES_GROUPING; docs/PLAYERS.md says why).
 FIELD_TABLE: dict[str, FieldKeys] = {
     "MOOD": FieldKeys("TMOO", "TXXX:MOOD", "MOOD", _ITUNES + "MOOD"),
-    **{name: _custom(name) for name in ALL_FIELDS[1:]},
+    "ENERGY": FieldKeys(
+        "TXXX:EnergyLevel", "TXXX:EnergyLevel", "ENERGYLEVEL", _ITUNES + "EnergyLevel"
+    ),
+    "COMMENT": FieldKeys("COMM::eng", "COMM::eng", "COMMENT", "\xa9cmt"),
+    "GROUPING": FieldKeys("TIT1", "TIT1", "GROUPING", "\xa9grp"),
+    **{name: _custom(name) for name in ALL_FIELDS if name.startswith("MERTAG_")},
 }
+
+#: Where iTunes 12.5 and later (and Mixxx, when the file has it) keep an ID3 grouping; their TIT1
+#: is the Work. A file that has this frame keeps its grouping there, not in FIELD_TABLE's TIT1.
+ITUNES_GROUPING = "GRP1"
 
 # ID3v2.4-only frames that mutagen's update_to_v23 deletes without converting them to a v2.3
 # frame. They are the user's data (sort orders, replay gain...), so a v2.4 -> v2.3 switch keeps
@@ -135,10 +167,6 @@ _V24_ONLY_KEPT = (
 )
 
 
-Values = list[str]
-"""One field's values, in the file's order (a field may hold several)."""
-
-
 @dataclass(frozen=True)
 class TagChange:
     """One field a write or removal changes: its values before and after (None: absent)."""
@@ -155,87 +183,15 @@ def _shown(value: str | None) -> str:
     return "(none)" if value is None else repr(value)
 
 
-def _join(values: Values) -> str:
-    return MULTI_VALUE_SEPARATOR.join(values)
+def mood_changes(current: Mapping[str, Values], word: str, *, overwrite: bool) -> Changes:
+    """What writing mertag's `word` changes in MOOD, MERTAG_MOOD and MERTAG_PREVIOUS_MOOD
+    (field_policy.field_changes has the rules)."""
+    return field_changes(current, "MOOD", word, overwrite=overwrite)
 
 
-def mood_changes(
-    current: Mapping[str, Values], word: str, *, overwrite: bool
-) -> dict[str, Values | None]:
-    """What writing mertag's `word` changes in MOOD, MERTAG_MOOD and MERTAG_PREVIOUS_MOOD, given
-    the fields' `current` values (absent fields left out); None deletes a field.
-
-    - MOOD empty, nothing recorded: it gets the word (nothing of the user's is there).
-    - MOOD holds what mertag recorded in MERTAG_MOOD: it is mertag's, and follows the word. So
-      does the word of a mertag that predates MERTAG_MOOD (MERTAG_QUADRANT's default word).
-    - MOOD mertag finds (the user's): kept, and its values saved in MERTAG_PREVIOUS_MOOD, which
-      marks it as the user's from then on; `overwrite` replaces it by the word (saved first).
-    - MOOD that differs from both (the user changed or removed it after mertag wrote): kept.
-    """
-    mood, mine, previous = (current.get(f) for f in ("MOOD", "MERTAG_MOOD", PREVIOUS_MOOD))
-    target: dict[str, Values | None] = {"MERTAG_MOOD": [word]}
-    if mood is None:
-        if mine is None and previous is None:
-            target["MOOD"] = [word]
-    elif mine is None and previous is None and _legacy_word(current, word):
-        target["MOOD"] = [word]
-    elif mine is None:
-        if previous is None:
-            target[PREVIOUS_MOOD] = list(mood)
-        if overwrite and previous in (None, mood):
-            target["MOOD"] = [word]
-    elif previous is not None and mood == previous:
-        if overwrite:
-            target["MOOD"] = [word]
-    elif mood == mine:
-        target["MOOD"] = [word]
-    return {f: v for f, v in target.items() if current.get(f) != v}
-
-
-_MOOD_FIELDS = frozenset({"MOOD", "MERTAG_MOOD", PREVIOUS_MOOD})
-"""The fields of the MOOD policy (what a withdrawal may change)."""
-
-
-def mood_withdrawal(current: Mapping[str, Values]) -> dict[str, Values | None]:
-    """What taking mertag's word back changes (an uncertain prediction without a word, after a
-    scan that gave the file one): as removal_changes, for MOOD, MERTAG_MOOD and
-    MERTAG_PREVIOUS_MOOD only. mertag's word leaves MOOD (the user's values saved in
-    MERTAG_PREVIOUS_MOOD come back); a MOOD that is the user's stays."""
-    legacy = _join(current["MOOD"]) if _legacy_word(current, "") else None
-    changes = removal_changes(current, legacy)
-    return {f: v for f, v in changes.items() if f in _MOOD_FIELDS}
-
-
-def _legacy_word(current: Mapping[str, Values], word: str) -> bool:
-    """Whether MOOD is the word of a mertag that did not yet record MERTAG_MOOD."""
-    quadrant = _join(current.get("MERTAG_QUADRANT") or [])
-    mood = current.get("MOOD")
-    return quadrant in DEFAULT_MOODS and mood in ([DEFAULT_MOODS[quadrant]], [word])
-
-
-def removal_changes(
-    current: Mapping[str, Values], mood_value: str | None
-) -> dict[str, Values | None]:
-    """What taking mertag's fields out changes, given the fields' `current` values.
-
-    Every MERTAG_* field goes. MOOD: the word mertag put there is replaced by the values saved in
-    MERTAG_PREVIOUS_MOOD, or goes when there were none; a MOOD that is the user's stays. For a
-    file without MERTAG_MOOD (tagged by an older mertag) MOOD goes only if it is `mood_value`.
-    MERTAG_PREVIOUS_MOOD stays only when it holds values of the user's found nowhere else (the
-    user replaced mertag's word by hand after an overwrite).
-    """
-    mood, mine, previous = (current.get(f) for f in ("MOOD", "MERTAG_MOOD", PREVIOUS_MOOD))
-    target: dict[str, Values | None] = dict.fromkeys(
-        (f for f in ALL_FIELDS[1:] if f in current), None
-    )
-    if mine is None and previous is None:
-        if mood is not None and mood_value is not None and _join(mood) == mood_value:
-            target["MOOD"] = None
-    elif mood is not None and mood == mine and mood != previous:
-        target["MOOD"] = previous
-    elif previous is not None and mood != previous:
-        del target[PREVIOUS_MOOD]
-    return {f: v for f, v in target.items() if current.get(f) != v}
+def mood_withdrawal(current: Mapping[str, Values]) -> Changes:
+    """What taking mertag's word back out of MOOD changes (field_policy.field_withdrawal)."""
+    return field_withdrawal(current, "MOOD")
 
 
 class _Storage:
@@ -323,6 +279,14 @@ class _ID3Storage(_Storage):
     def keys_for(self, field: str) -> list[str]:
         keys = FIELD_TABLE[field]
         target = getattr(keys, self.column)
+        if field == "GROUPING" and self.tags.getall(ITUNES_GROUPING):
+            return [ITUNES_GROUPING]  # the file's grouping is iTunes' (its TIT1 is the Work)
+        if target.startswith("COMM:"):
+            # A comment is a COMM frame without a description, in whatever language it has:
+            # the one in the target's language, else the first; one key, so that taking the
+            # field out never touches a comment in another language.
+            own = [f.HashKey for f in self.tags.getall("COMM") if not f.desc]
+            return [target if target in own or not own else own[0]]
         return [target] + [k for k in (keys.id3v24, keys.id3v23) if k != target]
 
     def get(self, key: str) -> Values | None:
@@ -332,11 +296,31 @@ class _ID3Storage(_Storage):
         return [str(text) for frame in frames for text in frame.text]
 
     def set(self, key: str, values: Values) -> None:
-        if key == "TMOO":
-            frame: Any = TMOO(encoding=Encoding.UTF8, text=list(values))
-        else:
-            frame = TXXX(encoding=Encoding.UTF8, desc=key.removeprefix("TXXX:"), text=list(values))
+        text = list(values)
+        encoding = self._encoding(key, text)
+        if key.startswith("TXXX:"):
+            frame: Any = TXXX(encoding=encoding, desc=key.removeprefix("TXXX:"), text=text)
+        elif key.startswith("COMM:"):
+            _, desc, lang = key.split(":", 2)
+            frame = COMM(encoding=encoding, lang=lang, desc=desc, text=text)
+        else:  # a plain text frame: TMOO, TIT1
+            frame = Frames[key](encoding=encoding, text=text)
         self.tags.setall(key, [frame])
+
+    def _encoding(self, key: str, text: Values) -> int:
+        """The text encoding the frame `key` has now, where it can hold `text`, else UTF-8: so a
+        user's Latin-1 comment that mertag appends to and untag restores is Latin-1 again."""
+        frames = self.tags.getall(key)
+        if not frames:
+            return int(Encoding.UTF8)
+        encoding = int(frames[0].encoding)
+        if encoding == Encoding.LATIN1:
+            try:
+                for value in text:
+                    value.encode("latin-1")
+            except UnicodeEncodeError:
+                return int(Encoding.UTF8)
+        return encoding
 
     def delete(self, key: str) -> None:
         self.tags.delall(key)
@@ -507,10 +491,15 @@ def _split_frames(tag: bytes) -> list[tuple[str, bytes]] | None:
         if pos + 10 + size > end:
             return None
         key = frame_id.decode("ascii")
-        if key == "TXXX":
+        if key in ("TXXX", "COMM"):
             if flags & 0xFF:  # compressed, encrypted, unsynchronised...: its text is not plain
                 return None
-            key = "TXXX:" + _txxx_description(tag[pos + 10 : pos + 10 + size])
+            data = tag[pos + 10 : pos + 10 + size]
+            if key == "TXXX":
+                key = "TXXX:" + _txxx_description(data)
+            else:  # encoding, language, then the description as in TXXX
+                lang = data[1:4].decode("latin-1")
+                key = f"COMM:{_txxx_description(data[:1] + data[4:])}:{lang}"
         frames.append((key, tag[pos : pos + 10 + size]))
         pos += 10 + size
     if any(tag[pos:end]):
@@ -556,7 +545,8 @@ def _decode_freeform(value: bytes) -> str:
 
 
 class _MP4Storage(_Storage):
-    """MP4/M4A: iTunes freeform atoms, values stored as UTF-8 bytes."""
+    """MP4/M4A: iTunes freeform atoms, values stored as UTF-8 bytes, and iTunes' own text atoms
+    (comment, grouping)."""
 
     def keys_for(self, field: str) -> list[str]:
         return [FIELD_TABLE[field].mp4]
@@ -564,9 +554,14 @@ class _MP4Storage(_Storage):
     def get(self, key: str) -> Values | None:
         if key not in self.tags:
             return None
+        if not key.startswith("----"):  # an iTunes text atom (\xa9cmt, \xa9grp): mutagen's str
+            return [str(v) for v in self.tags[key]]
         return [_decode_freeform(v) for v in self.tags[key]]
 
     def set(self, key: str, values: Values) -> None:
+        if not key.startswith("----"):
+            self.tags[key] = list(values)
+            return
         self.tags[key] = [
             MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values
         ]
@@ -669,7 +664,7 @@ def _storage(kind: type, source: Path | BinaryIO, target: int | None) -> _Storag
 
 def _check_values(values: Mapping[str, str]) -> None:
     for key, value in values.items():
-        if key not in MERTAG_FIELDS or key == "MERTAG_MOOD":
+        if key not in WRITTEN_FIELDS:
             raise ValueError(f"not a mertag field: {key!r}")
         if not isinstance(value, str) or "\x00" in value:
             raise ValueError(f"{key} must be a string without NUL characters")
@@ -707,18 +702,27 @@ def _rewrite(path: Path, edit: Any, state: tuple[int, int]) -> None:
 
 
 def _write_changes(
-    storage: _Storage, values: Mapping[str, str], overwrite_mood: bool
-) -> dict[str, Values | None]:
-    """The field changes writing `values` makes to the (prepared) tags in `storage`."""
+    storage: _Storage, values: Mapping[str, str], overwrite: frozenset[str]
+) -> Changes:
+    """The field changes writing `values` makes to the (prepared) tags in `storage`; the owned
+    fields named in `overwrite` may replace a value of the user's."""
     current = storage.current()
-    changes: dict[str, Values | None] = {
-        f: [v] for f, v in values.items() if f != "MOOD" and current.get(f) != [v]
+    changes: Changes = {
+        f: [v] for f, v in values.items() if f not in OWNED_FIELDS and current.get(f) != [v]
     }
-    if values.get("MOOD"):
-        changes.update(mood_changes(current, values["MOOD"], overwrite=overwrite_mood))
-    elif "MOOD" in values:
-        changes.update(mood_withdrawal(current))
+    for name in OWNED_FIELDS:
+        if values.get(name):
+            changes.update(field_changes(current, name, values[name], overwrite=name in overwrite))
+        elif name in values:
+            changes.update(field_withdrawal(current, name))
     return changes
+
+
+def _overwritten(overwrite_mood: bool, overwrite_energy: bool) -> frozenset[str]:
+    """The owned fields whose user value a write may replace (saved first)."""
+    return frozenset(
+        name for name, asked in (("MOOD", overwrite_mood), ("ENERGY", overwrite_energy)) if asked
+    )
 
 
 def _as_tag_changes(
@@ -728,15 +732,15 @@ def _as_tag_changes(
     for field in ALL_FIELDS:
         if field in changes:
             old, new = current.get(field), changes[field]
-            out.append(TagChange(field, _join(old) if old else None, _join(new) if new else None))
+            out.append(TagChange(field, join(old) if old else None, join(new) if new else None))
     return out
 
 
 def read_tags(path: Path) -> dict[str, str]:
     """The ALL_FIELDS present in the file, by name (ID3 MOOD from TMOO, else TXXX:MOOD); several
-    values of one field are shown joined by MULTI_VALUE_SEPARATOR."""
+    values of one field are shown joined by field_policy.MULTI_VALUE_SEPARATOR."""
     storage = _storage(_detect(path), path, None)
-    return {f: _join(v) for f, v in storage.current().items()}
+    return {f: join(v) for f, v in storage.current().items()}
 
 
 def read_tag_values(path: Path) -> dict[str, Values]:
@@ -750,6 +754,7 @@ def plan_write(
     *,
     id3_version: int | None = None,
     overwrite_mood: bool = False,
+    overwrite_energy: bool = False,
 ) -> list[TagChange]:
     """What write_tags with these arguments would change (field: old -> new), writing nothing.
 
@@ -760,7 +765,7 @@ def plan_write(
     storage = _storage(_detect(path), path, id3_version)
     version = storage.version_change()
     storage.prepare()
-    changes = _write_changes(storage, values, overwrite_mood)
+    changes = _write_changes(storage, values, _overwritten(overwrite_mood, overwrite_energy))
     planned = _as_tag_changes(storage.current(), changes)
     return ([version] if version and (planned or id3_version) else []) + planned
 
@@ -770,6 +775,7 @@ def tagged_through_another_link(
     values: Mapping[str, str],
     id3_version: int | None = None,
     overwrite_mood: bool = False,
+    overwrite_energy: bool = False,
 ) -> bool:
     """Whether a file that changed since it was analysed changed only because mertag wrote these
     very values into it through another of its hard links (two names of one inode tagged by two
@@ -780,7 +786,7 @@ def tagged_through_another_link(
         storage = _storage(_detect(path), path, id3_version)
     except (TagError, OSError):
         return False
-    return not _write_changes(storage, values, overwrite_mood)
+    return not _write_changes(storage, values, _overwritten(overwrite_mood, overwrite_energy))
 
 
 def write_tags(
@@ -789,14 +795,17 @@ def write_tags(
     *,
     id3_version: int | None = None,
     overwrite_mood: bool = False,
+    overwrite_energy: bool = False,
     expect: tuple[int, int] | None = None,
 ) -> bool:
-    """Write `values` (keys from MERTAG_FIELDS but MERTAG_MOOD; other fields untouched).
+    """Write `values` (keys from WRITTEN_FIELDS; other fields untouched).
 
     values["MOOD"] is mertag's word: it goes to MERTAG_MOOD, and to MOOD as mood_changes says
     (`overwrite_mood` replaces a MOOD mertag found, keeping its values in MERTAG_PREVIOUS_MOOD).
     An empty word takes back a word mertag wrote earlier (mood_withdrawal); without the key,
-    MOOD and MERTAG_MOOD are left as they are.
+    MOOD and MERTAG_MOOD are left as they are. The other owned fields go the same way
+    (field_policy): values["ENERGY"] (`overwrite_energy` replaces the user's), and the word
+    to append to COMMENT or GROUPING; "" takes mertag's value back out of the field.
     An ID3 tag keeps its version unless `id3_version` (3 or 4) asks for one (a new tag is v2.4).
     Returns False without touching the file when nothing would change; True after a write.
     `expect` is the (size, mtime_ns) the caller saw when it analysed the file: if the file
@@ -807,7 +816,8 @@ def write_tags(
     state = _state(path, expect)
     kind = _detect(path)
     storage = _storage(kind, path, id3_version)
-    if not _write_changes(storage, values, overwrite_mood) and (
+    overwrite = _overwritten(overwrite_mood, overwrite_energy)
+    if not _write_changes(storage, values, overwrite) and (
         id3_version is None or storage.version_change() is None
     ):
         return False
@@ -815,11 +825,11 @@ def write_tags(
     def edit(fileobj: BinaryIO) -> None:
         storage = _storage(kind, fileobj, id3_version)
         storage.prepare()
-        storage.apply(_write_changes(storage, values, overwrite_mood))
+        storage.apply(_write_changes(storage, values, overwrite))
         fileobj.seek(0)
         storage.save(fileobj)
         check = _storage(kind, fileobj, id3_version)
-        if check.version_change() is not None or _write_changes(check, values, overwrite_mood):
+        if check.version_change() is not None or _write_changes(check, values, overwrite):
             raise TagError("tags did not read back as written")
 
     _rewrite(path, edit, state)
@@ -837,7 +847,8 @@ def remove_tags(
     path: Path, mood_value: str | None, *, expect: tuple[int, int] | None = None
 ) -> list[str]:
     """Take mertag's fields out (removal_changes says which; MOOD is restored from
-    MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word).
+    MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word;
+    ENERGY, COMMENT and GROUPING likewise get back the user's values).
 
     `mood_value` is the word mertag wrote, for files without MERTAG_MOOD (older mertag). Returns
     the names of the fields changed; when there is nothing to change the file is not written. An

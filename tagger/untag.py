@@ -1,7 +1,10 @@
 """Take mertag's tags out of files again: every MERTAG_* field; MOOD goes only where it still holds
 the word mertag wrote, and where mertag replaced the user's MOOD (--overwrite-mood) the values
-saved in MERTAG_PREVIOUS_MOOD are put back. Every other tag, the pictures and the audio stay as
-they were (the removal goes through tags.remove_tags, which saves through the crash-safe rewrite).
+saved in MERTAG_PREVIOUS_MOOD are put back. The fields for other players go the same way
+(field_policy): mertag's ENERGY goes (a user's ENERGY it replaced comes back), and COMMENT and
+GROUPING get back exactly the user's text without mertag's appended word. Every other tag, the
+pictures and the audio stay as they were (the removal goes through tags.remove_tags, which saves
+through the crash-safe rewrite).
 
 The word mertag wrote is in the file's MERTAG_MOOD. A file tagged by an older mertag has none:
 then it is the index row's mood, or for a file the index does not know, a MOOD is taken as

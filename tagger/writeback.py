@@ -1,10 +1,12 @@
 """`mertag write`: put the index's analysis into the files' tags again, without analysing.
 
-For a library scanned with --no-write, after a change of the mood words, the ID3 version or the
-MOOD policy, or when another tool stripped mertag's fields. Each track goes through the scan's
-own tag write (`pipeline.write_outcome_tags`: the same fields, the same MOOD policy, the crash-
-safe rewrite and its journal); the mood word comes from the index's probabilities and the words
-configured now (`mood.predict_mood`), so a new word list needs no re-analysis.
+For a library scanned with --no-write, after a change of the mood words, the ID3 version, the
+MOOD policy or the fields for other players (`--energy`, `--mood-field`: the index keeps the
+arousal ENERGY comes from), or when another tool stripped mertag's fields. Each track goes
+through the scan's own tag write (`pipeline.write_outcome_tags`: the same fields, the same MOOD
+policy, the crash-safe rewrite and its journal); the mood word comes from the index's
+probabilities and the words configured now (`mood.predict_mood`), so a new word list needs no
+re-analysis.
 
 A file is written only when it is still the one analysed (`analysed_file.check_analysed_file`:
 same size and mtime, or the same audio with other tags); any other file is skipped with its
@@ -22,7 +24,13 @@ from pathlib import Path
 from mertag.tagger.analysed_file import check_analysed_file
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.mood import Prediction, predict_mood
-from mertag.tagger.pipeline import TrackOutcome, TrackWork, tag_values, write_outcome_tags
+from mertag.tagger.pipeline import (
+    PlayerFields,
+    TrackOutcome,
+    TrackWork,
+    tag_values,
+    write_outcome_tags,
+)
 from mertag.tagger.safe_write import remove_stale_temps
 from mertag.tagger.tags import TagError, UnsupportedFormat, plan_write
 
@@ -36,6 +44,7 @@ class WriteOptions:
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     uncertain_below: float | None = None  # None: each row's own verdict (the model's threshold)
     uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
+    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING: added or taken back
     dry_run: bool = False
 
     def work(self) -> TrackWork:
@@ -49,6 +58,7 @@ class WriteOptions:
             plan=self.dry_run,
             uncertain_below=self.uncertain_below,
             uncertain_word=self.uncertain_word,
+            fields=self.fields,
         )
 
 
@@ -147,9 +157,10 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
     try:
         planned = plan_write(
             outcome.path,
-            tag_values(prediction),
+            tag_values(prediction, options.fields),
             id3_version=options.id3_version,
             overwrite_mood=options.overwrite_mood,
+            overwrite_energy=options.fields.overwrite_energy,
         )
     except UnsupportedFormat as exc:
         result.not_tagged = str(exc)

@@ -28,6 +28,9 @@ model = "fast"
 overwrite_mood = true
 uncertain_below = 0.5
 uncertain_word = " Unsure "
+energy = true
+overwrite_energy = true
+mood_fields = ["comment", "GROUPING"]
 """
 
 
@@ -48,6 +51,8 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert cfg.model == "fast"  # a shipped model's name stays a name
     assert cfg.overwrite_mood is True
     assert cfg.uncertain_below == 0.5 and cfg.uncertain_word == "Unsure"
+    assert cfg.energy is True and cfg.overwrite_energy is True
+    assert cfg.mood_fields == ("COMMENT", "GROUPING")
     assert set(cfg.sources.values()) == {"config file"}
     own = load_config(_write(tmp_path, 'model = "mine/mood.onnx"\n'))
     assert own.model == str(tmp_path / "mine" / "mood.onnx")  # a file, from the config's folder
@@ -97,6 +102,9 @@ def test_where_the_file_is_looked_for(tmp_path: Path, monkeypatch: pytest.Monkey
         ("index = 3", "index:"),
         ('playlist_dir = ""', "playlist_dir:"),
         ("model = 1", "model:"),
+        ('energy = "yes"', "energy: must be true or false"),
+        ('mood_fields = ["COMMENT", "TITLE"]', "mood_fields: 'TITLE' is not one of COMMENT"),
+        ("mood_fields = 1", "mood_fields:"),
         ("jbos = 2", "jbos: unknown key"),
         ("jobs = = 2", "not valid TOML"),
     ],
