@@ -7,9 +7,9 @@ where it still describes the file, else the scan's pipeline), so `beet ls mood:R
 
 Only beets' database changes: no file is written (mediafile knows none of these fields, so
 `beet write` leaves them out too; `mertag scan` or `mertag write` puts mertag's tags into the
-files) and mertag's index is only read. A field an item held before mertag first filled it (an
-item without `mood_model`) keeps its value unless `overwrite: yes`. Only this module (and the
-`beetsplug/mertag.py` beside the package) imports beets, which the runtime never needs.
+files) and mertag's index is only read. A value an item held before mertag filled that field
+(the user's: `mertag_fields` lists the fields mertag set) is kept unless `overwrite: yes`. Only
+this module and `beetsplug/mertag.py` import beets, which the runtime never needs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from beets.library import Item, Library
 
 MARK = "mood_model"
-"""The field every item mertag filled carries (the model's id): the others are mertag's too."""
+"""The field every item mertag filled carries: the id of the model of its analysis."""
+SET_BY_MERTAG = "mertag_fields"
+"""The item's fields mertag set, space-separated: any other value of MOOD_FIELDS is the user's."""
 
 MOOD_FIELDS: dict[str, types.Type[Any, Any]] = {
     "mood": types.STRING,
@@ -45,9 +47,12 @@ MOOD_FIELDS: dict[str, types.Type[Any, Any]] = {
     "mood_quadrant": types.STRING,
     "mood_uncertain": types.BOOLEAN,
     MARK: types.STRING,
+    SET_BY_MERTAG: types.STRING,
 }
-"""The flexible attributes the plugin fills, with their beets types (numeric ones take range
+"""The flexible attributes the plugin sets, with their beets types (numeric ones take range
 queries such as `valence:0.2..`)."""
+FILLED: tuple[str, ...] = tuple(name for name in MOOD_FIELDS if name != SET_BY_MERTAG)
+"""The fields of an analysis."""
 
 DEFAULTS: dict[str, Any] = {
     "auto": False,  # fill the items of every import
@@ -77,20 +82,33 @@ def item_values(prediction: Prediction) -> dict[str, Any]:
 
 def fill_item(item: Item, prediction: Prediction | None, *, overwrite: bool) -> list[str]:
     """Put a prediction's fields into `item` (None: take mertag's fields away, for a silent
-    track), not stored yet; the names of the fields kept because mertag did not set them."""
-    ours = MARK in item
+    track), not stored yet; the names of the fields kept because mertag did not set them.
+    SET_BY_MERTAG records which fields are mertag's, so a kept value stays kept next time."""
+    ours = set(str(item.get(SET_BY_MERTAG) or "").split())
     values = {} if prediction is None else item_values(prediction)
     kept: list[str] = []
-    for name in MOOD_FIELDS:
-        if name in item and not ours and not overwrite:
-            if name in values and item.get(name) != values[name]:
+    for name in FILLED:
+        if name in item and name not in ours and not overwrite:
+            if name in values:
                 kept.append(name)
             continue
         if name in values:
             item[name] = values[name]
-        elif name in item and (ours or overwrite):
+            ours.add(name)
+        elif name in item:
             del item[name]
+            ours.discard(name)
+    if ours:
+        item[SET_BY_MERTAG] = " ".join(name for name in FILLED if name in ours)
+    elif SET_BY_MERTAG in item:
+        del item[SET_BY_MERTAG]
     return kept
+
+
+def filled_before(item: Item, accepted: frozenset[str]) -> bool:
+    """Whether mertag filled the item with one of the `accepted` models."""
+    ours = str(item.get(SET_BY_MERTAG) or "").split()
+    return MARK in ours and item.get(MARK) in accepted
 
 
 @dataclass
@@ -116,10 +134,6 @@ class FillSummary:
             if n
         ]
         return f"{total} tracks" + (f": {', '.join(parts)}" if parts else "")
-
-
-def _filled_before(item: Item, accepted: frozenset[str]) -> bool:
-    return item.get(MARK) in accepted
 
 
 class MertagPlugin(BeetsPlugin):
@@ -205,7 +219,7 @@ class MertagPlugin(BeetsPlugin):
             by_path.setdefault(Path(os.fsdecode(item.path)), []).append(item)
         skip = set() if force else {
             path for path, group in by_path.items()
-            if all(_filled_before(i, settings.accepted_ids) for i in group)
+            if all(filled_before(i, settings.accepted_ids) for i in group)
         }  # fmt: skip
         overwrite = self.config["overwrite"].get(bool)
         done: set[Path] = set()
@@ -247,7 +261,7 @@ class MertagPlugin(BeetsPlugin):
             kept = fill_item(item, mood.prediction, overwrite=overwrite)
             if kept:
                 self._log.warning(
-                    "{}: kept its own {} (mertag did not set it; `overwrite: yes` replaces it)",
+                    "{}: kept the {} mertag did not set (`overwrite: yes` replaces it)",
                     display(mood.path),
                     ", ".join(kept),
                 )
