@@ -292,4 +292,3 @@ def test_only_the_plugin_imports_beets() -> None:
                 importers.add(f"{path.relative_to(REPO).as_posix()} (the plugin)")
     assert importers == {"tagger/beets_plugin.py", "beetsplug/mertag.py (the plugin)"}
     assert not (REPO / "beetsplug" / "__init__.py").exists()  # beets' namespace, not ours
-
