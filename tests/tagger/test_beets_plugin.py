@@ -4,7 +4,6 @@ attributes read back from beets' database through beets' own API, and `beet ls` 
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import subprocess
@@ -17,20 +16,10 @@ import pytest
 
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.mood import energy_level
+from tests.conftest import need_module
 from tests.tagger.scanned_library import TEST_CONFIG, Library, invoke, make_wav
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def need_beets() -> None:
-    """Skip unless beets is installed (`pip install 'mertag[beets]'`); under CI it must be."""
-    try:
-        import beets  # noqa: F401
-    except ImportError:
-        reason = "beets is not installed: pip install 'mertag[beets]' (or the test extra)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"under CI the test extra must be installed: {reason}")
-        pytest.skip(reason)
 
 
 class Beets:
@@ -40,7 +29,7 @@ class Beets:
     def __init__(
         self, folder: Path, music: Path, mertag_config: Path, extra: str = "", **plugin: Any
     ) -> None:
-        need_beets()
+        need_module("beets", "beets")
         self.dir = folder
         self.db = folder / "library.db"
         self.music = music
@@ -295,22 +284,3 @@ def test_auto_fills_the_items_on_import(library: Library, tmp_path: Path) -> Non
     for path, row in rows.items():
         assert items[path]["mood"] == row.mood
         assert_filled_like(items[path], row)
-
-
-def test_only_the_plugin_imports_beets() -> None:
-    """beets is an extra: the runtime never imports it, only the plugin module and its shim."""
-    importers = set()
-    for path in [*(REPO / "tagger").glob("*.py"), *(REPO / "beetsplug").glob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            else:
-                continue
-            if any(n == "beets" or n.startswith("beets.") for n in names):
-                importers.add(path.relative_to(REPO).as_posix())
-            if any(n == "mertag.tagger.beets_plugin" for n in names):
-                importers.add(f"{path.relative_to(REPO).as_posix()} (the plugin)")
-    assert importers == {"tagger/beets_plugin.py", "beetsplug/mertag.py (the plugin)"}
-    assert not (REPO / "beetsplug" / "__init__.py").exists()  # beets' namespace, not ours
