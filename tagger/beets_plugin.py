@@ -144,6 +144,7 @@ class MertagPlugin(BeetsPlugin):
     def __init__(self) -> None:
         super().__init__("mertag")
         self.config.add(DEFAULTS)
+        self._settings: tuple[MoodSettings, int | None] | None = None
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 
@@ -181,25 +182,34 @@ class MertagPlugin(BeetsPlugin):
         self.fill(task.imported_items(), force=self.config["force"].get(bool))
 
     def settings(self) -> tuple[MoodSettings, int | None]:
-        """mertag's settings for this run and its config's jobs; a bad config or model is a
-        UserError of one line."""
+        """mertag's settings and its config's jobs, read once per beets run (an import calls
+        the stage once per album); a bad config or model is a UserError of one line."""
         from mertag.tagger.config import ConfigError, load_config
         from mertag.tagger.model import ModelError
 
-        given = self.config["config"]
-        try:
-            config = load_config(None if given.get() is None else Path(given.as_filename()))
-            return MoodSettings.from_config(config), config.jobs
-        except (ConfigError, ModelError) as exc:
-            raise ui.UserError(f"mertag: {exc}") from exc
+        if self._settings is None:
+            given = self.config["config"]
+            try:
+                config = load_config(None if given.get() is None else Path(given.as_filename()))
+                self._settings = MoodSettings.from_config(config), config.jobs
+            except (ConfigError, ModelError) as exc:
+                raise ui.UserError(f"mertag: {exc}") from exc
+        return self._settings
 
     def _jobs(self, asked: int | None, configured: int | None) -> int:
+        """-j, else the plugin's `jobs`, else mertag's, else every core; at most what the
+        machine can run (`scan.job_ceiling`, as for a scan)."""
+        from mertag.tagger.config import SETTINGS
         from mertag.tagger.scan import job_ceiling
 
-        ceiling, _ = job_ceiling()
         plugin = self.config["jobs"].get()
-        wanted = asked or (int(plugin) if plugin is not None else None) or configured or ceiling
-        return max(1, min(wanted, ceiling))
+        if plugin is not None:
+            try:  # checked as mertag's own `jobs` key is
+                plugin = next(s for s in SETTINGS if s.name == "jobs").parse(plugin, Path())
+            except ValueError as exc:
+                raise ui.UserError(f"mertag: jobs: {exc}") from exc
+        ceiling, _ = job_ceiling()
+        return min(asked or plugin or configured or ceiling, ceiling)
 
     def fill(
         self, items: Iterable[Item], *, force: bool = False, jobs: int | None = None

@@ -284,3 +284,20 @@ def test_auto_fills_the_items_on_import(library: Library, tmp_path: Path) -> Non
     for path, row in rows.items():
         assert items[path]["mood"] == row.mood
         assert_filled_like(items[path], row)
+
+
+def test_a_bad_setting_is_one_line_and_nothing_is_filled(library: Library, tmp_path: Path) -> None:
+    beets = imported(library, tmp_path, jobs=0)
+    done = beets.run("mertag")
+    assert (done.returncode, done.stderr) == (1, "error: mertag: jobs: must be a whole number "
+                                                 "of at least 1, not 0\n")  # fmt: skip
+    config = mertag_config(tmp_path, library.index, 'model = "no-such-model.onnx"\n')
+    done = beets.run("mertag", "-j", "1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: mertag: ") and done.stderr.count("\n") == 1
+    assert "no-such-model.onnx" in done.stderr
+    config.write_text("moods = 3\n", encoding="utf-8")
+    done = beets.run("mertag", "-j", "1")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "moods" in done.stderr, done.stderr
+    assert not any("valence" in fields for fields in beets.items().values())
