@@ -4,8 +4,10 @@ logic lives in `mertag.tagger.beets_plugin`."""
 
 from __future__ import annotations
 
-from mertag.tagger.beets_plugin import MertagPlugin as _MertagPlugin
+from mertag.tagger import beets_plugin
 
 
-class MertagPlugin(_MertagPlugin):
+# The base class is reached through its module, not imported here: beets before 2.x-something
+# instantiated every BeetsPlugin subclass found in a plugin's module, and would load it twice.
+class MertagPlugin(beets_plugin.MertagPlugin):
     """The plugin beets instantiates (it takes a class defined in this module)."""
