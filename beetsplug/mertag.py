@@ -7,7 +7,7 @@ from __future__ import annotations
 from mertag.tagger import beets_plugin
 
 
-# The base class is reached through its module, not imported here: beets before 2.x-something
-# instantiated every BeetsPlugin subclass found in a plugin's module, and would load it twice.
+# The base class is reached through its module, not imported here: beets 2.0 instantiates every
+# BeetsPlugin subclass in a plugin's module (2.14 only one defined in it), so it would run twice.
 class MertagPlugin(beets_plugin.MertagPlugin):
     """The plugin beets instantiates (it takes a class defined in this module)."""
