@@ -251,7 +251,7 @@ class MertagPlugin(BeetsPlugin):
         return summary
 
     def _preparing(self) -> None:
-        self._log.info("building librosa's kernels (once after an install, about a minute)")
+        self._log.info("preparing audio kernels, once after install (10-20 s)")
 
     def _record(
         self, mood: FileMood, items: Sequence[Item], summary: FillSummary, overwrite: bool
@@ -278,7 +278,8 @@ class MertagPlugin(BeetsPlugin):
             item.store()
         if mood.prediction is not None:
             p = mood.prediction
-            self._log.debug(
+            say = self._log.debug if mood.source == FROM_INDEX else self._log.info
+            say(
                 "{}: {} (valence {:.3f}, arousal {:.3f}, from {})",
                 display(mood.path),
                 p.mood or "uncertain",
