@@ -278,12 +278,12 @@ class MertagPlugin(BeetsPlugin):
             item.store()
         if mood.prediction is not None:
             p = mood.prediction
-            say = self._log.debug if mood.source == FROM_INDEX else self._log.info
-            say(
-                "{}: {} (valence {:.3f}, arousal {:.3f}, from {})",
+            indexed = mood.source == FROM_INDEX
+            (self._log.debug if indexed else self._log.info)(
+                "{}: {} (valence {:.3f}, arousal {:.3f}, {})",
                 display(mood.path),
                 p.mood or "uncertain",
                 p.valence,
                 p.arousal,
-                mood.source,
+                "from mertag's index" if indexed else "analysed",
             )
