@@ -26,12 +26,16 @@ from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
 from mertag.tagger.display import display
-from mertag.tagger.file_moods import FROM_INDEX, FileMood, MoodSettings, file_moods
-from mertag.tagger.mood import Prediction, energy_level
 
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
     from beets.library import Item, Library
+
+    from mertag.tagger.file_moods import FileMood, MoodSettings
+    from mertag.tagger.mood import Prediction
+
+# mertag's analysis (numpy, mutagen, the index) is imported when `beet mertag` runs, not when
+# beets starts: every `beet` command loads its plugins.
 
 MARK = "mood_model"
 """The field every item mertag filled carries: the id of the model of its analysis."""
@@ -66,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
 
 def item_values(prediction: Prediction) -> dict[str, Any]:
     """The fields for a prediction; an uncertain one without an uncertain word has no `mood`."""
+    from mertag.tagger.mood import energy_level
+
     values: dict[str, Any] = {
         "valence": prediction.valence,
         "arousal": prediction.arousal,
@@ -185,6 +191,7 @@ class MertagPlugin(BeetsPlugin):
         """mertag's settings and its config's jobs, read once per beets run (an import calls
         the stage once per album); a bad config or model is a UserError of one line."""
         from mertag.tagger.config import ConfigError, load_config
+        from mertag.tagger.file_moods import MoodSettings
         from mertag.tagger.model import ModelError
 
         if self._settings is None:
@@ -216,6 +223,7 @@ class MertagPlugin(BeetsPlugin):
     ) -> FillSummary:
         """Fill and store every item's fields (see the module doc); a bad file is one error
         line and the run goes on."""
+        from mertag.tagger.file_moods import file_moods
         from mertag.tagger.index import IndexFileError
         from mertag.tagger.kernels import KernelError
 
@@ -256,6 +264,8 @@ class MertagPlugin(BeetsPlugin):
     def _record(
         self, mood: FileMood, items: Sequence[Item], summary: FillSummary, overwrite: bool
     ) -> None:
+        from mertag.tagger.file_moods import FROM_INDEX
+
         if mood.error is not None:
             self._log.error("{}: {}", display(mood.path), mood.error)
             summary.failures.append((mood.path, mood.error))
