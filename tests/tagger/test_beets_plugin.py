@@ -19,8 +19,6 @@ from mertag.tagger.mood import energy_level
 from tests.conftest import need_module
 from tests.tagger.scanned_library import TEST_CONFIG, Library, invoke, make_wav
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 class Beets:
     """A beets library of its own (BEETSDIR) with the mertag plugin, reading mertag's config
