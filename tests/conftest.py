@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,18 @@ def need_shared(path: Path) -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"under CI ../shared must be present: {reason}")
     pytest.skip(reason)
+
+
+def need_module(name: str, extra: str) -> Any:
+    """The module `name`, or a skip naming the extra that installs it (a failure under CI, which
+    installs the test extra, and so every optional module)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        reason = f"{name} is not installed: pip install 'mertag[{extra}]'"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"under CI the test extra installs it: {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The wheel holds one import package, `mertag`, and everything a scan needs at run time."""
+"""The wheel holds one import package, `mertag`, and everything a scan needs at run time (and
+the beets plugin's module in beets' namespace `beetsplug`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__")
 
 
-def test_the_wheel_installs_only_the_mertag_package(tmp_path: Path) -> None:
+def test_the_wheel_installs_only_the_mertag_package_and_the_beets_plugin(tmp_path: Path) -> None:
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=SKIP)
     subprocess.run(
@@ -25,7 +26,10 @@ def test_the_wheel_installs_only_the_mertag_package(tmp_path: Path) -> None:
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"mertag", wheel.name.split("-py")[0] + ".dist-info"}, tops
+    assert tops == {"mertag", "beetsplug", wheel.name.split("-py")[0] + ".dist-info"}, tops
+    # beets finds plugins in its namespace package by name: only the plugin's module goes there,
+    # no __init__.py that would hide beets' own plugins.
+    assert [n for n in names if n.startswith("beetsplug/")] == ["beetsplug/mertag.py"]
     for needed in (
         "mertag/__init__.py",
         "mertag/__main__.py",

@@ -20,7 +20,7 @@ from mertag.tagger.model import MoodModel
 from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.scan import ScanOptions, run_scan
 from mertag.tagger.tags import read_tags
-from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+from tests.conftest import CORPUS, CORPUS_FILES, need_module, need_shared
 
 # Columns that must match between two scans of the same files (not paths or times).
 RESULT_COLUMNS = ("status", "error", "quadrant", "mood", "model_id", "feature_schema", "tagged")
@@ -29,14 +29,7 @@ PROBABILITY_COLUMNS = ("p_q1", "p_q2", "p_q3", "p_q4", "valence", "arousal", "co
 
 def need_dask() -> Any:
     """dask.distributed, or a skip (a failure under CI, which installs it with the test extra)."""
-    try:
-        import distributed
-    except ImportError:
-        reason = "dask.distributed is not installed: pip install 'mertag[dask]'"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"under CI the test extra installs it: {reason}")
-        pytest.skip(reason)
-    return distributed
+    return need_module("distributed", "dask")
 
 
 @pytest.fixture(scope="module")
