@@ -38,7 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mertag.tagger.pipeline import TrackOutcome, TrackWork, process_track, write_outcome_tags
+from mertag.tagger.pipeline import (
+    TrackOutcome,
+    TrackWork,
+    process_track,
+    withdraw_outcome_tags,
+    write_outcome_tags,
+)
 
 Track = tuple[Path, int, int]
 """A track to analyse: its path, and its size and mtime as stat'ed just before."""
@@ -418,6 +424,8 @@ def dask_outcomes(
             else:
                 if work.write and outcome.prediction is not None:
                     write_outcome_tags(outcome, work)
+                elif work.write and outcome.silent is not None:
+                    withdraw_outcome_tags(outcome)
             yield outcome
             for track in _take(tracks, 1):
                 running.add(submit(track))

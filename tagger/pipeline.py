@@ -125,6 +125,10 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
     except SilentAudio as exc:
         outcome.silent = str(exc)
         outcome.tagged = False
+        if work.plan:
+            plan_withdrawal(outcome)
+        if work.write:
+            withdraw_outcome_tags(outcome)
         return outcome
     except (AudioError, ModelOutputError) as exc:
         outcome.error = str(exc)
@@ -158,6 +162,37 @@ def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
         outcome.planned = [f"cannot be tagged: {exc}"]
         return
     outcome.planned = [str(change) for change in changes]
+
+
+def plan_withdrawal(outcome: TrackOutcome) -> None:
+    """The changes withdraw_outcome_tags would make (nothing written)."""
+    from mertag.tagger.tags import TagError, plan_removal
+
+    try:
+        outcome.planned = [str(c) for c in plan_removal(outcome.path, None)]
+    except (TagError, OSError) as exc:
+        outcome.planned = [f"cannot be tagged: {exc}"]
+
+
+def withdraw_outcome_tags(outcome: TrackOutcome) -> None:
+    """Take back what mertag wrote into a track on an earlier scan, now that the track is (near)
+    silent and has no mood: its MERTAG_* fields go and the user's values come back, as `untag`
+    does (a file holding nothing of mertag's is not written). A failure is recorded in the
+    outcome as a tag write's is; a format mertag cannot tag holds nothing of it."""
+    from mertag.tagger.tags import TagError, UnsupportedFormat, remove_tags
+
+    t0 = time.perf_counter()
+    try:
+        if remove_tags(outcome.path, None, expect=(outcome.size, outcome.mtime_ns)):
+            st = outcome.path.stat()
+            outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except UnsupportedFormat:
+        pass
+    except TagError as exc:
+        outcome.tag_error = f"taking back mertag's tags failed: {exc}"
+    except OSError as exc:
+        outcome.tag_error = f"taking back mertag's tags failed: {exc.strerror or exc}"
+    outcome.timings["tags"] = time.perf_counter() - t0
 
 
 def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:

@@ -386,7 +386,7 @@ def _record(
     elif (
         outcome.tagged is False
         and outcome.not_tagged is None
-        and outcome.silent is None  # a silent track is left alone: nothing to write
+        and outcome.silent is None  # a silent track gets no tags (earlier ones are taken back)
         and not options.dry_run
     ):
         summary.untagged += 1

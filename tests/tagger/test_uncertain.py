@@ -1,7 +1,7 @@
 """Doubt and silence through `mertag scan` on real files: an uncertain track keeps its numbers but
 gets no MOOD word (or the configured uncertain word), a word mertag wrote before is taken back and
 the user's MOOD is never touched; lists, queries and playlists show it as uncertain; a silent
-track is indexed as silent and left alone."""
+track is indexed as silent, gets no tags, and loses those mertag gave it before."""
 
 from __future__ import annotations
 
@@ -193,3 +193,43 @@ def test_stats_count_uncertain_and_silent_tracks_apart(
     doc = json.loads(result.stdout)
     assert doc["uncertain"] == len(NAMES) and doc["silent"] == 1 and doc["failed"] == 0
     assert sum(m["tracks"] for m in doc["moods"]) == 0
+
+
+def test_a_track_that_fell_silent_loses_the_tags_mertag_gave_it_and_keeps_the_users(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """The same file, once music and tagged, now silence (the user replaced its audio and kept
+    its tags): it has no mood any more, so mertag's fields go; the user's title and MOOD-less
+    tags stay, and the next scan leaves it alone."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    track = lib / "lava.wav"
+    shutil.copy2(corpus / "lava.wav", track)
+    tagged = mutagen.File(track)
+    if tagged.tags is None:
+        tagged.add_tags()
+    tagged.tags.add(mutagen.id3.TIT2(encoding=3, text=["Lava (my edit)"]))
+    tagged.save()
+    index = tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    before = read_tags(track)
+    assert before["MOOD"] and before["MERTAG_MODEL"]
+    frames = mutagen.File(track).tags
+
+    quiet = _silence(tmp_path / "quiet.wav")  # the silent audio, with the file's old tags
+    replaced = mutagen.File(quiet)
+    replaced.add_tags()
+    for frame in frames.values():
+        replaced.tags.add(frame)
+    replaced.save()
+    shutil.copyfile(quiet, track)
+    doc = _scan(lib, index)
+    assert doc["summary"]["silent"] == 1 and doc["summary"]["failed"] == []
+    assert read_tags(track) == {}  # no MOOD, no MERTAG_* field
+    assert [str(t) for t in mutagen.File(track).tags.getall("TIT2")] == ["Lava (my edit)"]
+    row = _rows(index)["lava.wav"]
+    assert row.status == "silent" and (row.size, row.mtime_ns) == (
+        track.stat().st_size,
+        track.stat().st_mtime_ns,
+    )
+    assert _scan(lib, index)["summary"]["unchanged"] == 1
