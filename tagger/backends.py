@@ -54,6 +54,9 @@ CONNECT_TIMEOUT_S = 30.0
 """How long the client tries to reach the scheduler, and waits for a first worker."""
 IN_FLIGHT_PER_WORKER = 2
 """Tracks handed to the pool per worker ahead of the results (joblib's pre_dispatch 2*n_jobs)."""
+MODEL_RESENDS = 3
+"""How often a track is sent again after the cluster lost the model it needs (every worker
+holding it died): the model is scattered anew each time; then the track is a failure."""
 
 
 class BackendError(Exception):
@@ -382,9 +385,11 @@ def dask_outcomes(
 ) -> Iterator[TrackOutcome]:
     """Analyse `tracks` on the Dask cluster at `scheduler`, writing tags here as results
     arrive. A worker that dies mid-track has its task re-run by Dask elsewhere; a track that
-    keeps killing workers (Dask's KilledWorker) gets an error outcome and the scan goes on."""
+    keeps killing workers (Dask's KilledWorker) gets an error outcome and the scan goes on.
+    When the workers that held the scattered model all died, Dask cancels every task that
+    needs it: the model is scattered again and those tracks sent again (MODEL_RESENDS)."""
     try:
-        from distributed import Client, KilledWorker, as_completed
+        from distributed import CancelledError, Client, KilledWorker, as_completed
     except ImportError as exc:
         raise BackendError(
             "the dask backend needs dask.distributed: pip install 'mertag[dask]'"
@@ -403,23 +408,34 @@ def dask_outcomes(
                 f"no Dask worker joined the scheduler at {scheduler} "
                 f"within {CONNECT_TIMEOUT_S:.0f} s"
             ) from exc
-        model = client.scatter(ModelFile.read(work.model_path), broadcast=True, hash=False)
+        model_file = ModelFile.read(work.model_path)
+        model = client.scatter(model_file, broadcast=True, hash=False)
         slots = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
-        pending: dict[Any, Track] = {}
+        pending: dict[Any, tuple[Track, int]] = {}
 
-        def submit(track: Track) -> Any:
+        def submit(track: Track, resends: int = 0) -> Any:
             future = client.submit(analyse_remote, *track, model, remote_work, pure=False)
-            pending[future] = track
+            pending[future] = (track, resends)
             return future
 
         running = as_completed([submit(t) for t in _take(tracks, slots)], loop=client.loop)
         for future in running:
-            path, size, mtime_ns = pending.pop(future)
+            track, resends = pending.pop(future)
+            path, size, mtime_ns = track
             try:
                 outcome = future.result()
             except KilledWorker:
                 outcome = TrackOutcome(
                     path, size, mtime_ns, error="every Dask worker that analysed it died"
+                )
+            except CancelledError:
+                if resends < MODEL_RESENDS:  # the model went with its workers: send both again
+                    if model.status != "finished":
+                        model = client.scatter(model_file, broadcast=True, hash=False)
+                    running.add(submit(track, resends + 1))
+                    continue
+                outcome = TrackOutcome(
+                    path, size, mtime_ns, error="the Dask workers kept dying before analysing it"
                 )
             else:
                 if work.write and outcome.prediction is not None:

@@ -135,6 +135,98 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_nothing(
     assert_same_results(rows_by_name(corpus.parent / "corpus.sqlite3"), local_scan[1])
 
 
+def test_every_worker_killed_at_once_loses_nothing(
+    corpus: Path, local_scan: tuple[Path, dict[str, IndexRow]]
+) -> None:
+    """All workers die together (a node's OOM killer, a restart), and with them every copy of
+    the scattered model: Dask cancels the tasks that need it; they are sent again with the model
+    and every track lands once."""
+    distributed = need_dask()
+    killed: list[int] = []
+    seen: list[Path] = []
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+        distributed.Client(local.scheduler_address, set_as_default=False) as client,
+    ):
+
+        def kill_every_worker(outcome: TrackOutcome) -> None:
+            seen.append(outcome.path)
+            if not killed:
+                for pid in client.run(os.getpid).values():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+        summary = run_scan(
+            options(corpus, backend="dask", scheduler=local.scheduler_address),
+            on_outcome=kill_every_worker,
+        )
+    assert len(killed) == 2
+    assert summary.ok and summary.analysed == len(CORPUS_FILES), summary.failures
+    assert sorted(p.name for p in seen) == sorted(CORPUS_FILES)  # each once
+    assert_same_results(rows_by_name(corpus.parent / "corpus.sqlite3"), local_scan[1])
+
+
+def kill_whoever_runs(scheduler: Any, target: Path) -> Any:
+    """A scheduler plugin that kills (SIGKILL, as the OOM killer does) each worker the scheduler
+    hands the analysis of `target` to: a track that crashes whoever analyses it. Its `killed`
+    lists the pids."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class KillWhoeverRuns(SchedulerPlugin):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.killed: list[int] = []
+
+        def transition(self, key: Any, start: str, finish: str, *args: Any, **kw: Any) -> None:
+            task = scheduler.tasks.get(key)
+            if finish != "processing" or task is None or task.processing_on is None:
+                return
+            if target in getattr(task.run_spec, "args", ()):
+                self.killed.append(task.processing_on.pid)
+                os.kill(task.processing_on.pid, signal.SIGKILL)  # its nanny starts a new one
+
+    return KillWhoeverRuns()
+
+
+def test_a_track_that_kills_every_worker_costs_only_that_track(
+    corpus: Path, local_scan: tuple[Path, dict[str, IndexRow]]
+) -> None:
+    distributed = need_dask()
+    import dask
+
+    doomed = corpus / "lava.wav"
+    settings = {
+        "distributed.scheduler.allowed-failures": 1,  # Dask gives up after the second death
+        "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: no bystanders
+    }
+    with (
+        dask.config.set(settings),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+    ):
+        killer = kill_whoever_runs(local.scheduler, doomed)
+        local.scheduler.add_plugin(killer, name="kill-whoever-runs")
+        summary = run_scan(options(corpus, backend="dask", scheduler=local.scheduler_address))
+    assert len(killer.killed) == 2
+    assert summary.failures == [(doomed, "every Dask worker that analysed it died")]
+    assert summary.analysed == len(CORPUS_FILES) - 1 and not summary.ok
+    got, want = rows_by_name(corpus.parent / "corpus.sqlite3"), local_scan[1]
+    assert got["lava.wav"].status == "error" and "died" in (got["lava.wav"].error or "")
+    for name in set(CORPUS_FILES) - {"lava.wav"}:
+        assert got[name].status == "ok" and got[name].quadrant == want[name].quadrant, name
+    assert read_tags(doomed) == {}  # nothing was written into the track that was not analysed
+
+
 def test_unreachable_scheduler_is_a_clear_error(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
