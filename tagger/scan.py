@@ -28,6 +28,7 @@ from mertag.tagger.index import (
     Index,
     IndexMissing,
     IndexRow,
+    IndexUnavailable,
     IndexWriteError,
     Leftover,
     SnapshotEntry,
@@ -37,6 +38,11 @@ from mertag.tagger.index import (
 from mertag.tagger.library import walk
 from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
 from mertag.tagger.safe_write import remove_stale_temps
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 STAGES = ("decode", "features", "model", "tags", "index")
 
@@ -271,23 +277,61 @@ def scan_lock(index_path: Path, on_wait: Callable[[Path], None] | None) -> Itera
     Two scans planning from the same snapshot would analyse and tag the same tracks twice, and the
     second one's writes would fail as 'file changed'; one after the other, the second skips what
     the first finished. The lock is the OS's (flock, or a Windows file lock), so the lock of a
-    killed scan is dropped with it.
+    killed scan is dropped with it. Only a lock another process holds means waiting: a lock file
+    that cannot be created or locked (no such place, /proc, permission, no locks on that file
+    system) raises IndexUnavailable naming the index and the reason.
     """
+    lock_path = index_path.with_name(index_path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _lock_error(index_path, lock_path, "cannot create", exc) from exc
+    try:
+        if fcntl is None:  # Windows: filelock's native lock on the file just made
+            with _file_lock(lock_path, index_path, on_wait):
+                yield
+        else:
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # EWOULDBLOCK/EAGAIN: another scan holds it
+                    if on_wait is not None:
+                        on_wait(index_path)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise _lock_error(index_path, lock_path, "cannot lock", exc) from exc
+            yield
+    finally:
+        os.close(fd)  # drops the flock
+
+
+@contextmanager
+def _file_lock(
+    lock_path: Path, index_path: Path, on_wait: Callable[[Path], None] | None
+) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
-    lock_path = index_path.with_name(index_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_path))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if on_wait is not None:
-            on_wait(index_path)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(index_path)
+            lock.acquire()
+    except OSError as exc:
+        raise _lock_error(index_path, lock_path, "cannot lock", exc) from exc
     try:
         yield
     finally:
         lock.release()
+
+
+def _lock_error(index_path: Path, lock_path: Path, what: str, exc: OSError) -> IndexUnavailable:
+    return IndexUnavailable(
+        index_path, f"{what} its scan lock {display(lock_path)}: {exc.strerror or exc}"
+    )
 
 
 def run_scan(

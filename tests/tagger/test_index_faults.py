@@ -175,6 +175,84 @@ def test_an_index_under_a_file_is_refused(tmp_path: Path, lib: Path, model: Path
     assert (tmp_path / "notes.txt").read_text() == "a file, not a folder\n"
 
 
+def proc_index() -> Path:
+    """An index path in /proc, where not even root can create its lock file; skips elsewhere."""
+    index = Path(f"/proc/mertag-test-{os.getpid()}.sqlite3")
+    try:
+        os.close(os.open(f"{index}.lock", os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError:
+        return index
+    os.unlink(f"{index}.lock")
+    pytest.skip("this /proc takes new files: the lock file would not fail there")
+
+
+@pytest.mark.parametrize("where", ["lock-is-a-folder", "proc"])
+def test_a_lock_file_that_cannot_be_made_is_one_line_not_a_wait(
+    tmp_path: Path, lib: Path, model: Path, where: str
+) -> None:
+    """Only a lock another scan holds means waiting; a lock file that cannot be created or locked
+    is one line naming the index and why, exit 2 (it was: 'in use by another scan; waiting',
+    forever). A subprocess, so a wait fails the test instead of hanging it."""
+    if where == "proc":
+        index, reason = proc_index(), "No such file or directory"
+    else:
+        index, reason = tmp_path / "index.sqlite3", "Is a directory"
+        Path(f"{index}.lock").mkdir()
+    done = subprocess.run(
+        mertag_scan(lib, index, model), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"mertag: error: {index}: cannot create its scan lock {index}.lock: {reason}"
+    ]
+    assert not index.exists()
+
+
+def test_write_says_in_one_line_that_it_cannot_lock_the_index(
+    tmp_path: Path, lib: Path, model: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    assert scan(lib, index, model, "--no-write").exit_code == 0
+    lock = Path(f"{index}.lock")
+    lock.unlink()
+    lock.mkdir()
+    before = folder_state(lib)
+    result = run("write", "--index", index)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, f"{index}: cannot create its scan lock {lock}: Is a directory")
+    assert folder_state(lib) == before  # no tag written without the lock
+
+
+READ_ONLY_COMMANDS = (
+    *READING,
+    ["show", "."],
+    ["playlist", "--out", "{out}/playlists"],
+    ["playlist", "--journey", "sad", "happy", "--out", "{out}/j.m3u8"],
+    ["map", "--out", "{out}/map.html"],
+    ["write", "--dry-run"],
+    ["prune", "--dry-run"],
+)
+
+
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=lambda c: "-".join(c[:2]))
+def test_a_command_that_reads_creates_nothing_when_there_is_no_index(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """No folder, no lock file, no database, no output: just 'no index yet' (exit 2)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    index = tmp_path / "not-yet" / "deeper" / "index.sqlite3"
+    args = [a.replace("{out}", str(out)) for a in command]
+    result = run(*args, "--index", index)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, f"{index}: no index yet (run `mertag scan` first)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert list(out.iterdir()) == []
+    index.parent.mkdir(parents=True)  # the folder is there, the index not: still nothing made
+    assert run(*args, "--index", index).exit_code == 2
+    assert list(index.parent.iterdir()) == [] and list(out.iterdir()) == []
+
+
 # -- read-only indexes -------------------------------------------------------------------------
 
 
