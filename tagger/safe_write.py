@@ -115,6 +115,21 @@ def _check_space(folder: Path, size: int) -> None:
         raise SafeWriteError(f"no space left on device (the tag write needs {mb} MB free)")
 
 
+_FOLDER_NOT_WRITABLE = "the folder is not writable (mertag writes a temporary copy beside the file)"
+"""Why a file that is writable itself cannot be tagged: its folder refuses the copy."""
+
+
+def _make_copy_file(real: Path) -> tuple[int, str]:
+    """Create the hidden temp copy's file beside `real` (its fd and name); a folder that refuses
+    it (permissions, a read-only mount inside the library) says so, since the file looks fine."""
+    try:
+        return tempfile.mkstemp(prefix=temp_prefix(real), suffix=TEMP_SUFFIX, dir=real.parent)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise SafeWriteError(f"{_FOLDER_NOT_WRITABLE}: {describe_os_error(e)}") from e
+        raise
+
+
 def _is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
@@ -234,9 +249,7 @@ def rewrite_file(
         _lock_target(target_fd)  # held to the end: no other writer, through any hard link
         _check_unchanged(target_fd, before)
         _check_space(real.parent, before.st_size)
-        lock_fd, tmp_name = tempfile.mkstemp(
-            prefix=temp_prefix(real), suffix=TEMP_SUFFIX, dir=real.parent
-        )
+        lock_fd, tmp_name = _make_copy_file(real)
         fds.append(lock_fd)
         if fcntl is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)  # held until the end: this copy is in use

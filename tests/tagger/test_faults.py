@@ -327,6 +327,39 @@ def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
     assert rows[str(good)]["tagged"] == 1
 
 
+def test_a_writable_file_in_a_read_only_folder_says_the_folder_is_why(tmp_path: Path) -> None:
+    """Files 644 and their folder 555: the file could be written, but mertag's temporary copy
+    beside it cannot, and the line says so; the file stays as it was and the batch goes on.
+    As root the scan runs without root's permission override, which would let it write anyway."""
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    (lib / "shut").mkdir(parents=True)
+    good = make_track(lib / "good.wav")
+    shut = make_track(lib / "shut" / "kept.flac", index=1)
+    before = digest(shut)
+    (lib / "shut").chmod(0o555)
+    try:
+        done = subprocess.run(
+            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"],
+            cwd=REPO,
+            preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        (lib / "shut").chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    reason = (
+        "tag write failed: the folder is not writable (mertag writes a temporary copy beside "
+        "the file): permission denied"
+    )
+    assert error_lines(done.stderr, shut) == [f"error: {display(shut)}: {reason}"]
+    assert digest(shut) == before and temp_files(lib / "shut") == []
+    rows = check_index(index)
+    assert rows[str(shut)]["tagged"] == 0 and rows[str(shut)]["tag_error"] == reason
+    assert rows[str(good)]["tagged"] == 1
+
+
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
