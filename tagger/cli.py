@@ -454,6 +454,7 @@ def scan(
     from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel, accepted_model_ids
     from mertag.tagger.report import ScanReporter
+    from mertag.tagger.roots import nothing_there, split_roots
     from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
 
     config = settings(ctx)
@@ -461,9 +462,9 @@ def scan(
         raise usage_error(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if (backend == "dask") != (scheduler is not None):
         raise usage_error("--backend dask and --scheduler ADDRESS go together")
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise usage_error(f"{display(missing[0])}: no such file or folder")
+    present, missing = split_roots(paths)
+    if not present:  # some missing: each a failure line, the others scanned
+        raise usage_error(nothing_there(missing))
     try:
         mood_model = MoodModel(model if model is not None else config.model)
     except ModelError as exc:
@@ -975,12 +976,13 @@ def untag(
 ) -> None:
     """Remove the tags mertag wrote (MOOD only if it is still mertag's word, every MERTAG_*)."""
     from mertag.tagger.index import IndexFileError
+    from mertag.tagger.roots import nothing_there, split_roots
     from mertag.tagger.untag import untag as untag_paths
 
     config = settings(ctx)
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise usage_error(f"{display(missing[0])}: no such file or folder")
+    present, missing = split_roots(paths)
+    if not present:  # some missing: each an error line, the others untagged
+        raise usage_error(nothing_there(missing))
     try:
         summary = untag_paths(
             paths, resolve_index(index, config), moods=config.moods, dry_run=dry_run
@@ -1015,6 +1017,10 @@ def untag(
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
 
 
+PRUNE_FOLDERS_SHOWN = 5
+"""How many folders gone as a whole `prune` names, the ones with most rows first."""
+
+
 @app.command()
 def prune(
     ctx: typer.Context,
@@ -1037,6 +1043,19 @@ def prune(
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped
     _err(f"{'would drop' if dry_run else 'dropped'} {n} of {result.checked} rows (files gone)")
+    folders = sorted(result.gone_folders.items(), key=lambda fc: -fc[1])
+    for folder, count in folders[:PRUNE_FOLDERS_SHOWN]:
+        rows = f"{count} row{'' if count == 1 else 's'} {'to drop' if dry_run else 'dropped'}"
+        _err(
+            f"note: {display(folder)} is gone as a whole ({rows} under it): if it is a drive "
+            + (
+                "that is not mounted, mount it before pruning"
+                if dry_run
+                else "that was not mounted, `mertag scan` analyses its tracks again"
+            )
+        )
+    if len(folders) > PRUNE_FOLDERS_SHOWN:
+        _err(f"note: and {len(folders) - PRUNE_FOLDERS_SHOWN} more folders gone as a whole")
 
 
 @app.command("config")

@@ -96,15 +96,35 @@ class PruneResult:
     gone: list[str] = field(default_factory=list)
     checked: int = 0
     dropped: int = 0
+    gone_folders: dict[str, int] = field(default_factory=dict)
+    """Folders gone as a whole (a drive not mounted, a library moved away), each the highest
+    such folder above some gone rows, with how many: the command says so."""
+
+
+def gone_folder(path: str, seen: dict[str, str | None]) -> str | None:
+    """The highest folder above `path` that is gone too; None when its folder is there.
+    `seen` caches the answer per folder, since a library's rows share few folders."""
+    folder = os.path.dirname(path)
+    if folder not in seen:
+        parent = os.path.dirname(folder)
+        if not is_gone(folder):
+            seen[folder] = None
+        elif parent == folder:
+            seen[folder] = folder
+        else:
+            seen[folder] = gone_folder(folder, seen) or folder
+    return seen[folder]
 
 
 def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> PruneResult:
     """Drop the rows of files that no longer exist; a file that cannot be checked is kept.
+    Rows under a folder that is gone as a whole are dropped too, and named in `gone_folders`.
 
     `path` limits it to the rows a query's `path:` term selects (a folder as the user sees it,
     relative to the library or absolute, or a glob); querylang.QueryError when it is empty.
     """
     result = PruneResult()
+    seen: dict[str, str | None] = {}
     selected = parse_query(option_terms(path_glob=path)) if path is not None else None
     for row in index.rows():
         if selected is not None and not selected.matches(row):
@@ -112,6 +132,9 @@ def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> Pr
         result.checked += 1
         if is_gone(row.path):
             result.gone.append(row.path)
+            folder = gone_folder(row.path, seen)
+            if folder is not None:
+                result.gone_folders[folder] = result.gone_folders.get(folder, 0) + 1
     if not dry_run and result.gone:
         result.dropped = index.delete(result.gone)
     return result

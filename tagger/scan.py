@@ -37,6 +37,7 @@ from mertag.tagger.index import (
 )
 from mertag.tagger.library import walk
 from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
+from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import remove_stale_temps
 
 try:
@@ -129,10 +130,16 @@ def plan(
     """Walk the roots and split tracks into work to do, failures found while walking, skips.
 
     When tags are to be written, temp copies left beside the tracks by a killed scan go too.
+    A root that does not exist is in `summary.failures` from the start, and in nothing else: it
+    is neither walked nor an index row.
     """
-    found = walk(options.roots, options.exclude)
+    present, missing = split_roots(options.roots)
+    found = walk(present, options.exclude)
     summary = ScanSummary(
-        found=len(found.tracks), passed_over=found.passed_over, excluded=found.excluded
+        found=len(found.tracks),
+        passed_over=found.passed_over,
+        excluded=found.excluded,
+        failures=list(missing),
     )
     if options.write and not options.dry_run:
         for folder in dict.fromkeys(path.parent for path in found.tracks):
@@ -364,10 +371,14 @@ def run_scan(
                 index = stack.enter_context(Index(options.index_path))
                 snapshot, leftovers = index.scan_state()
             todo, early, summary = plan(options, snapshot)
+            missing = list(summary.failures)  # roots that are not there: said, never indexed
             if index is not None and not options.force:
                 todo = _keep_moved(todo, snapshot, summary, options, index)
             if on_start is not None:
-                on_start(len(todo) + len(early), summary)
+                on_start(len(missing) + len(todo) + len(early), summary)
+            if on_outcome is not None:
+                for path, reason in missing:
+                    on_outcome(TrackOutcome(path=path, size=0, mtime_ns=0, error=reason))
             for outcome in _chain(early, _outcomes(todo, options, on_prepare)):
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:

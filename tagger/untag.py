@@ -26,6 +26,7 @@ from pathlib import Path
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.library import walk
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import finish_interrupted_writes
 from mertag.tagger.tags import (
     TagChange,
@@ -154,8 +155,10 @@ def untag(
 
     The index at `index_path` is opened only when it exists: untag never creates one.
     """
-    found = walk([Path(os.path.abspath(p)) for p in paths])
-    summary = UntagSummary(passed_over=found.passed_over, problems=list(found.problems))
+    present, missing = split_roots(paths)
+    found = walk([Path(os.path.abspath(p)) for p in present])
+    named = [(Path(os.path.abspath(p)), reason) for p, reason in missing]
+    summary = UntagSummary(passed_over=found.passed_over, problems=named + found.problems)
     index = (
         Index(index_path, read_only=dry_run)
         if index_path is not None and index_path.is_file()

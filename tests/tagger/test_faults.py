@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -358,6 +359,49 @@ def test_a_writable_file_in_a_read_only_folder_says_the_folder_is_why(tmp_path: 
     rows = check_index(index)
     assert rows[str(shut)]["tagged"] == 0 and rows[str(shut)]["tag_error"] == reason
     assert rows[str(good)]["tagged"] == 1
+
+
+def test_a_missing_path_is_one_failure_and_the_other_paths_are_scanned(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """`mertag scan bay.mp3 /nope empty.mp3`: the missing path is one line and a failure (exit 1),
+    never an index row; the other two are scanned as ever (it was: exit 2, nothing scanned)."""
+    model = linear_model(tmp_path / "m.onnx")
+    index = tmp_path / "index.sqlite3"
+    bay, empty, nope = corpus / "bay.mp3", corpus / "empty.mp3", tmp_path / "nope_dir"
+    empty.write_bytes(b"")
+    link = tmp_path / "link.mp3"
+    link.symlink_to(tmp_path / "moved-away.mp3")
+    args = ["scan", bay, nope, link, empty, "--index", index, "--model", model, "-j", "1"]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    said = [f"error: {nope}: no such file or folder", f"error: {link}: a broken symlink"]
+    assert lines[:2] == said
+    assert f"error: {empty}: empty file (0 bytes)" in lines
+    assert f"  failed: {nope}: no such file or folder" in lines
+    rows = check_index(index)
+    assert set(rows) == {str(bay), str(empty)}  # no row for a path that is not there
+    assert rows[str(bay)]["status"] == "ok" and rows[str(bay)]["tagged"] == 1
+    doc = json.loads(runner.invoke(app, [*map(str, args), "--json"]).stdout)
+    failed = {f["path"]: f["reason"] for f in doc["summary"]["failed"]}
+    assert failed == {str(nope): "no such file or folder", str(link): "a broken symlink"}
+    assert doc["summary"]["unchanged"] == 2 and not doc["summary"]["ok"]  # a second scan
+    assert set(check_index(index)) == {str(bay), str(empty)}
+
+
+def test_every_path_missing_is_one_usage_error(tmp_path: Path) -> None:
+    index = tmp_path / "index.sqlite3"
+    for command in ("scan", "untag"):
+        result = runner.invoke(
+            app, [command, str(tmp_path / "a"), str(tmp_path / "b"), "--index", str(index)]
+        )
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"mertag: error: {tmp_path / 'a'}: no such file or folder; "
+            f"{tmp_path / 'b'}: no such file or folder"
+        ]
+    assert list(tmp_path.iterdir()) == []  # no index, no lock file
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -127,6 +128,28 @@ def test_prune_drops_only_rows_of_gone_files(library: Library) -> None:
     assert len(left) == N_FILES - 2 and not left & {str(p) for p in gone}
     again = invoke(["prune", "--index", library.index])
     assert "dropped 0 of 9 rows" in again.stderr
+
+
+def test_prune_names_a_folder_gone_as_a_whole(library: Library) -> None:
+    """A library folder that is not there (a drive not mounted) makes every row under it 'gone':
+    prune says so, the dry run before anything is dropped."""
+    shutil.rmtree(library.lib / "Generated")
+    library.path("bay.mp3").unlink()  # one file gone, its folder there: no note for it
+    folder = library.lib / "Generated"
+    dry = invoke(["prune", "--dry-run", "--index", library.index])
+    assert dry.exit_code == 0, dry.output
+    notes = [x for x in dry.stderr.splitlines() if x.startswith("note:")]
+    assert notes == [
+        f"note: {folder} is gone as a whole (1 row to drop under it): if it is a drive that "
+        "is not mounted, mount it before pruning"
+    ]
+    assert len(library.rows()) == N_FILES
+    result = invoke(["prune", "--index", library.index])
+    assert "dropped 2 of 11 rows" in result.stderr
+    assert (
+        f"note: {folder} is gone as a whole (1 row dropped under it): if it is a drive that "
+        "was not mounted, `mertag scan` analyses its tracks again"
+    ) in result.stderr.splitlines()
 
 
 def test_prune_limited_by_path(library: Library) -> None:

@@ -155,6 +155,19 @@ def test_untagging_twice_and_usage_errors(library: Library, tmp_path: Path) -> N
     assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
 
 
+def test_a_missing_path_is_one_error_and_the_others_are_untagged(
+    library: Library, tmp_path: Path
+) -> None:
+    path, nope = library.path("farm.ogg"), tmp_path / "nope_dir"
+    result = invoke(["untag", nope, path, "--index", library.index])
+    assert result.exit_code == 1, result.output
+    assert f"error: {nope}: no such file or folder" in result.stderr.splitlines()
+    assert "untagged 1 of 1 audio files; 1 failed" in result.stderr
+    assert read_tags(path) == {}
+    with Index(library.index) as idx:
+        assert idx.get(str(nope)) is None
+
+
 def test_id3_version_is_kept(library: Library) -> None:
     path = library.path("celtic.mp3")
     version = mutagen.File(path).tags.version
