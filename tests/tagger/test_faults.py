@@ -293,6 +293,25 @@ def _drop_permission_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
+def scan_obeying_permissions(
+    lib: Path, index: Path, folder: Path, mode: int
+) -> subprocess.CompletedProcess[str]:
+    """`mertag scan LIB` while `folder` has `mode`, in a subprocess that obeys permission bits:
+    as root, without root's permission override (`_drop_permission_override`)."""
+    folder.chmod(mode)
+    try:
+        return subprocess.run(
+            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"],
+            cwd=REPO,
+            preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        folder.chmod(0o755)
+
+
 def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
     """Permission bits do not stop root, so the scan runs without root's permission override
     (a capability root can drop; the Python here may sit where a 'nobody' user cannot run it)."""
@@ -305,18 +324,7 @@ def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
     (lib / "locked").mkdir()
     make_track(lib / "locked" / "hidden.mp3", index=2)
     secret.chmod(0o000)
-    (lib / "locked").chmod(0o000)
-    try:
-        done = subprocess.run(
-            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"],
-            cwd=REPO,
-            preexec_fn=_drop_permission_override,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        (lib / "locked").chmod(0o755)
+    done = scan_obeying_permissions(lib, index, lib / "locked", 0o000)
     assert done.returncode == 1, done.stderr
     (line,) = error_lines(done.stderr, secret)
     assert "permission denied" in line
@@ -337,18 +345,7 @@ def test_a_writable_file_in_a_read_only_folder_says_the_folder_is_why(tmp_path: 
     good = make_track(lib / "good.wav")
     shut = make_track(lib / "shut" / "kept.flac", index=1)
     before = digest(shut)
-    (lib / "shut").chmod(0o555)
-    try:
-        done = subprocess.run(
-            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"],
-            cwd=REPO,
-            preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        (lib / "shut").chmod(0o755)
+    done = scan_obeying_permissions(lib, index, lib / "shut", 0o555)
     assert done.returncode == 1, done.stderr
     reason = (
         "tag write failed: the folder is not writable (mertag writes a temporary copy beside "
