@@ -222,9 +222,14 @@ class ScanReporter:
             self.err.print(Text(f"  failed: {display(path)}: {reason}"))
         for note in leftover_lines(summary):
             self.err.print(Text(note))
+        for link in summary.outward_links:
+            self.err.print(Text(f"  not followed: {display(link)}: {OUTWARD_LINK}"))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
 
+
+OUTWARD_LINK = "a folder link to a folder above the library"
+"""Why the walk did not follow a folder symlink (mertag.tagger.library.Walk.outward_links)."""
 
 STILL_FAILING_SHOWN = 10
 """How many earlier failures a scan's summary names one by one."""
@@ -260,6 +265,7 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "moved": summary.moved,
         "passed_over": summary.passed_over,
         "excluded": summary.excluded,
+        "outward_links": [display(p) for p in summary.outward_links],
         "moods": summary.moods,
         "uncertain": summary.uncertain,
         "silent": summary.silent,
