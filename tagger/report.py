@@ -405,7 +405,9 @@ def journey_table(journey: Journey, entries: list[Entry]) -> Table:
         far = step.distance > journey.max_distance
         table.add_row(
             str(n),
-            Text(f"{r.mood} ({r.quadrant})", style=COLOURS.get(r.quadrant or "", "")),
+            Text(
+                mood_shown(r.mood, r.quadrant, r.uncertain), style=COLOURS.get(r.quadrant or "", "")
+            ),
             f"{r.valence:+.2f}",
             f"{r.arousal:+.2f}",
             Text(f"{step.distance:.2f}" + (" !" if far else "  ")),

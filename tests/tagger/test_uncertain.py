@@ -233,3 +233,17 @@ def test_a_track_that_fell_silent_loses_the_tags_mertag_gave_it_and_keeps_the_us
         track.stat().st_mtime_ns,
     )
     assert _scan(lib, index)["summary"]["unchanged"] == 1
+
+
+def test_a_journey_shows_uncertain_tracks_as_lists_do(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "uncertain_below = 1\n", monkeypatch)  # every track is uncertain
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    out = tmp_path / "journey.m3u8"
+    args = ["playlist", "--journey", "sad", "happy", "-n", 3, "--max-distance", 2, "-o", out]
+    result = invoke([*args, "--index", index])
+    assert result.exit_code == 0, result.output
+    shown = result.stdout + result.stderr
+    assert "None" not in shown and shown.count("uncertain (Q") == 3
