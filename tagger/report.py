@@ -30,7 +30,7 @@ from mertag.tagger.display import display
 from mertag.tagger.index import IndexRow
 from mertag.tagger.journey import Journey
 from mertag.tagger.libmap import COLOURS
-from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.mood import QUADRANTS, mood_shown
 from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.playlist import Entry
 from mertag.tagger.query import LibraryStats
@@ -276,16 +276,6 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
     }
-
-
-def mood_shown(mood: str | None, quadrant: str | None, uncertain: object) -> str:
-    """A track's mood as lists show it: 'Sad (Q3)'; an uncertain one 'uncertain (Q3?)', or its
-    uncertain word with the same mark."""
-    if not quadrant:
-        return mood or ""
-    if uncertain:
-        return f"{mood or 'uncertain'} ({quadrant}?)"
-    return f"{mood} ({quadrant})" if mood else quadrant
 
 
 def _num(value: float | None, fmt: str) -> str:

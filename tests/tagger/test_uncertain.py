@@ -270,3 +270,16 @@ def test_a_query_nsp_counts_what_navidrome_will_show(
     assert "2 tracks" in doc["comment"]
     entries = [x for x in (tmp_path / "q.m3u8").read_text().splitlines() if x[:1] not in "#"]
     assert len([x for x in entries if x.strip()]) == 4
+
+
+def test_the_html_map_labels_uncertain_tracks_as_lists_do(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "uncertain_below = 1\n", monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    out = tmp_path / "map.html"
+    result = invoke(["map", "--out", out, "--index", index])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert page.count('"uncertain (Q') == len(NAMES) and ",null]" not in page
