@@ -83,6 +83,7 @@ class ScanSummary:
     found: int = 0
     passed_over: int = 0
     excluded: int = 0
+    outward_links: list[Path] = field(default_factory=list)  # folder links above a root
     unchanged: int = 0
     analysed: int = 0
     moods: dict[str, int] = field(default_factory=dict)  # confident tracks by mood word
@@ -139,6 +140,7 @@ def plan(
         found=len(found.tracks),
         passed_over=found.passed_over,
         excluded=found.excluded,
+        outward_links=found.outward_links,
         failures=list(missing),
     )
     if options.write and not options.dry_run:
