@@ -331,7 +331,8 @@ QueryArgument = Annotated[
     typer.Argument(
         metavar="QUERY",
         help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
-        "confidence:0.7.. duration:..180 path:Jazz/ status:error artist:Björk, free words "
+        "confidence:0.7.. energy:8.. (1-10) duration:..180 path:Jazz/ status:error model:fast "
+        "artist:Björk, free words "
         "(artist, album, title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
         show_default=False,
     ),
