@@ -518,7 +518,24 @@ def scan(
     except KernelError as exc:
         _err(f"mertag: error: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
-    reporter.finish(summary)
+    retag = None
+    if options.write and not dry_run:
+        from mertag.tagger.retag_hint import retag_hint, tag_options
+
+        typed = tag_options(
+            overwrite_mood=overwrite_mood,
+            id3v23=id3v23,
+            moods=moods,
+            uncertain_below=uncertain_below,
+            uncertain_word=uncertain_word,
+            energy=energy,
+            overwrite_energy=overwrite_energy,
+            mood_field=mood_field,
+        )
+        config_path = ctx.find_root().params.get("config")
+        unchanged = summary.unchanged - len(summary.still_failing)  # analysed, so writable
+        retag = retag_hint(unchanged, typed, config, config_path=config_path, index=index)
+    reporter.finish(summary, retag)
     if summary.index_error is not None:
         _err(f"mertag: error: {summary.index_error}")
     if summary.interrupted:

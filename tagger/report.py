@@ -35,6 +35,7 @@ from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.playlist import Entry
 from mertag.tagger.query import LibraryStats
 from mertag.tagger.querylang import common_folder
+from mertag.tagger.retag_hint import RetagHint
 from mertag.tagger.scan import ScanSummary
 
 
@@ -185,13 +186,14 @@ class ScanReporter:
                 )
             )
 
-    def finish(self, summary: ScanSummary) -> None:
+    def finish(self, summary: ScanSummary, retag: RetagHint | None = None) -> None:
+        """The summary; `retag`: unchanged tracks that did not get the tag settings given."""
         if self.stream:
-            line = {"summary": summary_record(summary)}
+            line = {"summary": summary_record(summary, retag)}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             return
         if self.as_json:
-            doc = {"results": self.records, "summary": summary_record(summary)}
+            doc = {"results": self.records, "summary": summary_record(summary, retag)}
             sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
             return
         if self.quiet:
@@ -222,6 +224,8 @@ class ScanReporter:
             self.err.print(Text(f"  failed: {display(path)}: {reason}"))
         for note in leftover_lines(summary):
             self.err.print(Text(note))
+        if retag is not None:
+            self.err.print(Text(retag.line()))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
 
@@ -252,7 +256,7 @@ def leftover_lines(summary: ScanSummary) -> list[str]:
     return lines
 
 
-def summary_record(summary: ScanSummary) -> dict[str, Any]:
+def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict[str, Any]:
     return {
         "found": summary.found,
         "analysed": summary.analysed,
@@ -269,6 +273,7 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "ok": summary.ok,
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
+        "retag": None if retag is None else retag.as_dict(),  # unchanged tracks: `mertag write`
     }
 
 
