@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mertag.tagger.display import display
+from mertag.tagger.display import counted, display
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 if TYPE_CHECKING:
@@ -570,7 +570,7 @@ def export(
                 n = export_rows(rows, fmt, out)
         except OSError as exc:
             raise usage_error(f"{display(output)}: {exc.strerror or exc}") from exc
-        _err(f"wrote {n} rows to {display(output)}")
+        _err(f"wrote {counted(n, 'row')} to {display(output)}")
 
 
 @app.command("list")
@@ -881,7 +881,7 @@ def _journey(
     terminal(stderr=True).print(journey_table(plan, entries))
     for warning in plan.warnings:
         _err(f"warning: {warning}")
-    _err(f"wrote {display(target)} ({len(entries)} tracks)")
+    _err(f"wrote {display(target)} ({counted(len(entries), 'track')})")
 
 
 @app.command("map")
@@ -1027,7 +1027,7 @@ def untag(
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)
         verb = "would untag" if dry_run else "untagged"
         _err(
-            f"{verb} {changed} of {len(summary.outcomes)} audio files"
+            f"{verb} {changed} of {counted(len(summary.outcomes), 'audio file')}"
             + (f"; {failed} failed" if failed else "")
         )
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
@@ -1054,7 +1054,8 @@ def prune(
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped
-    _err(f"{'would drop' if dry_run else 'dropped'} {n} of {result.checked} rows (files gone)")
+    done = "would drop" if dry_run else "dropped"
+    _err(f"{done} {n} of {counted(result.checked, 'row')} (files gone)")
 
 
 @app.command("config")

@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mertag.tagger.config import Config
-from mertag.tagger.display import display
+from mertag.tagger.display import counted, display
 from mertag.tagger.index import IndexRow
 from mertag.tagger.journey import Journey
 from mertag.tagger.libmap import COLOURS
@@ -124,7 +124,8 @@ class ScanReporter:
         self.progress.update(self.task, total=total)
         if self.verbose and not self.as_json:
             self.err.print(
-                f"{summary.found} tracks found, {summary.unchanged} unchanged, {total} to analyse"
+                f"{counted(summary.found, 'track')} found, {summary.unchanged} unchanged, "
+                f"{total} to analyse"
             )
 
     def waiting(self, index_path: Path) -> None:
@@ -142,7 +143,9 @@ class ScanReporter:
 
     def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
         """Fewer workers than asked for, and why."""
-        self.err.print(Text(f"note: {jobs} worker(s), not {asked}: this machine has {bound}"))
+        self.err.print(
+            Text(f"note: {counted(jobs, 'worker')}, not {asked}: this machine has {bound}")
+        )
 
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)
@@ -249,9 +252,10 @@ def leftover_lines(summary: ScanSummary) -> list[str]:
             "`mertag write` retries a failed tag write"
         )
     if summary.untagged:
+        one = summary.untagged == 1
         lines.append(
-            f"  {summary.untagged} analysed track(s) carry no mertag tags: `mertag write` "
-            "writes them from the index"
+            f"  {counted(summary.untagged, 'analysed track')} {'carries' if one else 'carry'} "
+            f"no mertag tags: `mertag write` writes {'it' if one else 'them'} from the index"
         )
     return lines
 
@@ -300,7 +304,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     rows = list(rows)
     failed = any(r.status != "ok" or r.tag_error for r in rows)
     root = common_folder([r.path for r in rows])
-    caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
+    caption = counted(len(rows), "track")
     if root is not None:
         caption += f" under {display(root)}"
     named = any(r.artist or r.title for r in rows)  # rows a scan indexed with their tags

@@ -125,6 +125,9 @@ def test_export_selects_with_a_query(library: Library, tmp_path: Path) -> None:
     docs = json.loads(out.read_text(encoding="utf-8"))
     assert {d["quadrant"] for d in docs} <= {"Q3"}
     assert len(docs) == sum(r.quadrant == "Q3" for r in library.rows())
+    one = tmp_path / "one.csv"
+    result = invoke(["export", "egypt", "-o", one, "--index", library.index])
+    assert result.exit_code == 0 and f"wrote 1 row to {one}" in result.stderr, result.output
 
 
 @pytest.mark.parametrize(
