@@ -18,7 +18,7 @@ from pathlib import Path
 from mertag.tagger.export import printable
 from mertag.tagger.index import IndexRow
 from mertag.tagger.libmap import COLOURS, SHADES
-from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS, mood_shown
 from mertag.tagger.playlist import write_text_atomic
 from mertag.tagger.trackinfo import track_info
 
@@ -56,7 +56,7 @@ def map_data(
                 None if info.artist is None else printable(info.artist),
                 None if info.album is None else printable(info.album),
                 printable(r.path),
-                r.mood,
+                mood_shown(r.mood, r.quadrant, r.uncertain),
             ]
         )
     words = {**DEFAULT_MOODS, **(moods or {})}
@@ -355,7 +355,7 @@ function showTip(i, cx, cy) {
   const sign = x => (x >= 0 ? "+" : "") + x.toFixed(2);
   const conf = t[F.confidence] === null ? "" : `, confidence ${t[F.confidence].toFixed(2)}`;
   tip.append(document.createElement("br"), document.createTextNode(
-    `${t[F.mood]} (${t[F.quadrant]}): valence ${sign(t[F.valence])}, ` +
+    `${t[F.mood]}: valence ${sign(t[F.valence])}, ` +
     `arousal ${sign(t[F.arousal])}${conf}`));
   const p = document.createElement("div"); p.className = "path"; p.textContent = t[F.path];
   tip.append(p);

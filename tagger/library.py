@@ -38,6 +38,9 @@ class Walk:
     passed_over: int = 0
     excluded: int = 0
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    outward_links: list[Path] = field(default_factory=list)
+    """Folder symlinks that lead to a folder holding a root (`..`, `/`, the home folder...):
+    not followed, or the walk would leave the library for everything above it."""
 
 
 def is_audio_name(name: str) -> bool:
@@ -84,9 +87,11 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
     relative to its root ('/'-separated) and the entry's name, so '*.wav', 'Podcasts/*' and
     'Podcasts' all work; roots themselves are never hidden or excluded, since the user named them.
     A file given as a root is a track when its name has an audio suffix or, failing that, when
-    its first bytes begin an audio container (`is_audio_head`). Symlinks are followed, but a
-    folder (by device and inode) is entered only once, so symlink loops end, and a file reachable
-    twice is listed once. Paths are absolute but not resolved through symlinks.
+    its first bytes begin an audio container (`is_audio_head`). Symlinks are followed (music on
+    another disk, linked in), but a folder (by device and inode) is entered only once, so symlink
+    loops end, and a file reachable twice is listed once; a folder symlink that leads to a folder
+    holding a root (an ancestor of it, such as `..`) is not followed and is listed in
+    `outward_links`. Paths are absolute but not resolved through symlinks.
     """
     tracks: list[Path] = []
     problems: list[tuple[Path, str]] = []
@@ -94,6 +99,16 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
     excluded = 0
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
+    outward: list[Path] = []
+    roots = [Path(root).absolute() for root in roots]
+    real_roots = [root.resolve() for root in roots]
+
+    def leads_outward(path: Path) -> bool:
+        """Whether `path` is a folder symlink to a root's folder or one above it."""
+        if not path.is_symlink():
+            return False
+        target = path.resolve()
+        return any(real == target or real.is_relative_to(target) for real in real_roots)
 
     def visit_file(path: Path, st: os.stat_result, named: bool = False) -> None:
         nonlocal passed_over
@@ -126,7 +141,6 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
         return [(path / name, f"{rel}/{name}" if rel else name, name) for name in names]
 
     for root in roots:
-        root = Path(root).absolute()
         try:
             st = root.stat()
         except OSError as exc:
@@ -156,10 +170,18 @@ def walk(roots: Iterable[Path], exclude: Sequence[str] = ()) -> Walk:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
-                if key not in seen_dirs:
+                if leads_outward(path):
+                    outward.append(path)
+                elif key not in seen_dirs:
                     seen_dirs.add(key)
                     stack.extend(reversed(list_dir(path, rel)))
             else:
                 visit_file(path, st)
 
-    return Walk(tracks=tracks, passed_over=passed_over, excluded=excluded, problems=problems)
+    return Walk(
+        tracks=tracks,
+        passed_over=passed_over,
+        excluded=excluded,
+        problems=problems,
+        outward_links=outward,
+    )

@@ -203,7 +203,8 @@ class MoodModel:
         if self.path.is_dir():
             raise ModelError(f"{self.path}: is a folder, not a model file")
         if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found")
+            shipped = " or ".join(PACKAGED_MODELS)
+            raise ModelError(f"{self.path}: model file not found (the shipped models: {shipped})")
         options = session_options(threads)
         options.log_severity_level = 3
         try:

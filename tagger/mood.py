@@ -92,3 +92,13 @@ def energy_level(arousal: float) -> int:
         raise ValueError(f"arousal must lie in [-1, 1], got {arousal!r}")
     step = int((min(max(arousal, -1.0), 1.0) + 1.0) * ENERGY_LEVELS / 2)
     return 1 + min(ENERGY_LEVELS - 1, step)
+
+
+def mood_shown(mood: str | None, quadrant: str | None, uncertain: object) -> str:
+    """A track's mood as lists show it: 'Sad (Q3)'; an uncertain one 'uncertain (Q3?)', or its
+    uncertain word with the same mark."""
+    if not quadrant:
+        return mood or ""
+    if uncertain:
+        return f"{mood or 'uncertain'} ({quadrant}?)"
+    return f"{mood} ({quadrant})" if mood else quadrant

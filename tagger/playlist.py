@@ -256,7 +256,11 @@ def one_playlist(
         known = mood_words(rows, moods)
         rules = query_rules(query or Query(), known)
         if not any(t.field in MOOD_FIELDS and not t.negate for t in (query or Query()).terms):
-            rules.insert(0, mood_rule([w for q in QUADRANTS for w in known[q]]))
+            words = [w for q in QUADRANTS for w in known[q]]
+            rules.insert(0, mood_rule(words))
+            # What Navidrome will select: tracks whose MOOD holds a mood word (an uncertain one
+            # has none), so the count written into the file is the count it will show.
+            rows = [r for r in rows if r.mood in words and not r.uncertain]
     members = playable(rows, result.skipped)
     if not members:
         result.empty.append((target.stem, "", target if target.exists() else None))

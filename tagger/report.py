@@ -30,7 +30,7 @@ from mertag.tagger.display import counted, display
 from mertag.tagger.index import IndexRow
 from mertag.tagger.journey import Journey
 from mertag.tagger.libmap import COLOURS
-from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.mood import QUADRANTS, mood_shown
 from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.playlist import Entry
 from mertag.tagger.query import LibraryStats
@@ -227,11 +227,16 @@ class ScanReporter:
             self.err.print(Text(f"  failed: {display(path)}: {reason}"))
         for note in leftover_lines(summary):
             self.err.print(Text(note))
+        for link in summary.outward_links:
+            self.err.print(Text(f"  not followed: {display(link)}: {OUTWARD_LINK}"))
         if retag is not None:
             self.err.print(Text(retag.line()))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
 
+
+OUTWARD_LINK = "a folder link to a folder above the library"
+"""Why the walk did not follow a folder symlink (mertag.tagger.library.Walk.outward_links)."""
 
 STILL_FAILING_SHOWN = 10
 """How many earlier failures a scan's summary names one by one."""
@@ -268,6 +273,7 @@ def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict
         "moved": summary.moved,
         "passed_over": summary.passed_over,
         "excluded": summary.excluded,
+        "outward_links": [display(p) for p in summary.outward_links],
         "moods": summary.moods,
         "uncertain": summary.uncertain,
         "silent": summary.silent,
@@ -279,16 +285,6 @@ def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
         "retag": None if retag is None else retag.as_dict(),  # unchanged tracks: `mertag write`
     }
-
-
-def mood_shown(mood: str | None, quadrant: str | None, uncertain: object) -> str:
-    """A track's mood as lists show it: 'Sad (Q3)'; an uncertain one 'uncertain (Q3?)', or its
-    uncertain word with the same mark."""
-    if not quadrant:
-        return mood or ""
-    if uncertain:
-        return f"{mood or 'uncertain'} ({quadrant}?)"
-    return f"{mood} ({quadrant})" if mood else quadrant
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -408,7 +404,9 @@ def journey_table(journey: Journey, entries: list[Entry]) -> Table:
         far = step.distance > journey.max_distance
         table.add_row(
             str(n),
-            Text(f"{r.mood} ({r.quadrant})", style=COLOURS.get(r.quadrant or "", "")),
+            Text(
+                mood_shown(r.mood, r.quadrant, r.uncertain), style=COLOURS.get(r.quadrant or "", "")
+            ),
             f"{r.valence:+.2f}",
             f"{r.arousal:+.2f}",
             Text(f"{step.distance:.2f}" + (" !" if far else "  ")),

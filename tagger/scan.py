@@ -76,6 +76,7 @@ class ScanSummary:
     found: int = 0
     passed_over: int = 0
     excluded: int = 0
+    outward_links: list[Path] = field(default_factory=list)  # folder links above a root
     unchanged: int = 0
     analysed: int = 0
     moods: dict[str, int] = field(default_factory=dict)  # confident tracks by mood word
@@ -126,7 +127,10 @@ def plan(
     """
     found = walk(options.roots, options.exclude)
     summary = ScanSummary(
-        found=len(found.tracks), passed_over=found.passed_over, excluded=found.excluded
+        found=len(found.tracks),
+        passed_over=found.passed_over,
+        excluded=found.excluded,
+        outward_links=found.outward_links,
     )
     if options.write and not options.dry_run:
         for folder in dict.fromkeys(path.parent for path in found.tracks):

@@ -223,6 +223,7 @@ def test_scan_uses_the_configured_model_unless_told_otherwise(
     monkeypatch.setenv("MERTAG_CONFIG", str(_write(tmp_path, 'model = "gone.onnx"\n')))
     result = invoke(["scan", track, "--index", index])
     assert result.exit_code == 2 and "gone.onnx: model file not found" in result.stderr
+    assert "the shipped models: default or fast" in " ".join(result.stderr.split())
 
 
 def test_moods_option_rejects_a_repeated_word(tmp_path: Path) -> None:

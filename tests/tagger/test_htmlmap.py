@@ -18,6 +18,7 @@ import pytest
 
 from mertag.tagger.htmlmap import FIELDS, write_html_map
 from mertag.tagger.libmap import COLOURS, SHADES
+from mertag.tagger.mood import mood_shown
 from tests.tagger.scanned_library import Library, invoke, point_row
 
 DATA = re.compile(r'<script type="application/json" id="mertag-data">(.*?)</script>', re.S)
@@ -46,7 +47,10 @@ def test_the_page_holds_every_track_of_a_real_index(library: Library, tmp_path: 
     for r in ok:
         t = shown[r.path]
         assert (t["valence"], t["arousal"]) == pytest.approx((r.valence, r.arousal), abs=1e-4)
-        assert (t["quadrant"], t["mood"]) == (r.quadrant, r.mood)
+        assert (t["quadrant"], t["mood"]) == (
+            r.quadrant,
+            mood_shown(r.mood, r.quadrant, r.uncertain),
+        )
     by_name = {Path(p).name: t for p, t in shown.items()}
     assert by_name["tone [A440].wav"]["title"] == "A above middle C"  # from the file's tags
     assert by_name["tone [A440].wav"]["artist"] == "Test Tones"
@@ -225,6 +229,6 @@ def test_hover_shows_the_track_and_click_copies_its_path(library: Library, tmp_p
     seen = json.loads(html.unescape(match[1]))
     assert not seen["hidden"]
     assert first["title"] in seen["tip"] and first["path"] in seen["tip"]
-    assert f"{first['mood']} ({first['quadrant']})" in seen["tip"]
+    assert f"{first['mood']}: valence" in seen["tip"] and f"({first['quadrant']})" in first["mood"]
     status = re.search(r'<span id="status">(.*?)</span>', dom, re.S)
     assert status and html.unescape(status[1]).endswith(first["path"])  # copied (or shown)

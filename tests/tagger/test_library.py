@@ -70,6 +70,21 @@ def test_walk_finds_tracks_in_name_order(tree: Path) -> None:
     assert result.problems == [(tree / "broken.mp3", result.problems[0][1])]
     assert "broken symlink" in result.problems[0][1]
     assert "\n" not in result.problems[0][1]
+    assert result.outward_links == [tree / "a/loop"]  # a link back to the root: not followed
+
+
+def test_a_folder_link_above_the_library_is_not_followed(tree: Path) -> None:
+    """`up -> ..` (or a link to / or the home folder) would take the walk, and a scan's tag
+    writes, out of the folder the user named into everything around it."""
+    (tree / "Artist" / "up").symlink_to("../..")  # the folder holding the library
+    (tree / "root").symlink_to("/")
+    result = walk([tree])
+    assert result.outward_links == [tree / "Artist/up", tree / "a/loop", tree / "root"]
+    assert all(p.is_relative_to(tree) for p in result.tracks)  # nothing from above it
+    assert tree / "linkdir/more.m4a" in result.tracks  # a link to music elsewhere is followed
+    # Named as roots, a folder and one inside it: the inner one's link to the outer is outward.
+    inner = walk([tree / "Artist", tree / "a"])
+    assert tree / "a/loop" in inner.outward_links
 
 
 def test_walk_is_deterministic(tree: Path) -> None:

@@ -384,3 +384,28 @@ def test_a_custom_models_snippet_tracks_are_finished_work_on_a_rescan(
     again = runner.invoke(app, [str(a) for a in args])
     summary = json.loads(again.stdout)["summary"]
     assert summary["analysed"] == 0 and summary["unchanged"] == 1
+
+
+def test_a_folder_link_above_the_library_takes_the_scan_nowhere_else(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """A link such as `loop -> ..` inside the library must not make the scan tag the music
+    around the folder the user named: it is not followed, and the summary says so."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy2(corpus / "lava.wav", lib / "lava.wav")
+    (lib / "loop").symlink_to("..")
+    outside = tmp_path / "elsewhere.mp3"
+    shutil.copy2(corpus / "bay.mp3", outside)
+    before = outside.read_bytes()
+    index = tmp_path / "index.sqlite3"
+    result = runner.invoke(app, ["scan", str(lib), "--index", str(index), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["summary"]["outward_links"] == [str(lib / "loop")]
+    assert [Path(r["path"]).name for r in doc["results"]] == ["lava.wav"]
+    assert outside.read_bytes() == before
+    text = runner.invoke(app, ["scan", str(lib), "--index", str(index), "--force"])
+    assert f"not followed: {lib / 'loop'}: a folder link to a folder above the library" in (
+        " ".join(text.stderr.split())
+    )

@@ -233,3 +233,53 @@ def test_a_track_that_fell_silent_loses_the_tags_mertag_gave_it_and_keeps_the_us
         track.stat().st_mtime_ns,
     )
     assert _scan(lib, index)["summary"]["unchanged"] == 1
+
+
+def test_a_journey_shows_uncertain_tracks_as_lists_do(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "uncertain_below = 1\n", monkeypatch)  # every track is uncertain
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    out = tmp_path / "journey.m3u8"
+    args = ["playlist", "--journey", "sad", "happy", "-n", 3, "--max-distance", 2, "-o", out]
+    result = invoke([*args, "--index", index])
+    assert result.exit_code == 0, result.output
+    shown = result.stdout + result.stderr
+    assert "None" not in shown and shown.count("uncertain (Q") == 3
+
+
+def test_a_query_nsp_counts_what_navidrome_will_show(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Navidrome selects by the mood in the tags, which an uncertain track lacks: the .nsp
+    of a query counts only the tracks it will show, while the .m3u8 lists every match."""
+    _config(tmp_path, "uncertain_below = 0\n", monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    confidences = sorted(r.confidence for r in _rows(index).values())
+    threshold = (confidences[1] + confidences[2]) / 2  # two tracks below it, two above
+    _scan(lib, index, "--force", "--uncertain-below", f"{threshold:.6f}")
+    assert sum(r.uncertain for r in _rows(index).values()) == 2
+    for suffix in ("nsp", "m3u8"):
+        result = invoke(
+            ["playlist", "valence:-1..", "-o", tmp_path / f"q.{suffix}", "--index", index]
+        )
+        assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "q.nsp").read_text(encoding="utf-8"))
+    assert "2 tracks" in doc["comment"]
+    entries = [x for x in (tmp_path / "q.m3u8").read_text().splitlines() if x[:1] not in "#"]
+    assert len([x for x in entries if x.strip()]) == 4
+
+
+def test_the_html_map_labels_uncertain_tracks_as_lists_do(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, "uncertain_below = 1\n", monkeypatch)
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _scan(lib, index)
+    out = tmp_path / "map.html"
+    result = invoke(["map", "--out", out, "--index", index])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert page.count('"uncertain (Q') == len(NAMES) and ",null]" not in page
