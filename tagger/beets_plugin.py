@@ -25,7 +25,7 @@ from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
-from mertag.tagger.display import display
+from mertag.tagger.display import counted, display
 
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
@@ -139,7 +139,7 @@ class FillSummary:
             )
             if n
         ]
-        return f"{total} tracks" + (f": {', '.join(parts)}" if parts else "")
+        return counted(total, "track") + (f": {', '.join(parts)}" if parts else "")
 
 
 class MertagPlugin(BeetsPlugin):
@@ -182,7 +182,8 @@ class MertagPlugin(BeetsPlugin):
         force = opts.force or self.config["force"].get(bool)
         summary = self.fill(items, force=force, jobs=opts.jobs)
         if summary.failures:
-            raise ui.UserError(f"mertag: {len(summary.failures)} of {len(items)} tracks failed")
+            failed = len(summary.failures)
+            raise ui.UserError(f"mertag: {failed} of {counted(len(items), 'track')} failed")
 
     def imported(self, session: ImportSession, task: ImportTask) -> None:
         self.fill(task.imported_items(), force=self.config["force"].get(bool))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mertag.tagger.display import display
+from mertag.tagger.display import counted, display
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 
 if TYPE_CHECKING:
@@ -331,7 +331,8 @@ QueryArgument = Annotated[
     typer.Argument(
         metavar="QUERY",
         help="Which tracks, beets style: mood:Relaxed arousal:..-0.3 valence:0.2.. "
-        "confidence:0.7.. duration:..180 path:Jazz/ status:error artist:Björk, free words "
+        "confidence:0.7.. energy:8.. (1-10) duration:..180 path:Jazz/ status:error model:fast "
+        "artist:Björk, free words "
         "(artist, album, title or path), ^TERM to negate, ',' for or, FIELD+/FIELD- to sort.",
         show_default=False,
     ),
@@ -518,7 +519,24 @@ def scan(
     except KernelError as exc:
         _err(f"mertag: error: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
-    reporter.finish(summary)
+    retag = None
+    if options.write and not dry_run:
+        from mertag.tagger.retag_hint import retag_hint, tag_options
+
+        typed = tag_options(
+            overwrite_mood=overwrite_mood,
+            id3v23=id3v23,
+            moods=moods,
+            uncertain_below=uncertain_below,
+            uncertain_word=uncertain_word,
+            energy=energy,
+            overwrite_energy=overwrite_energy,
+            mood_field=mood_field,
+        )
+        config_path = ctx.find_root().params.get("config")
+        unchanged = summary.unchanged - len(summary.still_failing)  # analysed, so writable
+        retag = retag_hint(unchanged, typed, config_path=config_path, index=index)
+    reporter.finish(summary, retag)
     if summary.index_error is not None:
         _err(f"mertag: error: {summary.index_error}")
     if summary.interrupted:
@@ -553,7 +571,7 @@ def export(
                 n = export_rows(rows, fmt, out)
         except OSError as exc:
             raise usage_error(f"{display(output)}: {exc.strerror or exc}") from exc
-        _err(f"wrote {n} rows to {display(output)}")
+        _err(f"wrote {counted(n, 'row')} to {display(output)}")
 
 
 @app.command("list")
@@ -864,7 +882,7 @@ def _journey(
     terminal(stderr=True).print(journey_table(plan, entries))
     for warning in plan.warnings:
         _err(f"warning: {warning}")
-    _err(f"wrote {display(target)} ({len(entries)} tracks)")
+    _err(f"wrote {display(target)} ({counted(len(entries), 'track')})")
 
 
 @app.command("map")
@@ -1011,7 +1029,7 @@ def untag(
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)
         verb = "would untag" if dry_run else "untagged"
         _err(
-            f"{verb} {changed} of {len(summary.outcomes)} audio files"
+            f"{verb} {changed} of {counted(len(summary.outcomes), 'audio file')}"
             + (f"; {failed} failed" if failed else "")
         )
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
@@ -1042,10 +1060,11 @@ def prune(
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped
-    _err(f"{'would drop' if dry_run else 'dropped'} {n} of {result.checked} rows (files gone)")
+    done = "would drop" if dry_run else "dropped"
+    _err(f"{done} {n} of {counted(result.checked, 'row')} (files gone)")
     folders = sorted(result.gone_folders.items(), key=lambda fc: -fc[1])
     for folder, count in folders[:PRUNE_FOLDERS_SHOWN]:
-        rows = f"{count} row{'' if count == 1 else 's'} {'to drop' if dry_run else 'dropped'}"
+        rows = f"{counted(count, 'row')} {'to drop' if dry_run else 'dropped'}"
         _err(
             f"note: {display(folder)} is gone as a whole ({rows} under it): if it is a drive "
             + (

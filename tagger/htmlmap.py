@@ -216,7 +216,7 @@ function update() {
     if (matches && words.every(w => HAY[i].includes(w))) matches.push(i);
   }
   const n = matches ? matches.length : visible.length;
-  shownOut.textContent = `${n} of ${TRACKS.length} tracks shown`;
+  shownOut.textContent = `${n} of ${TRACKS.length} track${TRACKS.length === 1 ? "" : "s"} shown`;
   shownOut.dataset.shown = String(n);
   listMatches();
   draw();

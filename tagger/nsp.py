@@ -87,6 +87,8 @@ def mood_rule(words: Sequence[str], *, negate: bool = False) -> dict[str, object
 
 
 def _range_rule(term: Term, cond: RangeTerm) -> dict[str, object]:
+    if cond.field == "energy":
+        raise _cannot(term, "Navidrome has no energy field; select by arousal, e.g. arousal:0.4..")
     if cond.field not in _SPAN:
         raise _cannot(term, f"{cond.field} is not written into the files")
     tag = TAGS[cond.field]
@@ -110,6 +112,8 @@ def _text_rule(term: Term, cond: TextTerm) -> dict[str, object]:
     body = term.text[1:] if term.negate else term.text
     value = body.partition(":")[2] if term.field else body
     rules: list[dict[str, object]] = [{op: {_FIELDS[f]: value}} for f in cond.fields]
+    exact = "isNot" if term.negate else "is"  # model:fast also means the fast model's id
+    rules += [{exact: {_FIELDS[f]: v}} for f in cond.fields for v in cond.exact]
     if len(rules) == 1:
         return rules[0]
     return {"all" if term.negate else "any": rules}

@@ -6,15 +6,19 @@ group, and a row is kept when any group holds (beets' `beet ls a , b`):
     mood:Relaxed  quadrant:Q4  mood:Sad,Relaxed     a mood word (any case) or Q1-Q4, ',' = or
     uncertain:yes                                    below the confidence threshold
     arousal:..-0.3  valence:0.2..  confidence:0.7..  number ranges, both ends included;
-    valence:-0.5..0.5  arousal:0.3                   a lone number matches to its last digit
+    valence:-0.5..0.5  arousal:0.3  energy:8..       a lone number matches to its last digit
     path:Jazz/  path:~/Music/Jazz  path:'*.flac'     a file or folder (see `PathTerm`)
     status:error  tagged:no  model:fast              the index's own state (status: ok,
-                                                     error or silent)
+                                                     error or silent; model: a shipped
+                                                     model's name, or part of a model id)
     artist:Björk  album:...  title:...              from the tags, as the scan indexed them
     duration:..180                                   seconds
     björk                                            a free word: artist, album, title or path
     ^mood:Angry  -arousal:0.5..                      '^' (or '-', after `--`) negates a term
     title::^The  path::\\.flac$                       '::' matches a regular expression
+
+`energy` is the ENERGY 1..10 that `--energy` writes, computed from the row's arousal
+(`mood.energy_level`), so it selects the same tracks whether or not the files hold it.
 
 `mood:` selects the tracks whose mood is known: an uncertain track matches `quadrant:` (the
 model's best guess) and `uncertain:yes`, never `mood:`.
@@ -38,7 +42,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mertag.tagger.index import STATUSES, IndexRow
-from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.model_names import packaged_model_id
+from mertag.tagger.mood import DEFAULT_MOODS, ENERGY_LEVELS, QUADRANTS, energy_level
 
 NUMBER_FIELDS: dict[str, tuple[float, float]] = {
     "valence": (-1.0, 1.0),
@@ -48,6 +53,7 @@ NUMBER_FIELDS: dict[str, tuple[float, float]] = {
     "p_q2": (0.0, 1.0),
     "p_q3": (0.0, 1.0),
     "p_q4": (0.0, 1.0),
+    "energy": (1.0, float(ENERGY_LEVELS)),
     "duration": (0.0, math.inf),
 }
 """Numeric fields and the span their values can take (what an open range end stands for)."""
@@ -133,6 +139,21 @@ def _below(path: str, root: str | None) -> str:
     return path
 
 
+def row_number(row: IndexRow, field: str) -> float | None:
+    """A numeric field of a row (NUMBER_FIELDS, or `size`); None when it has none. `energy` is
+    computed from the arousal, never read from anywhere else."""
+    if field == "energy":
+        value = row.arousal
+        if value is None or math.isnan(value):
+            return None
+        try:
+            return float(energy_level(value))
+        except ValueError:
+            return None  # an arousal outside [-1, 1] (a foreign index) has no energy
+    value = getattr(row, field)
+    return None if value is None or value != value else value
+
+
 def row_text(row: IndexRow, field: str, root: str | None = None) -> str:
     """A text field of a row: its column when the index has one and it is set, else the path
     (below `root`, the library's folder, so a word in the library's own path matches nothing
@@ -169,8 +190,8 @@ class RangeTerm:
     high_open: bool = False
 
     def matches(self, row: IndexRow) -> bool:
-        value = getattr(row, self.field)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = row_number(row, self.field)
+        if value is None:
             return False
         if self.low is not None and value < self.low:
             return False
@@ -181,16 +202,20 @@ class RangeTerm:
 
 @dataclass(frozen=True)
 class TextTerm:
-    """One of `fields` holds `needle` (folded substring) or matches `pattern` (a regex)."""
+    """One of `fields` holds `needle` (folded substring), matches `pattern` (a regex) or is one
+    of `exact` (e.g. the model id a shipped model's name `model:fast` stands for)."""
 
     fields: tuple[str, ...]
     needle: str
     pattern: re.Pattern[str] | None = None
     root: str | None = None  # paths are matched below this folder
+    exact: tuple[str, ...] = ()
 
     def matches(self, row: IndexRow) -> bool:
         for f in self.fields:
             text = row_text(row, f, self.root)
+            if text in self.exact:
+                return True
             if self.pattern is not None:
                 if self.pattern.search(unicodedata.normalize("NFC", text)):
                     return True
@@ -299,12 +324,7 @@ def sort_rows(rows: list[IndexRow], sorts: Sequence[Sort]) -> list[IndexRow]:
 
 def _sort_value(field: str) -> Callable[[IndexRow], object]:
     if field in NUMBER_FIELDS or field == "size":
-
-        def number(row: IndexRow) -> object:
-            value = getattr(row, field)
-            return None if value is None or value != value else value
-
-        return number
+        return lambda row: row_number(row, field)
     if field == "path":
         return lambda row: os.fsencode(row.path)
     return lambda row: fold(row_text(row, field)) or None
@@ -446,7 +466,9 @@ def parse_term(
         if not value:
             raise QueryError(f"{text!r}: give the text to look for, e.g. {field}:word")
         pattern = _regex(value, text) if regex else None
-        condition = TextTerm((field,), fold(value), pattern, root)
+        shipped = packaged_model_id(value) if field == "model" and not regex else None
+        exact = (shipped,) if shipped is not None else ()
+        condition = TextTerm((field,), fold(value), pattern, root, exact)
     return Term(text, field, condition, negate)
 
 

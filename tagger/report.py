@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mertag.tagger.config import Config
-from mertag.tagger.display import display
+from mertag.tagger.display import counted, display
 from mertag.tagger.index import IndexRow
 from mertag.tagger.journey import Journey
 from mertag.tagger.libmap import COLOURS
@@ -35,6 +35,7 @@ from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.playlist import Entry
 from mertag.tagger.query import LibraryStats
 from mertag.tagger.querylang import common_folder
+from mertag.tagger.retag_hint import RetagHint
 from mertag.tagger.scan import ScanSummary
 
 
@@ -123,7 +124,8 @@ class ScanReporter:
         self.progress.update(self.task, total=total)
         if self.verbose and not self.as_json:
             self.err.print(
-                f"{summary.found} tracks found, {summary.unchanged} unchanged, {total} to analyse"
+                f"{counted(summary.found, 'track')} found, {summary.unchanged} unchanged, "
+                f"{total} to analyse"
             )
 
     def waiting(self, index_path: Path) -> None:
@@ -141,7 +143,9 @@ class ScanReporter:
 
     def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
         """Fewer workers than asked for, and why."""
-        self.err.print(Text(f"note: {jobs} worker(s), not {asked}: this machine has {bound}"))
+        self.err.print(
+            Text(f"note: {counted(jobs, 'worker')}, not {asked}: this machine has {bound}")
+        )
 
     def outcome(self, outcome: TrackOutcome) -> None:
         self.progress.advance(self.task)
@@ -185,13 +189,14 @@ class ScanReporter:
                 )
             )
 
-    def finish(self, summary: ScanSummary) -> None:
+    def finish(self, summary: ScanSummary, retag: RetagHint | None = None) -> None:
+        """The summary; `retag`: unchanged tracks that did not get the tag settings given."""
         if self.stream:
-            line = {"summary": summary_record(summary)}
+            line = {"summary": summary_record(summary, retag)}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             return
         if self.as_json:
-            doc = {"results": self.records, "summary": summary_record(summary)}
+            doc = {"results": self.records, "summary": summary_record(summary, retag)}
             sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
             return
         if self.quiet:
@@ -224,6 +229,8 @@ class ScanReporter:
             self.err.print(Text(note))
         for link in summary.outward_links:
             self.err.print(Text(f"  not followed: {display(link)}: {OUTWARD_LINK}"))
+        if retag is not None:
+            self.err.print(Text(retag.line()))
         if summary.interrupted:
             self.err.print("interrupted: finished tracks are kept in the index")
 
@@ -250,14 +257,15 @@ def leftover_lines(summary: ScanSummary) -> list[str]:
             "`mertag write` retries a failed tag write"
         )
     if summary.untagged:
+        one = summary.untagged == 1
         lines.append(
-            f"  {summary.untagged} analysed track(s) carry no mertag tags: `mertag write` "
-            "writes them from the index"
+            f"  {counted(summary.untagged, 'analysed track')} {'carries' if one else 'carry'} "
+            f"no mertag tags: `mertag write` writes {'it' if one else 'them'} from the index"
         )
     return lines
 
 
-def summary_record(summary: ScanSummary) -> dict[str, Any]:
+def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict[str, Any]:
     return {
         "found": summary.found,
         "analysed": summary.analysed,
@@ -275,6 +283,7 @@ def summary_record(summary: ScanSummary) -> dict[str, Any]:
         "ok": summary.ok,
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed
+        "retag": None if retag is None else retag.as_dict(),  # unchanged tracks: `mertag write`
     }
 
 
@@ -291,7 +300,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
     rows = list(rows)
     failed = any(r.status != "ok" or r.tag_error for r in rows)
     root = common_folder([r.path for r in rows])
-    caption = f"{len(rows)} track{'' if len(rows) == 1 else 's'}"
+    caption = counted(len(rows), "track")
     if root is not None:
         caption += f" under {display(root)}"
     named = any(r.artist or r.title for r in rows)  # rows a scan indexed with their tags

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mertag.tagger.analysed_file import check_analysed_file
+from mertag.tagger.display import counted
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.mood import Prediction, predict_mood
 from mertag.tagger.pipeline import (
@@ -99,7 +100,7 @@ class WriteSummary:
             if (n := self.count(kind))
         )
         verb = "would write" if self.dry_run else "wrote"
-        return f"{verb} {self.count(done)} of {len(self.results)} tracks" + (
+        return f"{verb} {self.count(done)} of {counted(len(self.results), 'track')}" + (
             f" ({rest})" if rest else ""
         )
 

@@ -138,6 +138,7 @@ def test_negation_groups_and_free_words(library: Library, tmp_path: Path) -> Non
         (["path:*.flac"], "no globs"),
         (["status:error"], "sees only tracks whose mood is in their tags"),
         (["p_q1:0.5.."], "p_q1 is not written into the files"),
+        (["energy:8.."], "Navidrome has no energy field; select by arousal, e.g. arousal:0.4.."),
     ],
 )
 def test_what_navidrome_cannot_express_is_a_usage_error(
@@ -186,3 +187,16 @@ def test_the_navidrome_config_names_the_keys_mertag_writes() -> None:
     assert {"TMOO", "TXXX:MOOD", "MOOD", "----:com.apple.iTunes:MOOD"} <= set(
         config["mood"]["Aliases"]
     )
+
+
+def test_model_name_becomes_the_model_id_navidrome_reads(library: Library, tmp_path: Path) -> None:
+    from mertag.tagger.model_names import packaged_model_id
+
+    for n, query in enumerate((["model:default"], ["^model:fast"])):
+        target = tmp_path / f"m{n}.nsp"
+        result = invoke(["playlist", *query, "-o", target, "--index", library.index])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(target.read_text(encoding="utf-8"))
+        name = query[0].lstrip("^").partition(":")[2]
+        assert packaged_model_id(name) in json.dumps(doc["all"])
+        assert _selects(target, library) == _listed([*query, "status:ok"], library), query

@@ -156,7 +156,7 @@ def test_prune_limited_by_path(library: Library) -> None:
     library.path("bay.mp3").unlink()
     library.path(GENERATED[1]).unlink()
     result = invoke(["prune", "--path", "*/Generated/*", "--index", library.index])
-    assert "dropped 1 of 1 rows" in result.stderr
+    assert "dropped 1 of 1 row (files gone)" in result.stderr
     with Index(library.index) as idx:
         assert idx.get(str(library.path("bay.mp3"))) is not None
 
@@ -196,12 +196,12 @@ def test_prune_path_takes_the_forms_of_a_querys_path_term(
     args = ["--dry-run", "--index", library.index]
     # A folder relative to the library, as `mertag list path:Generated/` takes it.
     relative = invoke(["prune", "--path", "Generated/", *args])
-    assert relative.exit_code == 0 and "would drop 1 of 1 rows" in relative.stderr
+    assert relative.exit_code == 0 and "would drop 1 of 1 row (files gone)" in relative.stderr
     absolute = invoke(["prune", "--path", str(library.lib / "Generated"), *args])
-    assert "would drop 1 of 1 rows" in absolute.stderr
+    assert "would drop 1 of 1 row (files gone)" in absolute.stderr
     monkeypatch.chdir(library.lib)
     here = invoke(["prune", "--path", "./lava.wav", *args])  # from the current folder
-    assert "would drop 1 of 1 rows" in here.stderr
+    assert "would drop 1 of 1 row (files gone)" in here.stderr
     every = invoke(["prune", "--path", ".", "--index", library.index])
     assert "dropped 3 of 11 rows" in every.stderr
     bad = invoke(["prune", "--path", "", "--index", library.index])

@@ -125,6 +125,9 @@ def test_export_selects_with_a_query(library: Library, tmp_path: Path) -> None:
     docs = json.loads(out.read_text(encoding="utf-8"))
     assert {d["quadrant"] for d in docs} <= {"Q3"}
     assert len(docs) == sum(r.quadrant == "Q3" for r in library.rows())
+    one = tmp_path / "one.csv"
+    result = invoke(["export", "egypt", "-o", one, "--index", library.index])
+    assert result.exit_code == 0 and f"wrote 1 row to {one}" in result.stderr, result.output
 
 
 @pytest.mark.parametrize(
@@ -217,3 +220,58 @@ def test_no_color_is_honoured(library: Library, monkeypatch: pytest.MonkeyPatch)
     )
     assert journey.exit_code == 0 and "journey:" in journey.stderr
     assert not colour.search(journey.stderr)
+
+
+def test_model_names_select_the_rows_of_the_shipped_models(library: Library) -> None:
+    from mertag.tagger.model import model_path as shipped_path
+    from mertag.tagger.model import read_model_info
+
+    rows = library.rows()
+    for name in ("default", "fast", "FAST"):
+        model_id = read_model_info(shipped_path(name.casefold())).model_id  # a real session
+        want = sorted(Path(r.path).name for r in rows if r.model_id == model_id)
+        assert sorted(_names([f"model:{name}"], library)) == want, name
+        assert want or name != "default"  # the scan ran the default model
+        negated = _names([f"^model:{name}"], library)
+        assert len(negated) == len(rows) - len(want)
+    assert any(r.model_id for r in rows)  # the scan classified something with a shipped model
+    assert sorted(_names(["model:default", ",", "model:fast"], library)) == sorted(
+        Path(r.path).name for r in rows if r.model_id
+    )
+    part = next(r.model_id for r in rows if r.model_id)[-8:]  # id substrings still match
+    assert _names([f"model:{part}"], library)
+    assert _names(["model:no-such-model"], library) == []
+
+
+def test_energy_is_computed_from_arousal_for_queries_and_sorting(library: Library) -> None:
+    from mertag.tagger.mood import energy_level
+
+    rows = _ok(library)
+    energies = {Path(r.path).name: energy_level(r.arousal) for r in rows}
+    top = max(energies.values())
+    assert sorted(_names([f"energy:{top}.."], library)) == sorted(
+        n for n, e in energies.items() if e >= top
+    )
+    assert sorted(_names([f"energy:{top}"], library)) == sorted(
+        n for n, e in energies.items() if e == top
+    )
+    low = _names(["energy:..5"], library, "export")
+    assert sorted(low) == sorted(n for n, e in energies.items() if e <= 5)
+    ordered = _names(["status:ok", "--sort", "energy-"], library)
+    assert [energies[n] for n in ordered] == sorted(energies.values(), reverse=True)
+    assert _names(["status:ok", "energy+"], library)[0] in {
+        n for n, e in energies.items() if e == min(energies.values())
+    }
+    bad = invoke(["list", "energy:high", "--index", library.index])
+    assert bad.exit_code == 2 and "'energy:high'" in bad.stderr
+    assert "energy:8.." in invoke(["list", "--help"]).stdout
+
+
+def test_energy_playlist_holds_what_list_selects(library: Library, tmp_path: Path) -> None:
+    target = tmp_path / "loud.m3u8"
+    result = invoke(["playlist", "energy:6..", "-o", target, "--index", library.index])
+    listed = _names(["energy:6.."], library)
+    assert result.exit_code == 0, result.output
+    if listed:
+        lines = [ln for ln in target.read_text(encoding="utf-8").splitlines() if ln[:1] != "#"]
+        assert sorted(Path(ln).name for ln in lines) == sorted(listed)

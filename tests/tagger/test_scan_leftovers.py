@@ -62,7 +62,7 @@ def test_analysed_but_untagged_tracks_are_named_until_written(tmp_path: Path, mo
         make_track(lib / name, index=i)
     code, _, err = _scan(lib, index, model, "--no-write")
     assert code == 0, err
-    assert "2 analysed track(s) carry no mertag tags: `mertag write`" in err
+    assert "2 analysed tracks carry no mertag tags: `mertag write` writes them" in err
     code, out, err = _scan(lib, index, model, "--format", "json")
     assert code == 0, err  # untagged is no failure: the analysis is there
     assert json.loads(out)["summary"]["untagged"] == 2

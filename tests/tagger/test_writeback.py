@@ -84,7 +84,7 @@ def test_new_mood_words_and_id3_version_need_no_analysis(library: Library) -> No
     assert ID3(mp3).version[1] == 4 and "TMOO" in ID3(mp3)
     code, err = _write(library, "--moods", "Joy,Rage,Blue,Calm", "--id3v23", "path:bay.mp3")
     assert code == 0, err
-    assert "wrote 1 of 1 tracks" in err
+    assert "wrote 1 of 1 track" in err
     tags = read_tags(mp3)
     row = {r.path: r for r in library.rows()}[str(mp3)]
     words = {"Q1": "Joy", "Q2": "Rage", "Q3": "Blue", "Q4": "Calm"}
@@ -170,7 +170,7 @@ def test_write_a_file_named_with_glob_characters(library: Library) -> None:
     audio.save()
     code, err = _write(library, f"path:{path}")  # an existing file is itself, not a pattern
     assert code == 0, err
-    assert "wrote 1 of 1 tracks" in err and read_tags(path)["MOOD"]
+    assert "wrote 1 of 1 track" in err and read_tags(path)["MOOD"]
 
 
 def test_an_uncertain_row_gets_the_uncertain_word_or_none(library: Library) -> None:
