@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mertag.tagger.protobuf_wire import WireError, varint
+from mertag.tagger.protobuf_wire import fields as wire_fields
+
 _MAGIC = 0xDB4775248B80FB57
 _DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 10: "?"}
 """TensorFlow DataType enum -> numpy dtype, for the types checkpoints of weights hold."""
@@ -29,39 +32,18 @@ class CheckpointError(Exception):
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise CheckpointError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
+    try:
+        return varint(buf, pos)
+    except WireError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
     """The (field number, value) pairs of a serialised protobuf message, in order."""
-    out: list[tuple[int, int | bytes]] = []
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
-        else:
-            raise CheckpointError(f"unsupported protobuf wire type {wire}")
-        out.append((number, value))
-    return out
+    try:
+        return [(n, bytes(v) if isinstance(v, memoryview) else v) for n, v in wire_fields(buf)]
+    except WireError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def _block(table: bytes, handle: bytes) -> list[tuple[bytes, bytes]]:
