@@ -162,7 +162,7 @@ def test_a_missing_path_is_one_error_and_the_others_are_untagged(
     result = invoke(["untag", nope, path, "--index", library.index])
     assert result.exit_code == 1, result.output
     assert f"error: {nope}: no such file or folder" in result.stderr.splitlines()
-    assert "untagged 1 of 1 audio files; 1 failed" in result.stderr
+    assert "untagged 1 of 1 audio file; 1 failed" in result.stderr
     assert read_tags(path) == {}
     with Index(library.index) as idx:
         assert idx.get(str(nope)) is None
