@@ -62,18 +62,24 @@ def class_weights(labels: np.ndarray, n_classes: int = 4) -> np.ndarray:
     return np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
 
 
+def _length_index(sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The indices of the sequences of each distinct length, in length order."""
+    lengths = np.array([len(s) for s in sequences])
+    return [np.flatnonzero(lengths == length) for length in np.unique(lengths)]
+
+
+def _stacked(sequences: Sequence[np.ndarray], idx: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
+
+
 def _by_length(
     sequences: Sequence[np.ndarray], labels: np.ndarray
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One (x, y) pair of stacked tensors per distinct sequence length, in length order."""
-    lengths = np.array([len(s) for s in sequences])
-    groups = []
-    for length in np.unique(lengths):
-        idx = np.flatnonzero(lengths == length)
-        x = torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
-        kind = np.int64 if labels.dtype.kind in "iu" else np.float32  # classes, or targets
-        groups.append((x, torch.from_numpy(labels[idx].astype(kind))))
-    return groups
+    return [
+        (_stacked(sequences, idx), torch.from_numpy(labels[idx].astype(np.int64)))
+        for idx in _length_index(sequences)
+    ]
 
 
 def fit_net(
@@ -113,7 +119,9 @@ def fit_net(
         and not config.mixup
     ):
         word_head = nn.Linear(net.pooled_width, words.shape[1])
-        word_groups = [w for _, w in _by_length(sequences, words)]
+        word_groups = [
+            torch.from_numpy(words[idx].astype(np.float32)) for idx in _length_index(sequences)
+        ]
     word_loss = nn.BCEWithLogitsLoss()
     params = list(net.parameters()) + (list(word_head.parameters()) if word_head else [])
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -159,9 +167,6 @@ def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
     """Probabilities (len(sequences), 4), batching sequences of equal length."""
     net.eval()
     out = np.empty((len(sequences), 4), dtype=np.float32)
-    lengths = np.array([len(s) for s in sequences])
-    for length in np.unique(lengths):
-        idx = np.flatnonzero(lengths == length)
-        x = torch.from_numpy(np.stack([sequences[int(i)] for i in idx]).astype(np.float32))
-        out[idx] = net(x).numpy()
+    for idx in _length_index(sequences):
+        out[idx] = net(_stacked(sequences, idx)).numpy()
     return out
