@@ -32,17 +32,18 @@ def need_dask() -> Any:
     return need_module("distributed", "dask")
 
 
+def local_cluster() -> Any:
+    """Two single-threaded worker processes and a scheduler, all on 127.0.0.1 (a context
+    manager; the scheduler reads dask's config when it starts)."""
+    return need_dask().LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """Two single-threaded worker processes and a scheduler, all on 127.0.0.1."""
-    distributed = need_dask()
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as local:
+    """The cluster the tests that keep its workers alive share."""
+    with local_cluster() as local:
         yield local
 
 
@@ -145,13 +146,7 @@ def test_every_worker_killed_at_once_loses_nothing(
     killed: list[int] = []
     seen: list[Path] = []
     with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as local,
+        local_cluster() as local,
         distributed.Client(local.scheduler_address, set_as_default=False) as client,
     ):
 
@@ -196,7 +191,7 @@ def kill_whoever_runs(scheduler: Any, target: Path) -> Any:
 def test_a_track_that_kills_every_worker_costs_only_that_track(
     corpus: Path, local_scan: tuple[Path, dict[str, IndexRow]]
 ) -> None:
-    distributed = need_dask()
+    need_dask()
     import dask
 
     doomed = corpus / "lava.wav"
@@ -206,13 +201,7 @@ def test_a_track_that_kills_every_worker_costs_only_that_track(
     }
     with (
         dask.config.set(settings),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as local,
+        local_cluster() as local,
     ):
         killer = kill_whoever_runs(local.scheduler, doomed)
         local.scheduler.add_plugin(killer, name="kill-whoever-runs")
