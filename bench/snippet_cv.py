@@ -86,6 +86,7 @@ def main() -> None:
             table.sequences(rows),
             table.labels[table.clip[rows]],
             replace(config, seed=fold_seed(args.fold_seed, k)),
+            words=table.word_targets(train, rows, config.mood_words_min),  # as `mertag train`
         )
         held_out = table.rows(test, augmented=False)  # one clean sequence per held-out clip
         clips = table.clip[held_out]

@@ -18,6 +18,7 @@ import typer
 from mertag.tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mertag.tagger.display import display
 from mertag.trainer.choices import ARCHS, FEATURE_SETS
+from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
 
 __all__ = ["register"]
 
@@ -93,9 +94,9 @@ def train(
             "--mood-words-weight",
             min=0.0,
             help="Also learn the clips' mood words (a CSV 'moods' column), with this weight "
-            "beside the quadrant loss (0: off).",
+            "beside the quadrant loss (0: off; ignored without mood words).",
         ),
-    ] = 0.0,
+    ] = MOOD_WORDS_WEIGHT,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds and training.")] = 0,
     augment: Annotated[
         bool,

@@ -15,6 +15,7 @@ from torch import nn
 
 from mertag.trainer.choices import feature_columns
 from mertag.trainer.mood_words import MIN_CLIPS
+from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
 from mertag.trainer.nets import MoodNet
 
 
@@ -37,7 +38,7 @@ class FitConfig:
     mixup: float = 0.0  # Beta(mixup, mixup) mixing weight between clips of a batch; 0: off
     ensemble: int = 5  # nets trained from different seeds, averaged (mertag.trainer.ensemble)
     linear_weight: float = 0.3  # weight of a pooled logistic-regression head beside them
-    mood_words_weight: float = 0.0  # weight of the mood-word loss beside the quadrant's; 0: off
+    mood_words_weight: float = MOOD_WORDS_WEIGHT  # the mood-word loss beside the quadrant; 0: off
     mood_words_min: int = MIN_CLIPS  # training clips a mood word needs to be a target
 
 

@@ -62,7 +62,7 @@ def test_mood_words_are_a_second_target_and_leave_the_outputs_alone():
     seqs, labels = toy(6)
     rng = np.random.default_rng(1)
     words = (rng.random((len(seqs), 5)) < 0.4).astype(np.float32)
-    base = FitConfig(arch="lstm", epochs=3, hidden=8, seed=2)
+    base = FitConfig(arch="lstm", epochs=3, hidden=8, seed=2, mood_words_weight=0.0)
     with_words = FitConfig(arch="lstm", epochs=3, hidden=8, seed=2, mood_words_weight=0.5)
     plain = fit_net(seqs, labels, base, words=words)  # weight 0: the words are ignored
     assert weights_digest(plain) == weights_digest(fit_net(seqs, labels, base))
