@@ -1045,34 +1045,50 @@ def prune(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the rows that would go; change nothing.")
     ] = False,
+    gone_folders: Annotated[
+        bool,
+        typer.Option(
+            "--gone-folders",
+            help="Also drop the rows under a folder that is gone as a whole (kept by default: "
+            "it may be a drive that is not mounted).",
+        ),
+    ] = False,
     path_glob: PathGlobOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Drop the index rows of files that no longer exist (a file that cannot be checked stays)."""
+    """Drop the index rows of files that no longer exist (a file that cannot be checked stays,
+    and so do the rows under a folder gone as a whole, unless --gone-folders)."""
     from mertag.tagger.query import prune as prune_index
     from mertag.tagger.querylang import QueryError
 
     with open_index(resolve_index(index, settings(ctx)), write=not dry_run) as idx:
         try:
-            result = prune_index(idx, path=path_glob, dry_run=dry_run)
+            result = prune_index(idx, path=path_glob, dry_run=dry_run, gone_folders=gone_folders)
         except QueryError as exc:
             raise usage_error(f"--path: {exc}") from exc
     for path in result.gone:
         _err(f"{'would drop' if dry_run else 'dropped'} {display(path)}")
     n = len(result.gone) if dry_run else result.dropped
     done = "would drop" if dry_run else "dropped"
-    _err(f"{done} {n} of {counted(result.checked, 'row')} (files gone)")
+    kept = result.kept_under_gone_folders
+    _err(
+        f"{done} {n} of {counted(result.checked, 'row')} (files gone)"
+        + (f"; kept {kept} under folders gone as a whole" if kept else "")
+    )
     folders = sorted(result.gone_folders.items(), key=lambda fc: -fc[1])
     for folder, count in folders[:PRUNE_FOLDERS_SHOWN]:
-        rows = f"{counted(count, 'row')} {'to drop' if dry_run else 'dropped'}"
-        _err(
-            f"note: {display(folder)} is gone as a whole ({rows} under it): if it is a drive "
-            + (
-                "that is not mounted, mount it before pruning"
+        if not gone_folders:
+            rows = f"{counted(count, 'row')} kept under it"
+            advice = "is it a drive that is not mounted? `--gone-folders` drops them if it is gone"
+        else:
+            rows = f"{counted(count, 'row')} {'to drop' if dry_run else 'dropped'} under it"
+            advice = (
+                "if it is a drive that is not mounted, mount it before pruning"
                 if dry_run
-                else "that was not mounted, `mertag scan` analyses its tracks again"
+                else "if it was a drive that was not mounted, `mertag scan` analyses its "
+                "tracks again"
             )
-        )
+        _err(f"note: {display(folder)} is gone as a whole ({rows}): {advice}")
     if len(folders) > PRUNE_FOLDERS_SHOWN:
         _err(f"note: and {len(folders) - PRUNE_FOLDERS_SHOWN} more folders gone as a whole")
 

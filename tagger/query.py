@@ -94,11 +94,14 @@ class PruneResult:
     """What `prune` found: rows of gone files (dropped unless a dry run)."""
 
     gone: list[str] = field(default_factory=list)
+    """The rows dropped (or, in a dry run, to drop)."""
     checked: int = 0
     dropped: int = 0
     gone_folders: dict[str, int] = field(default_factory=dict)
     """Folders gone as a whole (a drive not mounted, a library moved away), each the highest
     such folder above some gone rows, with how many: the command says so."""
+    kept_under_gone_folders: int = 0
+    """Rows of gone files that stay because their folder is gone as a whole (no `gone_folders`)."""
 
 
 def gone_folder(path: str, seen: dict[str, str | None]) -> str | None:
@@ -116,9 +119,13 @@ def gone_folder(path: str, seen: dict[str, str | None]) -> str | None:
     return seen[folder]
 
 
-def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> PruneResult:
+def prune(
+    index: Index, *, path: str | None = None, dry_run: bool = False, gone_folders: bool = False
+) -> PruneResult:
     """Drop the rows of files that no longer exist; a file that cannot be checked is kept.
-    Rows under a folder that is gone as a whole are dropped too, and named in `gone_folders`.
+    A folder gone as a whole (a drive or share not mounted, more often than a library deleted)
+    is named in `gone_folders`, and its rows stay unless `gone_folders` is true: a NAS that was
+    not mounted must not cost the analysis of every track on it.
 
     `path` limits it to the rows a query's `path:` term selects (a folder as the user sees it,
     relative to the library or absolute, or a glob); querylang.QueryError when it is empty.
@@ -131,10 +138,13 @@ def prune(index: Index, *, path: str | None = None, dry_run: bool = False) -> Pr
             continue
         result.checked += 1
         if is_gone(row.path):
-            result.gone.append(row.path)
             folder = gone_folder(row.path, seen)
             if folder is not None:
                 result.gone_folders[folder] = result.gone_folders.get(folder, 0) + 1
+                if not gone_folders:
+                    result.kept_under_gone_folders += 1
+                    continue
+            result.gone.append(row.path)
     if not dry_run and result.gone:
         result.dropped = index.delete(result.gone)
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import statistics
 from collections import Counter
@@ -130,26 +131,40 @@ def test_prune_drops_only_rows_of_gone_files(library: Library) -> None:
     assert "dropped 0 of 9 rows" in again.stderr
 
 
-def test_prune_names_a_folder_gone_as_a_whole(library: Library) -> None:
+def test_prune_keeps_the_rows_under_a_folder_gone_as_a_whole(library: Library) -> None:
     """A library folder that is not there (a drive not mounted) makes every row under it 'gone':
-    prune says so, the dry run before anything is dropped."""
+    prune keeps those rows and names the folder; --gone-folders drops them, the dry run first."""
     shutil.rmtree(library.lib / "Generated")
     library.path("bay.mp3").unlink()  # one file gone, its folder there: no note for it
     folder = library.lib / "Generated"
-    dry = invoke(["prune", "--dry-run", "--index", library.index])
-    assert dry.exit_code == 0, dry.output
-    notes = [x for x in dry.stderr.splitlines() if x.startswith("note:")]
+    under = [r.path for r in library.rows() if r.path.startswith(str(folder) + os.sep)]
+    assert len(under) == 1
+    kept = invoke(["prune", "--index", library.index])
+    assert kept.exit_code == 0, kept.output
+    assert "dropped 1 of 11 rows (files gone); kept 1 under folders gone as a whole" in (
+        kept.stderr
+    )
+    notes = [x for x in kept.stderr.splitlines() if x.startswith("note:")]
     assert notes == [
+        f"note: {folder} is gone as a whole (1 row kept under it): is it a drive that is not "
+        "mounted? `--gone-folders` drops them if it is gone"
+    ]
+    assert {r.path for r in library.rows()} >= set(under) and len(library.rows()) == N_FILES - 1
+    dry = invoke(["prune", "--gone-folders", "--dry-run", "--index", library.index])
+    assert dry.exit_code == 0, dry.output
+    assert "would drop 1 of 10 rows (files gone)" in dry.stderr
+    assert (
         f"note: {folder} is gone as a whole (1 row to drop under it): if it is a drive that "
         "is not mounted, mount it before pruning"
-    ]
-    assert len(library.rows()) == N_FILES
-    result = invoke(["prune", "--index", library.index])
-    assert "dropped 2 of 11 rows" in result.stderr
+    ) in dry.stderr.splitlines()
+    assert len(library.rows()) == N_FILES - 1
+    result = invoke(["prune", "--gone-folders", "--index", library.index])
+    assert "dropped 1 of 10 rows (files gone)" in result.stderr
     assert (
-        f"note: {folder} is gone as a whole (1 row dropped under it): if it is a drive that "
+        f"note: {folder} is gone as a whole (1 row dropped under it): if it was a drive that "
         "was not mounted, `mertag scan` analyses its tracks again"
     ) in result.stderr.splitlines()
+    assert not {r.path for r in library.rows()} & set(under)
 
 
 def test_prune_limited_by_path(library: Library) -> None:
