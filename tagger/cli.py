@@ -452,7 +452,6 @@ def scan(
     """
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
-    from mertag.tagger.kernels import KernelError
     from mertag.tagger.model import ModelError, MoodModel, accepted_model_ids
     from mertag.tagger.report import ScanReporter
     from mertag.tagger.roots import nothing_there, split_roots
@@ -509,16 +508,11 @@ def scan(
             reporter.jobs_capped(asked, ceiling, bound)
     try:
         with reporter:
-            summary = run_scan(
-                options, reporter.start, reporter.outcome, reporter.waiting, reporter.preparing
-            )
+            summary = run_scan(options, reporter.start, reporter.outcome, reporter.waiting)
     except (BackendError, ScanRefused) as exc:
         raise usage_error(str(exc)) from exc
     except IndexFileError as exc:
         raise index_failure(exc) from exc
-    except KernelError as exc:
-        _err(f"mertag: error: {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
     retag = None
     if options.write and not dry_run:
         from mertag.tagger.retag_hint import retag_hint, tag_options
