@@ -3,13 +3,13 @@
     python bench/cpu_profile.py [FOLDER] [--rounds N] [--model FILE]
 
 Runs every track of FOLDER (default ../shared/corpus) through the scan's own code in this
-process, as a worker does (one BLAS thread, glibc's thresholds), after one warm-up round, and times each part by wrapping the functions the
-pipeline calls: the decode, level normalisation, musicnn's mel patches and each network, every
-function of the frame features, the pooling, the mood model and the tag write (on fresh
-temp copies each round). Prints CPU ms per track, averaged over the tracks as the excerpt
-policy analyses them, and each part's share: the numbers behind the feature-ablation
-candidates in docs/PERFORMANCE.md. Timings nest (a spectral call runs inside "frame
-features"); the shares of the top-level parts add up to the track.
+process, as a worker does (one BLAS thread, glibc's thresholds), after one warm-up round, and
+times each part by wrapping the functions the pipeline calls: the decode, level normalisation,
+musicnn's mel patches and each network, every function of the frame features, the pooling, the
+mood model and the tag write (on fresh temp copies each round). Prints CPU ms per track,
+averaged over the tracks as the excerpt policy analyses them, and each part's share: the
+numbers behind the feature-ablation candidates in docs/PERFORMANCE.md. Timings nest (a spectral
+call runs inside "frame features"); the shares of the top-level parts add up to the track.
 """
 
 from __future__ import annotations

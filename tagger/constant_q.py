@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mertag.tagger.spectral import HANN_BANDWIDTH, hann, normalize, stft
+from mertag.tagger.spectral import HANN_BANDWIDTH, hann, normalize
 
 C1_HZ = 440.0 * (2.0 ** ((24 - 69.0) / 12.0))
 """librosa's default lowest frequency, note_to_hz("C1")."""
@@ -69,9 +69,10 @@ def _sparsify_rows(x: np.ndarray, quantile: float) -> np.ndarray:
 @lru_cache(maxsize=FILTER_CACHE_SIZE)
 def _octave_filters(
     sr: float, freqs: tuple[float, ...], alpha: tuple[float, ...], variable: bool, scale: float
-) -> tuple[np.ndarray, int]:
-    """One octave's wavelet filters in the frequency domain, (bins, n_fft // 2 + 1) complex64,
-    times `scale`, and n_fft (librosa's `__vqt_filter_fft`)."""
+) -> tuple[np.ndarray, int, slice]:
+    """One octave's wavelet filters in the frequency domain, times `scale` (librosa's
+    `__vqt_filter_fft`): the (bins, n) complex64 band of FFT bins where any of them is not zero,
+    that band's slice of the n_fft // 2 + 1 bins, and n_fft."""
     freqs_a = np.asarray(freqs)
     lengths, _ = _wavelet_lengths(freqs_a, sr, variable, np.asarray(alpha))
     filters = []
@@ -90,8 +91,24 @@ def _octave_filters(
     fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
     fft_basis = _sparsify_rows(fft_basis, SPARSITY)
     fft_basis *= scale
-    fft_basis.setflags(write=False)
-    return fft_basis, n_fft
+    used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
+    band = slice(int(used[0]), int(used[-1]) + 1)
+    kept = np.ascontiguousarray(fft_basis[:, band])
+    kept.setflags(write=False)
+    return kept, n_fft, band
+
+
+def _octave_response(
+    y: np.ndarray, n_fft: int, hop_length: int, basis: np.ndarray, band: slice
+) -> np.ndarray:
+    """librosa's `__cqt_response`: the STFT of `y` (rectangular window, centred, zero-padded,
+    in float64 like librosa's, stored complex64) times the octave's filters, on the FFT bins
+    where the filters are not zero (librosa's sparse product skips the others too)."""
+    padded = np.pad(y, (n_fft // 2, n_fft // 2), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    # The window of ones makes float64 frames, as librosa's product with its float64 window.
+    spectrum = np.fft.rfft(frames * np.ones(n_fft), axis=-1)[:, band].astype(np.complex64)
+    return (spectrum @ basis.T).T
 
 
 def _halve(y: np.ndarray, factor: int) -> np.ndarray:
@@ -149,15 +166,14 @@ def vqt(
     my_y, my_sr, my_hop = y, sr, hop_length
     for i in range(n_octaves):
         sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
-        fft_basis, n_fft = _octave_filters(
+        basis, n_fft, band = _octave_filters(
             my_sr,
             tuple(freqs[sl].tolist()),
             tuple(alpha[sl].tolist()),
             variable,
             float(np.sqrt(sr / my_sr)),
         )
-        spectrum = stft(my_y, n_fft, my_hop, window=np.ones(n_fft))
-        responses.append(fft_basis @ spectrum)
+        responses.append(_octave_response(my_y, n_fft, my_hop, basis, band))
         if my_hop % 2 == 0:
             my_hop //= 2
             my_sr /= 2.0

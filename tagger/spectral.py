@@ -274,55 +274,45 @@ def tonnetz(chroma: np.ndarray) -> np.ndarray:
     return np.einsum("pc,...ci->...pi", phi, normalize(chroma, norm=1, axis=-2), optimize=True)
 
 
-def _parabolic_shift(s: np.ndarray) -> np.ndarray:
-    """librosa's `_parabolic_interpolation` along axis 0 of float32 `s`: numba's stencil computes
-    `a` and `b` in float64 (float32 mixed with an integer literal) and stores -b / a in float32."""
-    x0 = s[1:-1].astype(np.float64)
-    a = (s[2:] + s[:-2]).astype(np.float64) - 2 * x0
-    b = (s[2:] - s[:-2]).astype(np.float64) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-    shift = np.zeros_like(s)
-    shift[1:-1] = inner
-    return shift
-
-
-def _localmax(x: np.ndarray) -> np.ndarray:
-    """librosa.util.localmax(x, axis=0): the first bin never, the last if above its neighbour."""
-    out = np.zeros(x.shape, dtype=bool)
-    out[1:-1] = (x[1:-1] > x[:-2]) & (x[1:-1] >= x[2:])
-    out[-1] = x[-1] > x[-2]
-    return out
-
-
 def estimate_tuning(s: np.ndarray, sr: float, n_fft: int) -> float:
     """librosa.estimate_tuning(S=s, sr=sr, n_fft=n_fft): piptrack's peaks between 150 and 4000
     Hz above a tenth of each frame's maximum, the louder half of them, the most common deviation
-    from equal temperament in hundredths of a semitone; 0.0 when nothing is pitched."""
-    s = np.abs(s)
-    fmin, fmax = np.maximum(150.0, 0), np.minimum(4000.0, float(sr) / 2)
+    from equal temperament in hundredths of a semitone; 0.0 when nothing is pitched.
+
+    piptrack computes its gradient and parabolic shift over the whole spectrogram and reads them
+    at the peaks only; here they are computed at the peaks, with the same arithmetic: numpy's
+    gradient (S[k+1] - S[k-1]) / 2.0 in float32, and numba's stencil for the shift, whose `a` and
+    `b` come out float64 (float32 mixed with an integer literal) and -b / a stored in float32.
+    """
     fft_freqs = fft_frequencies(sr, n_fft)
-    avg = np.gradient(s, axis=-2)
-    shift = _parabolic_shift(s)
-    dskew = 0.5 * avg * shift
-    pitches = np.zeros_like(s)
-    mags = np.zeros_like(s)
-    freq_mask = ((fmin <= fft_freqs) & (fft_freqs < fmax)).reshape(-1, 1)
+    fmin, fmax = np.maximum(150.0, 0), np.minimum(4000.0, float(sr) / 2)
+    band = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))
+    lo, hi = int(band[0]), int(band[-1]) + 1  # never the first or last bin: both have neighbours
     ref_value = np.expand_dims(0.1 * np.max(s, axis=-2), -2)
-    idx = np.nonzero(freq_mask & _localmax(s * (s > ref_value)))
-    pitches[idx] = (idx[-2] + shift[idx]) * float(sr) / n_fft
-    mags[idx] = s[idx] + dskew[idx]
+    near = s[lo - 1 : hi + 1]
+    x = near * (near > ref_value)
+    # librosa.util.localmax over the bins: above the one below, at least the one above.
+    peaks = (x[1:-1] > x[:-2]) & (x[1:-1] >= x[2:])
+    rows, cols = np.nonzero(peaks)
+    bins = rows + lo
+    below, at, above = s[bins - 1, cols], s[bins, cols], s[bins + 1, cols]
+    a = (above + below).astype(np.float64) - 2 * at.astype(np.float64)
+    b = (above - below).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(np.float32)
+    avg = (above - below) / 2.0
+    pitches = ((bins + shift) * float(sr) / n_fft).astype(np.float32)
+    mags = at + 0.5 * avg * shift
 
     pitch_mask = pitches > 0
     threshold = np.median(mags[pitch_mask]) if pitch_mask.any() else 0.0
-    frequencies = np.atleast_1d(pitches[(mags >= threshold) & pitch_mask])
-    frequencies = frequencies[frequencies > 0]
+    frequencies = pitches[(mags >= threshold) & pitch_mask]
     if not np.any(frequencies):
         return 0.0
     residual = np.mod(12 * hz_to_octs(frequencies), 1.0)
     residual[residual >= 0.5] -= 1.0
-    bins = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / 0.01)) + 1)
-    counts, tuning = np.histogram(residual, bins)
+    bins_edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / 0.01)) + 1)
+    counts, tuning = np.histogram(residual, bins_edges)
     return float(tuning[np.argmax(counts)])
 
 
