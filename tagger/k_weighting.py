@@ -4,10 +4,11 @@ pyloudnorm (the field's maintained BS.1770 meter) filters with scipy.signal.lfil
 scipy.signal costs a scan process about a second. The same filters are applied here: the
 coefficients are pyloudnorm's (RBJ cookbook high shelf, +4 dB at 1500 Hz, Q 1/sqrt 2; high pass
 at 38 Hz, Q 0.5), and the recursion runs in blocks: within a block of BLOCK samples the output
-is a matrix product with the filter's impulse response, and the two samples of state carried
-from block to block add their free response. That is the same linear recursion in float64, to
-rounding (1e-15 of the signal; tests/tagger/test_loudness.py compares the loudness with
-pyloudnorm's on real audio).
+from rest is a matrix product with the filter's response, and what the previous block leaves
+(its last two inputs and outputs) adds its own response. That is the same linear recursion in
+float64, to rounding (1e-11 of the signal's peak; tests/tagger/test_spectral.py compares the
+loudness with pyloudnorm's on real audio: within 1e-12 LU). It costs about twice lfilter's CPU
+(11 against 5.5 ms for 18 s of audio, one thread).
 """
 
 from __future__ import annotations
@@ -50,11 +51,15 @@ def k_weighting_coefficients(rate: float) -> tuple[tuple[np.ndarray, np.ndarray]
 
 
 @lru_cache(maxsize=8)
-def _recursion_blocks(a1: float, a2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For y[n] = v[n] - a1 y[n-1] - a2 y[n-2]: the (BLOCK, BLOCK) zero-state matrix, the
-    (BLOCK, 2) free responses to the state (y[-1], y[-2]), and the (2, 2) map of the state from
-    one block to the next."""
-    impulse = np.zeros(BLOCK)
+def _block_matrices(
+    b: tuple[float, float, float], a: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2], over one block: the
+    (BLOCK, BLOCK) map from the block's input to its output from rest, the (BLOCK, 2) output of
+    the previous block's last two inputs (x[-1], x[-2]) and of its last two outputs (y[-1],
+    y[-2]), and the (2, 2) map of those outputs to the block's own last two (y[B-1], y[B-2])."""
+    a1, a2 = a
+    impulse = np.zeros(BLOCK)  # of the recursive part alone
     free = np.zeros((BLOCK, 2))
     for n in range(BLOCK):
         impulse[n] = (1.0 if n == 0 else 0.0) - a1 * (impulse[n - 1] if n >= 1 else 0.0)
@@ -64,36 +69,41 @@ def _recursion_blocks(a1: float, a2: float) -> tuple[np.ndarray, np.ndarray, np.
             prev2 = free[n - 2, k] if n >= 2 else (state[1] if n == 0 else state[0])
             free[n, k] = -a1 * prev1 - a2 * prev2
     lags = np.arange(BLOCK)[:, np.newaxis] - np.arange(BLOCK)[np.newaxis, :]
-    zero_state = np.where(lags >= 0, impulse[np.clip(lags, 0, None)], 0.0)
-    transfer = free[[-1, -2]]
-    return zero_state, free, transfer
+    recursive = np.where(lags >= 0, impulse[np.clip(lags, 0, None)], 0.0)
+    taps = np.zeros((BLOCK, BLOCK))
+    for k in range(3):
+        taps += np.eye(BLOCK, k=-k) * b[k]
+    forced = recursive @ taps
+    # x[-1] reaches v[0] through b1 and v[1] through b2; x[-2] reaches v[0] through b2.
+    carried_input = recursive[:, :2] @ np.array([[b[1], b[2]], [b[2], 0.0]])
+    return forced, carried_input, free, free[[-1, -2]]
 
 
 def biquad(b: np.ndarray, a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """scipy.signal.lfilter(b, a, x) of a second-order filter (a[0] == 1) from rest, float64."""
     x = np.asarray(x, dtype=np.float64)
-    v = b[0] * x
-    v[1:] += b[1] * x[:-1]
-    v[2:] += b[2] * x[:-2]
-    zero_state, free, transfer = _recursion_blocks(float(a[1]), float(a[2]))
+    forced, carried_input, free, transfer = _block_matrices(
+        (float(b[0]), float(b[1]), float(b[2])), (float(a[1]), float(a[2]))
+    )
     blocks = -(-x.size // BLOCK)
-    padded = np.zeros(blocks * BLOCK)
-    padded[: x.size] = v
-    forced = padded.reshape(blocks, BLOCK) @ zero_state.T
-    # State entering block k+1: sum over m of transfer^m applied to block (k - m)'s last two.
-    ends = forced[:, [-1, -2]]
-    state_after = np.zeros((blocks, 2))
+    padded = np.zeros((blocks, BLOCK))
+    padded.reshape(-1)[: x.size] = x
+    y = padded @ forced.T
+    y[1:] += padded[:-1, -1:] * carried_input[:, 0]
+    y[1:] += padded[:-1, -2:-1] * carried_input[:, 1]
+    # The outputs carried into block k+1: sum over m of transfer^m applied to block k-m's last
+    # two outputs from rest.
+    ends = y[:, [-1, -2]]
+    carried = np.zeros((blocks, 2))
     power = np.eye(2)
     for m in range(blocks):
-        state_after[m:] += ends[: blocks - m] @ power.T
+        carried[m:] += ends[: blocks - m] @ power.T
         power = transfer @ power
         if np.abs(power).max() < _NEGLIGIBLE:
             break
-    entering = np.zeros((blocks, 2))
-    entering[1:] = state_after[:-1]
-    forced += entering[:, :1] * free[:, 0]
-    forced += entering[:, 1:] * free[:, 1]
-    return forced.reshape(-1)[: x.size]
+    y[1:] += carried[:-1, :1] * free[:, 0]
+    y[1:] += carried[:-1, 1:] * free[:, 1]
+    return y.reshape(-1)[: x.size]
 
 
 def k_weighted(y: np.ndarray, rate: float) -> np.ndarray:
