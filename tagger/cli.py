@@ -452,7 +452,7 @@ def scan(
     """
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
-    from mertag.tagger.model import ModelError, MoodModel, accepted_model_ids
+    from mertag.tagger.model import ModelError, accepted_model_ids, shared_model
     from mertag.tagger.report import ScanReporter
     from mertag.tagger.roots import nothing_there, split_roots
     from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
@@ -466,7 +466,8 @@ def scan(
     if not present:  # some missing: each a failure line, the others scanned
         raise usage_error(nothing_there(missing))
     try:
-        mood_model = MoodModel(model if model is not None else config.model)
+        # This process's session: a scan of one track (or --jobs 1) analyses here and uses it.
+        mood_model = shared_model(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
     policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
