@@ -160,13 +160,29 @@ def test_frame_features_are_librosas_row_by_row(audio: np.ndarray) -> None:
     assert {"chroma_stft", "melspectrogram", "spectral_contrast", "tempo"} <= exact
 
 
-def test_a_real_tracks_feature_rows_are_those_of_librosa() -> None:
-    path = need_shared(CORPUS / "bay.mp3")
-    features = extract_track(path)
-    (sequence,) = features.sequences
+@pytest.mark.parametrize("name", ["bay.mp3", "egypt.flac"])  # six snippets; a whole track
+def test_a_real_tracks_features_and_moods_are_those_of_librosa(name: str) -> None:
+    """The librosa columns of a track's rows equal those of librosa's features (the musicnn
+    columns come from the mel, equal bit for bit above), and so do both shipped models'
+    probabilities."""
+    from mertag.models import PACKAGED_MODELS
+    from mertag.tagger.model import MoodModel
+
+    path = need_shared(CORPUS / name)
+    (sequence,) = extract_track(path).sequences
     y, _ = decode_excerpt(path)
-    want = pool_patches(librosa_frame_features(normalise_level(y)), len(sequence))
-    np.testing.assert_allclose(sequence[:, LIBROSA_SLICE], want, rtol=1e-5, atol=1e-5)
+    reference = sequence.copy()
+    reference[:, LIBROSA_SLICE] = pool_patches(
+        librosa_frame_features(normalise_level(y)), len(sequence)
+    )
+    np.testing.assert_allclose(sequence, reference, rtol=1e-5, atol=1e-5)
+    for model_name in PACKAGED_MODELS:
+        model = MoodModel(model_name)
+        np.testing.assert_allclose(
+            model.track_probabilities([sequence]),
+            model.track_probabilities([reference]),
+            atol=1e-5,
+        )
 
 
 def test_musicnn_mel_is_librosas_bit_for_bit(audio: np.ndarray) -> None:
