@@ -6,8 +6,8 @@ decimated by soxr as far as the highest filter allows, then each octave, from th
 product of an STFT (rectangular window) with the FFT of that octave's wavelets, and the audio
 halved again. The filters depend on the sample rate and the tuning only and are kept per process.
 Differences from librosa: the wavelets' FFT runs in numpy's complex64 where librosa calls scipy's,
-and the product is a dense one with the sparsified filters where librosa uses scipy.sparse: the
-values agree to float32 precision (tests/tagger/test_spectral.py).
+and the product is a dense one with the sparsified filters (over the FFT bins they reach) where
+librosa uses scipy.sparse: the values agree to float32 precision (tests/tagger/test_spectral.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ C1_HZ = 440.0 * (2.0 ** ((24 - 69.0) / 12.0))
 """librosa's default lowest frequency, note_to_hz("C1")."""
 SPARSITY = 0.01
 FILTER_CACHE_SIZE = 512
-"""Octave filter banks kept per process: one per (octave, tuning, transform), a few hundred kB
-for the CQT's lowest octave and ~1 kB for its highest."""
+"""Octave filter banks kept per process: one per (octave, tuning, transform), the band of FFT
+bins their filters reach (at 16 kHz ~20 kB for a CQT octave, 36 x ~80 complex64, ~1 kB for a
+VQT one), so the 14 banks of a tuning estimate are built once, and 512 hold ~36 tunings."""
 
 
 def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:

@@ -42,6 +42,11 @@ def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
     return windows.T
 
 
+STFT_BLOCK_FRAMES = 256
+"""Frames transformed at a time: the float64 frames and their complex128 spectrum stay ~8 MB
+for the tagger's 2048-sample frames, whatever the length of the audio (as librosa blocks)."""
+
+
 def stft(
     y: np.ndarray, n_fft: int, hop_length: int, window: np.ndarray | None = None
 ) -> np.ndarray:
@@ -51,7 +56,10 @@ def stft(
     win = hann(n_fft) if window is None else window
     padded = np.pad(y, (n_fft // 2, n_fft // 2), mode="constant")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    spectrum = np.fft.rfft(frames * win, axis=-1).astype(np.complex64)
+    spectrum = np.empty((len(frames), 1 + n_fft // 2), dtype=np.complex64)
+    for start in range(0, len(frames), STFT_BLOCK_FRAMES):
+        block = frames[start : start + STFT_BLOCK_FRAMES]
+        spectrum[start : start + len(block)] = np.fft.rfft(block * win, axis=-1)
     return spectrum.T
 
 
