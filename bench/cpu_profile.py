@@ -3,14 +3,13 @@
     python bench/cpu_profile.py [FOLDER] [--rounds N] [--model FILE]
 
 Runs every track of FOLDER (default ../shared/corpus) through the scan's own code in this
-process, as a worker does (one BLAS thread, glibc's thresholds, librosa's kernels as a scan
-builds them), after one warm-up round, and times each part by wrapping the functions the
-pipeline calls: the decode, level normalisation, musicnn's mel patches and each network, every
-librosa call of the frame features, the pooling, the mood model and the tag write (on fresh
-temp copies each round). Prints CPU ms per track, averaged over the tracks as the excerpt
-policy analyses them, and each part's share: the numbers behind the feature-ablation
-candidates in docs/PERFORMANCE.md. Timings nest (a librosa call runs inside "frame
-features"); the shares of the top-level parts add up to the track.
+process, as a worker does (one BLAS thread, glibc's thresholds), after one warm-up round, and
+times each part by wrapping the functions the pipeline calls: the decode, level normalisation,
+musicnn's mel patches and each network, every function of the frame features, the pooling, the
+mood model and the tag write (on fresh temp copies each round). Prints CPU ms per track,
+averaged over the tracks as the excerpt policy analyses them, and each part's share: the
+numbers behind the feature-ablation candidates in docs/PERFORMANCE.md. Timings nest (a spectral
+call runs inside "frame features"); the shares of the top-level parts add up to the track.
 """
 
 from __future__ import annotations
@@ -30,28 +29,28 @@ ROOT = Path(__file__).resolve().parent.parent
 CPU: dict[str, float] = {}
 TOP: tuple[str, ...] = ("decode", "level", "mel patches", "musicnn MSD", "musicnn MTT")
 TOP += ("frame features", "pooling", "model", "tags")
-LIBROSA_CALLS = (
-    "stft",
-    "estimate_tuning",
-    "cqt",
-    "vqt",
-    "power_to_db",
-    "feature.melspectrogram",
-    "feature.chroma_stft",
-    "feature.chroma_cqt",
-    "feature.chroma_vqt",
-    "feature.mfcc",
-    "feature.rms",
-    "feature.spectral_centroid",
-    "feature.spectral_bandwidth",
-    "feature.spectral_contrast",
-    "feature.spectral_flatness",
-    "feature.spectral_rolloff",
-    "feature.tonnetz",
-    "feature.zero_crossing_rate",
-    "feature.tempo",
-    "onset.onset_strength",
+SEED_CALLS = (
+    "spectral.stft",
+    "spectral.estimate_tuning",
+    "constant_q.vqt",
+    "spectral.power_to_db",
+    "spectral.melspectrogram",
+    "spectral.chroma_stft",
+    "constant_q.chroma",
+    "spectral.mfcc",
+    "spectral.rms",
+    "spectral.spectral_centroid",
+    "spectral.spectral_bandwidth",
+    "spectral.spectral_contrast",
+    "spectral.spectral_flatness",
+    "spectral.spectral_rolloff",
+    "spectral.tonnetz",
+    "spectral.zero_crossing_rate",
+    "spectral.tempo",
+    "spectral.onset_strength",
 )
+"""The seed features' functions (`mertag.tagger.spectral`, `mertag.tagger.constant_q`); vqt is
+both constant-Q transforms (CQT and VQT), chroma both constant-Q chromas."""
 
 
 def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,9 +66,7 @@ def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def instrument() -> None:
     """Wrap what the pipeline calls (module attributes, looked up at call time)."""
-    import librosa
-
-    from mertag.tagger import embeddings, features, model, tags
+    from mertag.tagger import constant_q, embeddings, features, model, spectral, tags
 
     features.decode_excerpt = timed("decode", features.decode_excerpt)
     features.normalise_level = timed("level", features.normalise_level)
@@ -84,10 +81,11 @@ def instrument() -> None:
     embeddings.MusicnnEmbedder.embed_patches = embed_patches  # type: ignore[method-assign]
     model.MoodModel.predict = timed("model", model.MoodModel.predict)  # type: ignore[method-assign]
     tags.write_tags = timed("tags", tags.write_tags)
-    for call in LIBROSA_CALLS:
-        owner, _, name = call.rpartition(".")
-        module = getattr(librosa, owner) if owner else librosa
-        setattr(module, name, timed(f"librosa {call}", getattr(module, name)))
+    modules = {"spectral": spectral, "constant_q": constant_q}
+    for call in SEED_CALLS:
+        owner, _, name = call.partition(".")
+        module = modules[owner]
+        setattr(module, name, timed(call, getattr(module, name)))
 
 
 def main() -> None:
@@ -97,9 +95,6 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
 
-    from mertag.tagger.kernels import defer_librosa_kernels
-
-    defer_librosa_kernels()
     from mertag.tagger.backends import warm_process
     from mertag.tagger.library import walk
     from mertag.tagger.model import model_path
@@ -131,8 +126,8 @@ def main() -> None:
     for name in TOP:
         cpu = CPU.get(name, 0.0)
         print(f"  {name:<34} {1000 * cpu / n:7.1f}  {100 * cpu / total:5.1f} %")
-    print("librosa calls inside 'frame features' (the melspectrogram's includes 'mel patches'):")
-    calls = sorted((k for k in CPU if k.startswith("librosa ")), key=lambda k: -CPU[k])
+    print("seed-feature calls inside 'frame features':")
+    calls = sorted((k for k in CPU if k in SEED_CALLS), key=lambda k: -CPU[k])
     for name in calls:
         print(f"  {name:<34} {1000 * CPU[name] / n:7.1f}  {100 * CPU[name] / total:5.1f} %")
 

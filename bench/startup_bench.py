@@ -5,8 +5,9 @@
 Copies TRACK (default: the shortest-to-decode track of ../shared/corpus that needs no whole-file
 read, celtic.mp3) to a temp folder and runs `mertag scan FOLDER --force` in a new process:
   - warm: as installed, numba's cache filled by earlier runs (best and median of N);
-  - fresh install: NUMBA_CACHE_DIR pointed at an empty folder, so numba compiles librosa's code as
-    on a machine's very first run; then once more with that folder, now filled.
+  - fresh install: NUMBA_CACHE_DIR pointed at an empty folder, as on a machine's very first run
+    (a scan imports no numba and compiles nothing since the seed features are numpy); then once
+    more.
 Also prints what `mertag --help` costs, which imports nothing heavy. Beside each wall time, the
 CPU seconds the scan and its children used (less disturbed by other jobs on the machine).
 """
@@ -30,7 +31,7 @@ MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 def wall(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds of one `mertag` run, start to exit, and the CPU seconds it and the processes
-    it waited for (the kernel-check child) used."""
+    it waited for used."""
     t0 = time.perf_counter()
     child = subprocess.Popen(
         MERTAG + args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -76,8 +77,8 @@ def main() -> None:
     print(f"one-track scan of {args.track.name}, {args.repeats} repeats, {os.cpu_count()} cores")
     print(f"mertag --help:                 {spread(helps)}")
     print(f"warm install, one-track scan:  {spread(warm)}")
-    print(f"fresh install, first scan:     {once(fresh)}  (numba compiles librosa's code)")
-    print(f"fresh install, second scan:    {once(second)}  (numba's cache now filled)")
+    print(f"fresh install, first scan:     {once(fresh)}  (an empty numba cache)")
+    print(f"fresh install, second scan:    {once(second)}")
 
 
 if __name__ == "__main__":

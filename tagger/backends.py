@@ -16,11 +16,8 @@ scan alone writes the index.
 
 A worker process is prepared once, on its first track: BLAS is held to one thread (the pipeline
 multiplies small matrices, where BLAS threads only fight the other workers for the cores: with
-two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms), the
-constant-Q filter banks are kept (`mertag.tagger.features.cache_filters`), glibc's allocator
-gets fixed thresholds (see `_steady_malloc`), and librosa's ufunc kernels are built as called
-(`mertag.tagger.kernels.defer_librosa_kernels`). Before local workers start, librosa's kernels are
-compiled once (`mertag.tagger.kernels`).
+two threads on a busy machine a 40x1025 mel product took 10 ms instead of 0.1 ms) and glibc's
+allocator gets fixed thresholds (see `_steady_malloc`).
 """
 
 from __future__ import annotations
@@ -98,13 +95,7 @@ def warm_process() -> None:
     _steady_malloc()
     from threadpoolctl import threadpool_limits
 
-    from mertag.tagger.features import cache_filters
-    from mertag.tagger.kernels import defer_librosa_kernels
-
-    defer_librosa_kernels()  # a Dask worker too: it was started by no scan
-
     threadpool_limits(1)
-    cache_filters()
     _WARM = True
 
 
@@ -121,12 +112,11 @@ def outcomes(
     backend: str = "local",
     jobs: int = 1,
     scheduler: str | None = None,
-    on_prepare: Callable[[], None] | None = None,
 ) -> Iterator[TrackOutcome]:
     """Every track of `todo` through the pipeline on `backend`; `jobs` local workers (1: this
-    process). `on_prepare` is called when librosa's kernels must be compiled first.
+    process).
 
-    Raises BackendError (Dask), or mertag.tagger.kernels.KernelError."""
+    Raises BackendError (Dask)."""
     tracks = iter(todo)
     first = next(tracks, None)
     if first is None:
@@ -135,9 +125,6 @@ def outcomes(
     if backend == "dask":
         yield from dask_outcomes(tracks, work, scheduler)
         return
-    from mertag.tagger.kernels import prepare_kernels
-
-    prepare_kernels(on_prepare)
     if jobs <= 1:
         yield from _here(tracks, work)
     else:
@@ -149,10 +136,7 @@ def _here(tracks: Iterator[Track], work: TrackWork) -> Iterator[TrackOutcome]:
     Ctrl-C is raised between tracks (`_sigint_between_tracks`)."""
     from threadpoolctl import threadpool_limits
 
-    from mertag.tagger.features import cache_filters
-
     with threadpool_limits(1), _sigint_between_tracks() as check:
-        cache_filters()
         for path, size, mtime_ns in tracks:
             yield process_track(path, size, mtime_ns, work)
             check()
@@ -267,9 +251,6 @@ def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[Tr
     from joblib.externals.loky import ProcessPoolExecutor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    from mertag.tagger.kernels import distrust_kernels
-
-    distrust_kernels()  # a damaged kernel cache kills workers too: the next scan checks it
     for path, size, mtime_ns in _after_kill(suspects):
         with _workers_ignore_sigint():
             pool = ProcessPoolExecutor(max_workers=1, env=_worker_env(1))

@@ -226,7 +226,6 @@ class MertagPlugin(BeetsPlugin):
         line and the run goes on."""
         from mertag.tagger.file_moods import file_moods
         from mertag.tagger.index import IndexFileError
-        from mertag.tagger.kernels import KernelError
 
         items = list(items)
         summary = FillSummary()
@@ -249,18 +248,14 @@ class MertagPlugin(BeetsPlugin):
                 force=force,
                 jobs=self._jobs(jobs, configured_jobs),
                 index_only=skip,
-                on_prepare=self._preparing,
             ):
                 done.add(mood.path)
                 self._record(mood, by_path.get(mood.path, []), summary, overwrite)
-        except (IndexFileError, KernelError) as exc:
+        except IndexFileError as exc:
             raise ui.UserError(f"mertag: {exc}") from exc
         summary.filled_before = len(skip - done)
         self._log.info("{}", summary.line(len(items)))
         return summary
-
-    def _preparing(self) -> None:
-        self._log.info("preparing audio kernels, once after install (10-20 s)")
 
     def _record(
         self, mood: FileMood, items: Sequence[Item], summary: FillSummary, overwrite: bool

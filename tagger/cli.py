@@ -452,8 +452,7 @@ def scan(
     """
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
-    from mertag.tagger.kernels import KernelError
-    from mertag.tagger.model import ModelError, MoodModel, accepted_model_ids
+    from mertag.tagger.model import ModelError, accepted_model_ids, shared_model
     from mertag.tagger.report import ScanReporter
     from mertag.tagger.roots import nothing_there, split_roots
     from mertag.tagger.scan import ScanOptions, ScanRefused, job_ceiling, run_scan
@@ -467,7 +466,8 @@ def scan(
     if not present:  # some missing: each a failure line, the others scanned
         raise usage_error(nothing_there(missing))
     try:
-        mood_model = MoodModel(model if model is not None else config.model)
+        # This process's session: a scan of one track (or --jobs 1) analyses here and uses it.
+        mood_model = shared_model(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
     policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
@@ -509,16 +509,11 @@ def scan(
             reporter.jobs_capped(asked, ceiling, bound)
     try:
         with reporter:
-            summary = run_scan(
-                options, reporter.start, reporter.outcome, reporter.waiting, reporter.preparing
-            )
+            summary = run_scan(options, reporter.start, reporter.outcome, reporter.waiting)
     except (BackendError, ScanRefused) as exc:
         raise usage_error(str(exc)) from exc
     except IndexFileError as exc:
         raise index_failure(exc) from exc
-    except KernelError as exc:
-        _err(f"mertag: error: {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
     retag = None
     if options.write and not dry_run:
         from mertag.tagger.retag_hint import retag_hint, tag_options

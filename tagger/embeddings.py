@@ -4,8 +4,8 @@ Each 3-s patch goes through two pretrained musicnn taggers (Pons & Serra 2019) e
 (`FRONTENDS`): MSD_musicnn, trained on the Million Song Dataset's 50 most common tags (moods among
 them: sad, happy, mellow, chill), and MTT_musicnn, trained on MagnaTagATune's 50 (instruments,
 loud, quiet, soft, fast, slow). Both take the same log-mel input; each yields its 200-d
-penultimate layer and its 50 tag probabilities, concatenated in that order. librosa and
-onnxruntime are imported only when needed so that importing this module stays cheap.
+penultimate layer and its 50 tag probabilities, concatenated in that order. onnxruntime is
+imported only when needed so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mertag.tagger.audio import SAMPLE_RATE
+from mertag.tagger.spectral import melspectrogram, stft
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -57,11 +58,10 @@ def mel_patches(y: np.ndarray) -> np.ndarray:
     if n_patches == 0:
         return np.zeros((0, PATCH_FRAMES, MUSICNN_N_MELS), dtype=np.float32)
 
-    import librosa
-
-    mel = librosa.feature.melspectrogram(
-        y=y, sr=SAMPLE_RATE, n_fft=MUSICNN_N_FFT, hop_length=MUSICNN_HOP, n_mels=MUSICNN_N_MELS
-    ).T.astype(np.float32, copy=False)
+    # librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=..., hop_length=..., n_mels=...),
+    # value for value (mertag.tagger.spectral).
+    power = np.abs(stft(y, MUSICNN_N_FFT, MUSICNN_HOP)) ** 2.0
+    mel = melspectrogram(power, SAMPLE_RATE, MUSICNN_N_MELS).T.astype(np.float32, copy=False)
     logmel = np.log10(np.float32(10000) * mel + np.float32(1))
     used = logmel[: n_patches * PATCH_FRAMES]
     return np.ascontiguousarray(used.reshape(n_patches, PATCH_FRAMES, MUSICNN_N_MELS))

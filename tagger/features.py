@@ -18,13 +18,13 @@ measures how often that agrees with analysing the whole track.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mertag.tagger import constant_q, spectral
 from mertag.tagger.audio import SAMPLE_RATE, AudioError, AudioFile
 from mertag.tagger.embeddings import (
     EMBEDDING_DIM,
@@ -129,94 +129,43 @@ def snippet_windows(duration: float, count: int = SNIPPETS) -> list[tuple[float,
     ]
 
 
-_FILTER_CACHE_SIZE = 4096
-"""Constant-Q filter banks kept per process: one per (octave, tuning) pair, ~2 kB each."""
-
-
-def cache_filters() -> None:
-    """Keep librosa's constant-Q filter banks in memory for the life of the process.
-
-    `frame_features` runs two constant-Q transforms, and librosa builds their filters anew on
-    every call (its own cache only works through a joblib disk cache): ~25 ms of the ~60 ms it
-    spends on 12 s of audio. The banks depend only on the sample rate and the (tuned)
-    frequencies, so keeping them changes no value (tests/tagger/test_features.py checks that).
-    Idempotent.
-    """
-    from librosa.core import constantq
-
-    name = "__vqt_filter_fft"
-    build = constantq.__dict__.get(name)
-    if build is None or hasattr(build, "mertag_original"):
-        return  # another librosa layout: filters are then built per call, as before
-    kept: dict[tuple[object, ...], tuple[Any, int, np.ndarray]] = {}
-
-    def cached(sr, freqs, filter_scale, norm, sparsity, hop_length=None, window="hann",
-               gamma=0.0, dtype=np.complex64, alpha=None):  # fmt: skip
-        args = (sr, freqs, filter_scale, norm, sparsity, hop_length, window, gamma, dtype, alpha)
-        key = tuple(
-            (a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else a for a in args
-        )
-        try:
-            hit = kept.get(key)
-        except TypeError:  # an unhashable argument (a window given as an array): build it
-            return build(*args)
-        if hit is None:
-            if len(kept) >= _FILTER_CACHE_SIZE:
-                kept.pop(next(iter(kept)))
-            hit = kept[key] = build(*args)
-        basis, n_fft, lengths = hit
-        # librosa rescales the basis in place after the call: hand out copies.
-        return basis.copy(), n_fft, lengths.copy()
-
-    cached.mertag_original = build  # type: ignore[attr-defined]
-    constantq.__dict__[name] = cached
-
-
 def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The 14 seed features per frame, stacked to (FRAME_DIM, frames), from one shared STFT."""
-    import librosa
+    """The 14 seed features per frame, stacked to (FRAME_DIM, frames), from one shared STFT.
 
-    stft = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    The seed paper's librosa calls (librosa.stft, estimate_tuning, melspectrogram, power_to_db,
+    cqt with 252 bins at 36 per octave, vqt with gamma None, chroma_cqt / chroma_stft /
+    chroma_vqt, the spectral statistics, mfcc, rms, tonnetz, zero_crossing_rate, onset_strength
+    and per-frame tempo), computed by `mertag.tagger.spectral` and `mertag.tagger.constant_q`,
+    which reproduce librosa 0.11's values without importing it (tests/tagger/test_spectral.py).
+    """
+    stft = np.abs(spectral.stft(y, N_FFT, HOP))
     power = stft**2
-    with warnings.catch_warnings():
-        # Silence has no pitched peaks: tuning is then 0, which is what we want.
-        warnings.simplefilter("ignore", UserWarning)
-        tuning = librosa.estimate_tuning(S=stft, sr=sr, n_fft=N_FFT)
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
-    log_mel = librosa.power_to_db(mel)
-    cqt = np.abs(
-        librosa.cqt(y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84 * 3, bins_per_octave=36)
-    )
-    vqt = np.abs(
-        librosa.vqt(
-            y, sr=sr, hop_length=HOP, tuning=tuning, n_bins=84, bins_per_octave=12, gamma=None
-        )
-    )
-    chroma_cqt = librosa.feature.chroma_cqt(C=cqt, sr=sr, hop_length=HOP, bins_per_octave=36)
-    # The bandwidth reuses the centroid, and both weigh float32 bin frequencies: librosa would
-    # compute the centroid twice and broadcast float64 frequencies over the whole spectrogram
-    # (10 of the ~45 ms spent on 12 s of audio); the values agree to 1e-6 relative.
-    freq = librosa.fft_frequencies(sr=sr, n_fft=N_FFT).astype(np.float32)
-    centroid = librosa.feature.spectral_centroid(S=stft, sr=sr, freq=freq)
-    onset = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
+    tuning = spectral.estimate_tuning(stft, sr, N_FFT)  # 0.0 for silence: nothing is pitched
+    mel = spectral.melspectrogram(power, sr, N_MELS)
+    log_mel = spectral.power_to_db(mel)
+    cqt = np.abs(constant_q.vqt(y, sr, HOP, 84 * 3, 36, tuning, variable=False))
+    vqt = np.abs(constant_q.vqt(y, sr, HOP, 84, 12, tuning, variable=True))
+    chroma_cqt = constant_q.chroma(cqt, 36)
+    # The bandwidth reuses the centroid, and both weigh float32 bin frequencies (librosa's own
+    # would broadcast float64 ones; the values agree to 1e-6 relative).
+    freq = spectral.fft_frequencies(sr, N_FFT).astype(np.float32)
+    centroid = spectral.spectral_centroid(stft, freq)
+    onset = spectral.onset_strength(log_mel, N_FFT, HOP)
     parts = [
-        librosa.feature.chroma_stft(S=power, sr=sr, tuning=tuning),
+        spectral.chroma_stft(power, sr, tuning),
         chroma_cqt,
-        librosa.feature.chroma_vqt(V=vqt, sr=sr, hop_length=HOP, intervals="equal"),
+        constant_q.chroma(vqt, 12),
         log_mel,
-        librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC),
-        librosa.feature.rms(S=stft, frame_length=N_FFT),
+        spectral.mfcc(log_mel, N_MFCC),
+        spectral.rms(stft, N_FFT),
         centroid / 1000.0,
-        librosa.feature.spectral_bandwidth(S=stft, sr=sr, freq=freq, centroid=centroid) / 1000.0,
-        librosa.feature.spectral_contrast(S=stft, sr=sr),
-        np.log10(librosa.feature.spectral_flatness(S=stft) + 1e-10),
-        librosa.feature.spectral_rolloff(S=stft, sr=sr) / 1000.0,
-        librosa.feature.tonnetz(chroma=chroma_cqt, sr=sr),
-        librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP),
-        librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=HOP, aggregate=None)[
-            np.newaxis
-        ]
-        / 100.0,
+        spectral.spectral_bandwidth(stft, freq, centroid) / 1000.0,
+        spectral.spectral_contrast(stft, sr),
+        np.log10(spectral.spectral_flatness(stft) + 1e-10),
+        spectral.spectral_rolloff(stft, sr) / 1000.0,
+        spectral.tonnetz(chroma_cqt),
+        spectral.zero_crossing_rate(y, N_FFT, HOP),
+        spectral.tempo(onset, sr, HOP)[np.newaxis] / 100.0,
     ]
     frames = min(p.shape[1] for p in parts)
     return np.vstack([p[:, :frames] for p in parts]).astype(np.float32)
@@ -325,7 +274,6 @@ def extract_track(
 
     `windows` overrides the policy, e.g. [(0.0, None)] for the whole track (never "snippets").
     """
-    cache_filters()
     t0 = time.process_time()
     y, duration = decode_excerpt(path, windows)
     snippets = windows is None and duration > WHOLE_TRACK_MAX

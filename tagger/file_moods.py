@@ -13,7 +13,7 @@ write, as a `mertag scan --no-write` would analyse it, and is not recorded in th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,14 +140,12 @@ def file_moods(
     force: bool = False,
     jobs: int = 1,
     index_only: Collection[Path] = (),
-    on_prepare: Callable[[], None] | None = None,
 ) -> Iterator[FileMood]:
     """Each file's mood: first those the index holds (unless `force`), then the others as their
     analysis finishes (in any order, `jobs` worker processes), but for those in `index_only`
     (nothing when the index does not hold them: files the caller has moods for already). A bad
     file is a FileMood with an `error`; nothing is raised for one. Raises
-    mertag.tagger.index.IndexFileError when the index cannot be read, and
-    mertag.tagger.kernels.KernelError when librosa's kernels cannot be built.
+    mertag.tagger.index.IndexFileError when the index cannot be read.
     """
     from mertag.tagger import backends
 
@@ -157,5 +155,5 @@ def file_moods(
     todo, failed = _stat_all([p for p in paths if p not in known and p not in index_only])
     yield from failed
     jobs = jobs if len(todo) > 1 else 1
-    for outcome in backends.outcomes(todo, settings.work(), jobs=jobs, on_prepare=on_prepare):
+    for outcome in backends.outcomes(todo, settings.work(), jobs=jobs):
         yield _mood(outcome)

@@ -330,13 +330,26 @@ def shared_model(path: Path | str | None = None) -> MoodModel:
 
 def accepted_model_ids(model: MoodModel | str) -> frozenset[str]:
     """The model ids a scan with this model (or the shipped model of this id) accepts as
-    finished: its own, and its snippet model's (`MoodModel.snippet_model`)."""
+    finished: its own, and its snippet model's (`MoodModel.snippet_model`). The shipped models'
+    ids and companions are read from their files' metadata (`model_names`): no session is
+    started for them."""
+    from mertag.models import MODELS_DIR
+    from mertag.tagger.model_names import onnx_metadata, packaged_model_id
+
     if isinstance(model, str):
-        shipped = [m for m in map(shared_model, PACKAGED_MODELS) if m.model_id == model]
+        shipped = [name for name in PACKAGED_MODELS if packaged_model_id(name) == model]
         if not shipped:
             return frozenset({model})
-        model = shipped[0]
-    return frozenset({model.model_id, model.snippet_model.model_id})
+        own = model
+        companion = onnx_metadata(MODELS_DIR / PACKAGED_MODELS[shipped[0]]).get("companion")
+    else:
+        own, companion = model.model_id, model.info.companion
+    if not companion:
+        return frozenset({own})
+    companion_id = packaged_model_id(companion)
+    if companion_id is None:  # the shipped file cannot be read: its session says why
+        companion_id = shared_model(companion).model_id
+    return frozenset({own, companion_id})
 
 
 def read_model_info(path: Path) -> ModelInfo:

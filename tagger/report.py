@@ -134,13 +134,6 @@ class ScanReporter:
             Text(f"{display(index_path)} is in use by another scan; waiting (Ctrl-C to stop)")
         )
 
-    def preparing(self) -> None:
-        """librosa's kernels are compiled before the first track: say why nothing moves."""
-        if not self.quiet:
-            self.progress.console.print(
-                Text("preparing audio kernels, once after install (10-20 s)")
-            )
-
     def jobs_capped(self, asked: int, jobs: int, bound: str) -> None:
         """Fewer workers than asked for, and why."""
         self.err.print(

@@ -239,7 +239,6 @@ def _current(todo: Sequence[tuple[Path, int, int]]) -> Iterator[tuple[Path, int,
 def _outcomes(
     todo: Sequence[tuple[Path, int, int]],
     options: ScanOptions,
-    on_prepare: Callable[[], None] | None,
 ) -> Iterator[TrackOutcome]:
     from mertag.tagger import backends
 
@@ -261,7 +260,6 @@ def _outcomes(
         backend=options.backend,
         jobs=jobs,
         scheduler=options.scheduler,
-        on_prepare=on_prepare,
     )
 
 
@@ -348,11 +346,9 @@ def run_scan(
     on_start: Callable[[int, ScanSummary], None] | None = None,
     on_outcome: Callable[[TrackOutcome], None] | None = None,
     on_wait: Callable[[Path], None] | None = None,
-    on_prepare: Callable[[], None] | None = None,
 ) -> ScanSummary:
     """Run a whole scan; `on_start(total)` and `on_outcome` feed the progress display, and
-    `on_wait(index_path)` says that another scan holds the index and this one waits for it, and
-    `on_prepare()` that librosa's kernels are being compiled (once after an install).
+    `on_wait(index_path)` says that another scan holds the index and this one waits for it.
 
     Raises ScanRefused, before any work, when tags are to be written to a read-only library, and
     mertag.tagger.index.IndexFileError when the index cannot be used (not mertag's, read-only, ...).
@@ -381,7 +377,7 @@ def run_scan(
             if on_outcome is not None:
                 for path, reason in missing:
                     on_outcome(TrackOutcome(path=path, size=0, mtime_ns=0, error=reason))
-            for outcome in _chain(early, _outcomes(todo, options, on_prepare)):
+            for outcome in _chain(early, _outcomes(todo, options)):
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)

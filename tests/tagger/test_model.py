@@ -124,3 +124,23 @@ def test_every_output_is_checked(tmp_path: Path, fault: str) -> None:
         model.probabilities([quiet, loud])
     assert "\n" not in str(info.value)
     np.testing.assert_allclose(model.probabilities([quiet]).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_accepted_ids_are_read_without_a_session() -> None:
+    """A scan's accepted ids (the model's and its snippet model's) come from the files' metadata:
+    the same ids as the sessions say, and no session is started for them."""
+    from mertag.tagger import model as model_module
+    from mertag.tagger.model import accepted_model_ids
+
+    for name in PACKAGED_MODELS:
+        mood = MoodModel(name)
+        kept = dict(model_module._SHARED)
+        model_module._SHARED.clear()
+        try:
+            ids = accepted_model_ids(mood)
+            assert accepted_model_ids(mood.model_id) == ids
+            assert not model_module._SHARED, "a session was started to read an id"
+        finally:
+            model_module._SHARED.update(kept)
+        assert ids == {mood.model_id, mood.snippet_model.model_id}
+    assert accepted_model_ids("not-a-shipped-id") == {"not-a-shipped-id"}
