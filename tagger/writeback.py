@@ -134,6 +134,8 @@ def row_prediction(row: IndexRow, options: WriteOptions) -> Prediction | None:
             options.moods,
             below,
             options.uncertain_word,
+            # As analysed: a model with a regression head gave its own valence and arousal.
+            None if row.valence is None or row.arousal is None else (row.valence, row.arousal),
         )
     except ValueError:
         return None
