@@ -98,6 +98,12 @@ def oof_report(folder: Path) -> dict:
         },
         "targets": spread(targets[known]),
     }
+    if data.get("calibration"):  # the model card's table: one temperature for all clips
+        in_sample = temperature_scale(probabilities, data["calibration"]["temperature"]) @ _CORNER
+        report["calibrated_expectations_in_sample"] = {
+            **correlations(in_sample[known], targets[known]),
+            **spread(in_sample),
+        }
     return report
 
 

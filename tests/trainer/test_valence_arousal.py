@@ -194,3 +194,11 @@ def test_train_keeps_the_head_and_a_scan_writes_its_values(
     assert tags["MERTAG_VALENCE"] == [f"{expected.valence:.3f}"]
     assert tags["MERTAG_AROUSAL"] == [f"{expected.arousal:.3f}"]
     assert tags["MERTAG_QUADRANT"] == [expected.quadrant]
+    # `mertag write` puts the head's values back from the index, not the corner expectations.
+    del tags["MERTAG_VALENCE"]
+    tags.save()
+    write = CliRunner().invoke(
+        command_line(), ["write", "--index", str(tmp_path / "i.db")], catch_exceptions=False
+    )
+    assert write.exit_code == 0, write.output
+    assert FLAC(track)["MERTAG_VALENCE"] == [f"{expected.valence:.3f}"]
