@@ -130,7 +130,16 @@ def corpus_order(
             else:  # as a scan: snippet tracks go to the companion
                 features, chosen = track_features(track, model)
             p = chosen.predict(features.sequences)
-            rows.append((track.name, p.arousal, p.valence, f"{p.quadrant} by {chosen.model_id}"))
+            corner = np.asarray(p.probabilities) @ _CORNER  # the corner expectations
+            rows.append(
+                (
+                    track.name,
+                    p.arousal,
+                    p.valence,
+                    float(corner[1]),
+                    f"{p.quadrant} by {chosen.model_id}",
+                )
+            )
         out[f"{path.name} ({model.model_id})"] = sorted(rows, key=lambda r: -r[1])
     return out
 
