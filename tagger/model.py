@@ -7,7 +7,9 @@ Q1..Q4. Its ONNX metadata says what it needs and how it was made; a file that la
 feature schema is not the tagger's, is refused before any track is touched. Optional metadata:
 `calibration` (temperature scaling and the default confidence below which a prediction is
 uncertain, `mertag.tagger.calibration`) and `companion` (the shipped model, by its
-`PACKAGED_MODELS` name, that classifies the tracks this one hears as snippets). Outputs are
+`PACKAGED_MODELS` name, that classifies the tracks this one hears as snippets) and
+`valence_arousal` (the graph also gives `valence_arousal` (batch, 2) from a regression head,
+which then replaces the corner expectations of `mertag.tagger.mood`). Outputs are
 never trusted blindly: a model that gives no distribution on a probe input is refused when loaded,
 and every later output is checked (ModelOutputError, that track's error).
 """
@@ -32,6 +34,9 @@ from mertag.tagger.mood import QUADRANTS, Prediction, predict_mood
 MODEL_FORMAT = "1"
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
+VA_OUTPUT_NAME = "valence_arousal"
+VALENCE_AROUSAL_HEAD = "regression head, mean over the nets"
+"""The `valence_arousal` metadata of a model whose graph has the VA_OUTPUT_NAME output."""
 DEFAULT_MODEL_NAME = PACKAGED_MODELS["default"]
 # Metadata every mertag model carries (string values; JSON where structured).
 REQUIRED_METADATA = (
@@ -45,7 +50,7 @@ REQUIRED_METADATA = (
     "normalisation",
     "training_summary",
 )
-OPTIONAL_METADATA = ("calibration", "companion")
+OPTIONAL_METADATA = ("calibration", "companion", "valence_arousal")
 
 
 PROBE_SHAPE = (2, 4, FEATURE_DIM)
@@ -91,6 +96,18 @@ def output_problem(probs: np.ndarray, rows: int) -> str | None:
     return None
 
 
+def va_output_problem(va: np.ndarray, rows: int) -> str | None:
+    """What is wrong with a valence/arousal output for `rows` sequences, or None when it is
+    `rows` pairs in [-1, 1] (within PROBABILITY_TOLERANCE)."""
+    if va.shape != (rows, 2):
+        return f"a valence/arousal output of shape {va.shape}, not {(rows, 2)}"
+    if not np.issubdtype(va.dtype, np.floating) or not np.all(np.isfinite(va)):
+        return "NaN, infinite or non-float valence/arousal"
+    if float(np.abs(va).max(initial=0.0)) > 1.0 + PROBABILITY_TOLERANCE:
+        return "valence/arousal outside [-1, 1]"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file says about itself."""
@@ -108,6 +125,8 @@ class ModelInfo:
     calibration: Calibration = Calibration()
     companion: str | None = None
     """The `PACKAGED_MODELS` name of the model for tracks heard as snippets, if not this one."""
+    valence_arousal: bool = False
+    """The graph gives valence and arousal from a regression head (VA_OUTPUT_NAME)."""
 
     @property
     def training_summary(self) -> dict[str, Any]:
@@ -165,6 +184,9 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
         raise ModelError(
             f"{path}: companion {companion!r} is not a shipped model ({', '.join(PACKAGED_MODELS)})"
         )
+    head = meta.get("valence_arousal")
+    if head is not None and head != VALENCE_AROUSAL_HEAD:
+        raise ModelError(f"{path}: unknown valence_arousal entry {head!r}")
     try:
         calibration = Calibration.from_metadata(meta.get("calibration"))
     except CalibrationError as exc:
@@ -182,6 +204,7 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
             metadata=dict(meta),
             calibration=calibration,
             companion=companion,
+            valence_arousal=head is not None,
         )
     except ValueError as exc:
         raise ModelError(f"{path}: malformed metadata ({exc})") from exc
@@ -223,6 +246,8 @@ class MoodModel:
                 f"{self.path}: graph must map {INPUT_NAME!r} to {OUTPUT_NAME!r} "
                 f"(has inputs {inputs}, outputs {outputs})"
             )
+        if self.info.valence_arousal and VA_OUTPUT_NAME not in outputs:
+            raise ModelError(f"{self.path}: metadata promises a {VA_OUTPUT_NAME!r} output")
         self._probe()
 
     def _probe(self) -> None:
@@ -262,38 +287,56 @@ class MoodModel:
 
     def raw_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """The graph's probabilities over Q1..Q4 for each sequence, before calibration."""
+        return self._outputs(sequences)[0]
+
+    def _outputs(self, sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw probabilities (len(sequences), 4) and, from a model with the head, valence and
+        arousal (len(sequences), 2), batching sequences of equal length."""
         out = np.empty((len(sequences), len(QUADRANTS)), dtype=np.float32)
+        va = np.empty((len(sequences), 2), dtype=np.float32) if self.info.valence_arousal else None
         by_length: dict[int, list[int]] = {}
         for i, seq in enumerate(sequences):
             by_length.setdefault(seq.shape[0], []).append(i)
         for idx in by_length.values():
             batch = np.stack([sequences[i] for i in idx]).astype(np.float32, copy=False)
-            out[idx] = self._run(batch)
-        return out
+            out[idx], batch_va = self._run(batch)
+            if va is not None and batch_va is not None:
+                va[idx] = batch_va
+        return out, va
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """The model's checked output for one batch; ModelOutputError if it is no distribution."""
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's checked outputs for one batch (probabilities, and valence/arousal from a
+        model with the head); ModelOutputError if they are not what they should be."""
         from onnxruntime.capi.onnxruntime_pybind11_state import (
             Fail,
             InvalidArgument,
             RuntimeException,
         )
 
+        names = [OUTPUT_NAME, VA_OUTPUT_NAME] if self.info.valence_arousal else [OUTPUT_NAME]
         try:
-            (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+            probs, *rest = self.session.run(names, {INPUT_NAME: batch})
         except (Fail, InvalidArgument, RuntimeException) as exc:
             reason = " ".join(str(exc).split())[:200]
             raise ModelOutputError(self.path, f"an error ({reason})") from exc
         probs = np.asarray(probs)
         problem = output_problem(probs, len(batch))
+        va = np.asarray(rest[0]) if rest else None
+        if problem is None and va is not None:
+            problem = va_output_problem(va, len(batch))
         if problem is not None:
             raise ModelOutputError(self.path, problem)
-        return np.clip(probs, 0.0, None)
+        return np.clip(probs, 0.0, None), None if va is None else np.clip(va, -1.0, 1.0)
 
     def track_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """One track's probabilities: the mean over its excerpts' predictions, calibrated (as
         the trainer calibrated each clip's mean out of fold)."""
         return self.info.calibration.apply(self.raw_probabilities(sequences).mean(axis=0))
+
+    def track_valence_arousal(self, sequences: Sequence[np.ndarray]) -> tuple[float, float] | None:
+        """One track's (valence, arousal) from the model's regression head, the mean over its
+        excerpts as for the probabilities; None for a model without the head."""
+        return _track_point(self._outputs(sequences)[1])
 
     def predict(
         self,
@@ -306,9 +349,23 @@ class MoodModel:
         `self.uncertain_below`; 0 never) it is marked uncertain, and its mood is
         `uncertain_word` when given ("" means no mood word is written)."""
         below = self.uncertain_below if uncertain_below is None else uncertain_below
+        raw, va = self._outputs(sequences)
         return predict_mood(
-            self.track_probabilities(sequences), self.model_id, moods, below, uncertain_word
+            self.info.calibration.apply(raw.mean(axis=0)),
+            self.model_id,
+            moods,
+            below,
+            uncertain_word,
+            _track_point(va),
         )
+
+
+def _track_point(va: np.ndarray | None) -> tuple[float, float] | None:
+    """The mean (valence, arousal) over a track's sequences, or None without a head."""
+    if va is None:
+        return None
+    mean = va.astype(np.float64).mean(axis=0)
+    return float(mean[0]), float(mean[1])
 
 
 _SHARED: dict[tuple[str, int, int], MoodModel] = {}

@@ -2,10 +2,13 @@
 
 Valence and arousal are expectations over the quadrants' corners of Russell's plane:
 valence = (p_Q1 + p_Q4) - (p_Q2 + p_Q3) and arousal = (p_Q1 + p_Q2) - (p_Q3 + p_Q4), both in
-[-1, 1]; confidence is the largest probability. A prediction whose confidence is below the
-model's threshold is `uncertain`: it keeps its quadrant, probabilities, valence and arousal (for
-the index and the MERTAG_* fields); given an uncertain word, that is its mood instead of the
-quadrant's word ("" for none, and then no MOOD is written).
+[-1, 1]; confidence is the largest probability. A model with a valence/arousal regression head
+(mertag.tagger.model) gives its own values instead, and they are reported as computed: the
+quadrant and mood word still come from the probabilities, so the point may lie in another
+quadrant than the mood (a track the model thinks calm but close to sad). A prediction whose
+confidence is below the model's threshold is `uncertain`: it keeps its quadrant, probabilities,
+valence and arousal (for the index and the MERTAG_* fields); given an uncertain word, that is its
+mood instead of the quadrant's word ("" for none, and then no MOOD is written).
 """
 
 from __future__ import annotations
@@ -52,10 +55,13 @@ def predict_mood(
     moods: Mapping[str, str] | None = None,
     uncertain_below: float | None = None,
     uncertain_word: str | None = None,
+    valence_arousal: tuple[float, float] | None = None,
 ) -> Prediction:
     """Turn probabilities over Q1..Q4 into a Prediction (mood words default to DEFAULT_MOODS);
     a confidence below `uncertain_below` makes it uncertain, with `uncertain_word` as its mood
-    when that is given (None: the quadrant's word, only the flag is set)."""
+    when that is given (None: the quadrant's word, only the flag is set). `valence_arousal`:
+    the model's own values in [-1, 1] (a regression head), used instead of the corner
+    expectations."""
     p = np.asarray(probabilities, dtype=np.float64)
     if p.shape == (4,):
         p = np.where((p < 0) & (p > -ROUNDING), 0.0, p)  # float noise, not a negative value
@@ -66,8 +72,11 @@ def predict_mood(
     best = int(np.argmax(p))
     quadrant = QUADRANTS[best]
     words = {**DEFAULT_MOODS, **(moods or {})}
-    valence = float(sum(p[i] * CORNERS[q][0] for i, q in enumerate(QUADRANTS)))
-    arousal = float(sum(p[i] * CORNERS[q][1] for i, q in enumerate(QUADRANTS)))
+    if valence_arousal is None:
+        valence = float(sum(p[i] * CORNERS[q][0] for i, q in enumerate(QUADRANTS)))
+        arousal = float(sum(p[i] * CORNERS[q][1] for i, q in enumerate(QUADRANTS)))
+    else:
+        valence, arousal = plane_point(valence_arousal)
     uncertain = uncertain_below is not None and float(p[best]) < uncertain_below
     return Prediction(
         quadrant=quadrant,
@@ -79,6 +88,16 @@ def predict_mood(
         model_id=model_id,
         uncertain=uncertain,
     )
+
+
+def plane_point(valence_arousal: Sequence[float]) -> tuple[float, float]:
+    """(valence, arousal) as floats in [-1, 1] (rounding beyond it by ROUNDING clipped);
+    ValueError for anything else."""
+    v = np.asarray(valence_arousal, dtype=np.float64)
+    if v.shape != (2,) or not np.all(np.isfinite(v)) or np.any(np.abs(v) > 1.0 + ROUNDING):
+        raise ValueError(f"expected valence and arousal in [-1, 1], got {valence_arousal!r}")
+    v = np.clip(v, -1.0, 1.0)
+    return float(v[0]), float(v[1])
 
 
 ENERGY_LEVELS = 10

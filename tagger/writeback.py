@@ -6,7 +6,8 @@ arousal ENERGY comes from), or when another tool stripped mertag's fields. Each 
 through the scan's own tag write (`pipeline.write_outcome_tags`: the same fields, the same MOOD
 policy, the crash-safe rewrite and its journal); the mood word comes from the index's
 probabilities and the words configured now (`mood.predict_mood`), so a new word list needs no
-re-analysis.
+re-analysis; valence and arousal are the index's, as analysed (a model with a regression head
+gave its own, not the probabilities' corner expectations).
 
 A file is written only when it is still the one analysed (`analysed_file.check_analysed_file`:
 same size and mtime, or the same audio with other tags); any other file is skipped with its
@@ -134,6 +135,8 @@ def row_prediction(row: IndexRow, options: WriteOptions) -> Prediction | None:
             options.moods,
             below,
             options.uncertain_word,
+            # As analysed: a model with a regression head gave its own valence and arousal.
+            None if row.valence is None or row.arousal is None else (row.valence, row.arousal),
         )
     except ValueError:
         return None

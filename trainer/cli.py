@@ -19,6 +19,7 @@ from mertag.tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mertag.tagger.display import display
 from mertag.trainer.choices import ARCHS, FEATURE_SETS
 from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
+from mertag.trainer.valence_arousal import WEIGHT as VA_WEIGHT
 
 __all__ = ["register"]
 
@@ -97,6 +98,15 @@ def train(
             "beside the quadrant loss (0: off; ignored without mood words).",
         ),
     ] = MOOD_WORDS_WEIGHT,
+    va_weight: Annotated[
+        float,
+        typer.Option(
+            "--va-weight",
+            min=0.0,
+            help="Also learn graded valence/arousal from the clips' mood words with this weight "
+            "(a regression head the exported model keeps as a second output; 0: off).",
+        ),
+    ] = VA_WEIGHT,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds and training.")] = 0,
     augment: Annotated[
         bool,
@@ -185,6 +195,7 @@ def train(
         ensemble=ensemble,
         linear_weight=linear_weight,
         mood_words_weight=mood_words_weight,
+        va_weight=va_weight,
     )
     try:
         result = run_training(

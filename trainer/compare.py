@@ -19,7 +19,7 @@ from mertag.tagger.mood import QUADRANTS
 from mertag.trainer.baselines import make_baseline, pooled
 from mertag.trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
 from mertag.trainer.ensemble import ensemble_name, fit_model
-from mertag.trainer.fit import FitConfig, predict_net
+from mertag.trainer.fit import FitConfig, predict_net, predict_va
 from mertag.trainer.metrics import score
 from mertag.trainer.progress import track
 from mertag.trainer.table import FeatureTable
@@ -64,6 +64,8 @@ class CVResult:
     probabilities: np.ndarray | None = None  # per clip (n_clips, 4); one-hot for estimators
     # without probabilities (the SVMs)
     fold_models: list | None = None  # per fold, the trained net (when asked to keep them)
+    valence_arousal: np.ndarray | None = None  # per clip (n_clips, 2), from nets trained with a
+    # valence/arousal head (the clip's mean over its sequences, as the probabilities)
 
     def summary(self) -> dict:
         return {
@@ -128,11 +130,18 @@ def run_fold(
             ensemble=candidate.ensemble,
             linear_weight=candidate.linear_weight,
         )
-        words = None
+        words, va = None, None
         if cfg.mood_words_weight > 0:
             words = table.word_targets(train, train_rows, cfg.mood_words_min)
+        if cfg.va_weight > 0:
+            targets = table.va_targets(train, cfg.va_min)
+            va = None if targets is None else targets[table.clip[train_rows]]
         net = fit_model(
-            table.sequences(train_rows), table.labels[table.clip[train_rows]], cfg, words=words
+            table.sequences(train_rows),
+            table.labels[table.clip[train_rows]],
+            cfg,
+            words=words,
+            va=va,
         )
         if keep is not None:
             keep.append(net)
@@ -160,12 +169,18 @@ def _task(
     config: FitConfig,
     augment: bool,
     keep: bool = False,
-) -> tuple[Candidate, int, np.ndarray, np.ndarray, object]:
+) -> tuple[Candidate, int, np.ndarray, np.ndarray, np.ndarray | None, object]:
     kept: list = []
     probs = run_fold(
         table, candidate, train, test, config, augment, fold_seed(config.seed, fold), kept
     )
-    return candidate, fold, test, probs, (kept[0] if keep and kept else None)
+    va = None
+    if kept and getattr(kept[0], "has_valence_arousal", False):
+        test_rows = table.rows(test, augmented=False)
+        va = _clip_mean(
+            predict_va(kept[0], table.sequences(test_rows)), table.clip[test_rows], test
+        )
+    return candidate, fold, test, probs, va, (kept[0] if keep and kept else None)
 
 
 def cross_validate(
@@ -190,9 +205,11 @@ def cross_validate(
     results: Iterable = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
     results = track(results, len(jobs), "Cross-validating", progress)
     by_fold: dict[tuple[Candidate, int], tuple[np.ndarray, np.ndarray]] = {}
+    va_by_fold: dict[tuple[Candidate, int], np.ndarray | None] = {}
     nets: dict[tuple[Candidate, int], object] = {}
-    for cand, k, test, probs, net in results:
+    for cand, k, test, probs, va, net in results:
         by_fold[(cand, k)] = (test, probs)
+        va_by_fold[(cand, k)] = va
         nets[(cand, k)] = net
     out = []
     for cand in candidates:
@@ -207,6 +224,11 @@ def cross_validate(
             result.macro_f1.append(s.macro_f1)
             predictions[test] = predicted
             probabilities[test] = probs
+            va = va_by_fold[(cand, k)]
+            if va is not None:
+                if result.valence_arousal is None:
+                    result.valence_arousal = np.full((table.n_clips, 2), np.nan)
+                result.valence_arousal[test] = va
         if cand == keep_models:
             result.fold_models = [nets[(cand, k)] for k in range(len(folds))]
         out.append(result)

@@ -60,6 +60,24 @@ class MoodEnsemble(nn.Module):
         w = self.linear_weight
         return (1 - w) * nets + w * self.linear(x)
 
+    @property
+    def has_valence_arousal(self) -> bool:
+        return all(cast(MoodNet, m).has_valence_arousal for m in self.members)
+
+    def valence_arousal(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of the nets' (valence, arousal); the pooled linear head has none."""
+        return self.outputs(x)[1]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities (as `forward`) and the nets' mean (valence, arousal), one pass each."""
+        pairs = [cast(MoodNet, m).outputs(x) for m in self.members]
+        nets = torch.stack([p for p, _ in pairs]).mean(dim=0)
+        va = torch.stack([v for _, v in pairs]).mean(dim=0)
+        if self.linear is None:
+            return nets, va
+        w = self.linear_weight
+        return (1 - w) * nets + w * self.linear(x), va
+
 
 def ensemble_name(arch: str, size: int, linear: bool = False) -> str:
     """How reports and model ids name a model: 'lstm', 'lstm-x5', 'lstm-x5-lin'."""
@@ -78,15 +96,22 @@ def fit_model(
     config: FitConfig,
     on_epoch: Callable[[int, float], None] | None = None,
     words: np.ndarray | None = None,
+    va: np.ndarray | None = None,
 ) -> MoodNet | MoodEnsemble:
     """A single net when `config.ensemble` is 1 and there is no pooled head
     (`config.linear_weight` 0), else an ensemble of `config.ensemble` seeds (and the head).
-    `words`: the sequences' mood-word targets, for nets trained with them (fit_net)."""
+    `words`, `va`: the sequences' mood-word and valence/arousal targets, for nets trained with
+    them (fit_net)."""
     if config.ensemble == 1 and config.linear_weight == 0:
-        return fit_net(sequences, labels, config, on_epoch, words)
+        return fit_net(sequences, labels, config, on_epoch, words, va)
     members = [
         fit_net(
-            sequences, labels, replace(config, seed=member_seed(config.seed, i)), on_epoch, words
+            sequences,
+            labels,
+            replace(config, seed=member_seed(config.seed, i)),
+            on_epoch,
+            words,
+            va,
         )
         for i in range(config.ensemble)
     ]

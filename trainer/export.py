@@ -1,8 +1,10 @@
 """Export a trained MoodNet (or MoodEnsemble of them) to a self-describing mertag ONNX model.
 
 The graph maps `features` (batch, seq, FEATURE_DIM), both axes dynamic, to `probabilities`
-(batch, 4); the column selection and normalisation are inside it. The metadata carries exactly
-what `mertag.tagger.model` requires, so the file loads in `mertag.tagger.model.MoodModel`.
+(batch, 4); the column selection and normalisation are inside it. A net trained with a
+valence/arousal head also gives `valence_arousal` (batch, 2), and its metadata says so. The
+metadata carries exactly what `mertag.tagger.model` requires, so the file loads in
+`mertag.tagger.model.MoodModel`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mertag.tagger.model import (
     OPTIONAL_METADATA,
     OUTPUT_NAME,
     REQUIRED_METADATA,
+    VA_OUTPUT_NAME,
+    VALENCE_AROUSAL_HEAD,
 )
 from mertag.tagger.mood import QUADRANTS
 from mertag.trainer.ensemble import MoodEnsemble
@@ -32,6 +36,17 @@ from mertag.trainer.nets import MoodNet
 Net = MoodNet | MoodEnsemble
 
 OPSET = 20
+
+
+class _BothOutputs(torch.nn.Module):
+    """A net with a valence/arousal head as a graph of two outputs (one recurrent pass)."""
+
+    def __init__(self, net: Net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.outputs(x)
 
 
 class ExportError(Exception):
@@ -78,6 +93,8 @@ def model_metadata(
         meta["calibration"] = json.dumps(calibration, sort_keys=True)
     if companion is not None:
         meta["companion"] = companion
+    if net.has_valence_arousal:
+        meta["valence_arousal"] = VALENCE_AROUSAL_HEAD
     assert set(meta) <= set(REQUIRED_METADATA) | set(OPTIONAL_METADATA)
     return meta
 
@@ -93,6 +110,9 @@ def export_onnx(
     import onnx
 
     net.eval()
+    both = net.has_valence_arousal
+    graph: torch.nn.Module = _BothOutputs(net).eval() if both else net
+    output_names = [OUTPUT_NAME, VA_OUTPUT_NAME] if both else [OUTPUT_NAME]
     example = torch.zeros(2, 3, FEATURE_DIM)
     onnx_logger = logging.getLogger("torch.onnx")
     level = onnx_logger.level
@@ -103,11 +123,11 @@ def export_onnx(
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             program = torch.onnx.export(
-                net,
+                graph,
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=output_names,
                 dynamic_shapes={"x": {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")}},
                 opset_version=OPSET,
                 verbose=False,

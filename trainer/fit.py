@@ -17,6 +17,8 @@ from mertag.trainer.choices import feature_columns
 from mertag.trainer.mood_words import MIN_CLIPS
 from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
 from mertag.trainer.nets import MoodNet
+from mertag.trainer.valence_arousal import MIN_CLIPS as VA_MIN_CLIPS
+from mertag.trainer.valence_arousal import WEIGHT as VA_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class FitConfig:
     linear_weight: float = 0.3  # weight of a pooled logistic-regression head beside them
     mood_words_weight: float = MOOD_WORDS_WEIGHT  # the mood-word loss beside the quadrant; 0: off
     mood_words_min: int = MIN_CLIPS  # training clips a mood word needs to be a target
+    va_weight: float = VA_WEIGHT  # the valence/arousal regression loss beside them; 0: no head
+    va_min: int = VA_MIN_CLIPS  # training clips a mood word needs for a valence/arousal position
 
 
 def make_deterministic(seed: int, threads: int = 1) -> None:
@@ -89,12 +93,15 @@ def fit_net(
     config: FitConfig,
     on_epoch: Callable[[int, float], None] | None = None,
     words: np.ndarray | None = None,
+    va: np.ndarray | None = None,
 ) -> MoodNet:
     """Train a MoodNet on sequences (raw feature rows) and their labels (0..3). With mood-word
     targets `words` (one multi-hot row per sequence) and a `mood_words_weight`, a second head on
     the pooled representation learns them too (binary cross-entropy times the weight, added to
     the quadrant loss; not combined with mixup); it is dropped afterwards, so the net's outputs
-    stay the quadrants'."""
+    stay the quadrants'. With valence/arousal targets `va` (one row per sequence, NaN: none) and
+    a `va_weight`, a regression head (tanh of a linear layer on the same pooled representation)
+    learns them with mean squared error times the weight; it is kept as the net's `va_head`."""
     make_deterministic(config.seed)
     rng = np.random.default_rng(config.seed)
     mean, std = column_stats(sequences, config.features)
@@ -124,7 +131,16 @@ def fit_net(
             torch.from_numpy(words[idx].astype(np.float32)) for idx in _length_index(sequences)
         ]
     word_loss = nn.BCEWithLogitsLoss()
-    params = list(net.parameters()) + (list(word_head.parameters()) if word_head else [])
+    va_head, va_groups = None, None
+    if va is not None and config.va_weight > 0 and not config.mixup and np.isfinite(va).any():
+        va_head = nn.Linear(net.pooled_width, 2)
+        va_groups = [
+            torch.from_numpy(va[idx].astype(np.float32)) for idx in _length_index(sequences)
+        ]
+    va_loss = nn.MSELoss()
+    params = list(net.parameters())
+    for extra in (word_head, va_head):
+        params += list(extra.parameters()) if extra is not None else []
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     net.train()
     for epoch in range(config.epochs):
@@ -147,11 +163,19 @@ def fit_net(
                 perm = torch.from_numpy(rng.permutation(len(idx)))
                 logits = net.logits(lam * xb + (1 - lam) * xb[perm])
                 loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
-            elif word_head is not None and word_groups is not None:
+            elif word_head is not None or va_head is not None:
                 pooled = net.pooled(xb)
-                loss = loss_fn(net.head(pooled), yb) + config.mood_words_weight * word_loss(
-                    word_head(pooled), word_groups[g][index]
-                )
+                loss = loss_fn(net.head(pooled), yb)
+                if word_head is not None and word_groups is not None:
+                    loss = loss + config.mood_words_weight * word_loss(
+                        word_head(pooled), word_groups[g][index]
+                    )
+                if va_head is not None and va_groups is not None:
+                    target = va_groups[g][index]
+                    known = torch.isfinite(target[:, 0])
+                    if bool(known.any()):
+                        predicted = torch.tanh(va_head(pooled))
+                        loss = loss + config.va_weight * va_loss(predicted[known], target[known])
             else:
                 loss = loss_fn(net.logits(xb), yb)
             loss.backward()
@@ -159,6 +183,7 @@ def fit_net(
             total += loss.item() * len(idx)
         if on_epoch is not None:
             on_epoch(epoch, total / len(labels))
+    net.va_head = va_head
     net.eval()
     return net
 
@@ -170,4 +195,14 @@ def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
     out = np.empty((len(sequences), 4), dtype=np.float32)
     for idx in _length_index(sequences):
         out[idx] = net(_stacked(sequences, idx)).numpy()
+    return out
+
+
+@torch.no_grad()
+def predict_va(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(sequences), 2) valence and arousal from a net's (or ensemble's) regression head."""
+    net.eval()
+    out = np.empty((len(sequences), 2), dtype=np.float32)
+    for idx in _length_index(sequences):
+        out[idx] = net.valence_arousal(_stacked(sequences, idx)).numpy()  # type: ignore[operator]
     return out

@@ -6,6 +6,8 @@ the
 training statistics held as buffers, runs the recurrent layer, averages its outputs over time
 (mean pooling: every patch counts equally, and it is the same for both directions), and maps that
 to four logits; `forward` gives softmax probabilities, `logits` what the loss is computed on.
+A net trained with a valence/arousal head (mertag.trainer.valence_arousal) keeps it as `va_head`:
+`valence_arousal` gives tanh of it on the same pooled representation, `outputs` both at once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class MoodNet(nn.Module):
         self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), 4)
+        self.va_head: nn.Linear | None = None  # set by fit_net when trained with one
 
     def _recur(self, z: torch.Tensor) -> torch.Tensor:
         """Recurrent outputs (batch, seq, directions * hidden)."""
@@ -113,3 +116,18 @@ class MoodNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=-1)
+
+    @property
+    def has_valence_arousal(self) -> bool:
+        return self.va_head is not None
+
+    def valence_arousal(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 2) valence and arousal in [-1, 1] from the regression head."""
+        return self.outputs(x)[1]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and (valence, arousal) from one pass over the recurrent layer."""
+        if self.va_head is None:
+            raise ValueError("this net was trained without a valence/arousal head")
+        pooled = self.pooled(x)
+        return torch.softmax(self.head(pooled), dim=-1), torch.tanh(self.va_head(pooled))

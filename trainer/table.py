@@ -15,6 +15,7 @@ import numpy as np
 from mertag.trainer.cache import CLEAN
 from mertag.trainer.extract import Extraction
 from mertag.trainer.mood_words import word_targets
+from mertag.trainer.valence_arousal import va_targets
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class FeatureTable:
         if len(self.moods) != self.n_clips:
             return None
         return word_targets(self.moods, train, min_clips)[self.clip[rows]]
+
+    def va_targets(self, train: np.ndarray, min_clips: int) -> np.ndarray | None:
+        """Every clip's graded (valence, arousal) target from its mood words, over word
+        positions learnt from the `train` clips (NaN where none applies; None when the clips
+        have no mood words)."""
+        if len(self.moods) != self.n_clips:
+            return None
+        return va_targets(self.moods, self.labels, train, min_clips)
 
 
 def build_table(extraction: Extraction) -> FeatureTable:

@@ -37,6 +37,7 @@ from mertag.trainer.fit import FitConfig
 from mertag.trainer.folds import make_folds
 from mertag.trainer.progress import counter
 from mertag.trainer.table import FeatureTable, build_table
+from mertag.trainer.valence_arousal import MIN_CLIPS as VA_MIN_CLIPS
 
 
 @dataclass
@@ -140,7 +141,7 @@ def train(
         if report is not None:
             result.report_paths = write_report(result.results, meta, report)
         if fold_models is not None:
-            save_fold_models(fold_models, result, table, splits, genre_splits)
+            save_fold_models(fold_models, result, table, splits, genre_splits, config.va_min)
 
     if output is not None:
         rows = table.rows(table.clip_indices(), augmented=augment)
@@ -154,6 +155,7 @@ def train(
                 words=table.word_targets(table.clip_indices(), rows, config.mood_words_min)
                 if config.mood_words_weight > 0
                 else None,
+                va=final_va_targets(table, rows, config),
             )
         summary = training_summary(
             config,
@@ -170,15 +172,26 @@ def train(
     return result
 
 
+def final_va_targets(table: FeatureTable, rows: np.ndarray, config: FitConfig) -> np.ndarray | None:
+    """The valence/arousal targets of the final model's sequences `rows` (word positions from
+    every clip), or None when it is trained without the head."""
+    if config.va_weight <= 0:
+        return None
+    targets = table.va_targets(table.clip_indices(), config.va_min)
+    return None if targets is None else targets[table.clip[rows]]
+
+
 def save_fold_models(
     folder: Path,
     result: TrainResult,
     table: FeatureTable,
     splits: list[tuple[np.ndarray, np.ndarray]],
     genre_splits: list[tuple[np.ndarray, np.ndarray]] | None,
+    va_min: int = VA_MIN_CLIPS,
 ) -> None:
     """Each fold's model as `fold<k>.onnx` (uncalibrated), and `folds.json`: the held-out clip
-    names per fold, the calibration, and every clip's out-of-fold probabilities."""
+    names per fold, the calibration, and every clip's out-of-fold probabilities (and, for nets
+    with a valence/arousal head, its out-of-fold values and word targets)."""
     assert result.chosen is not None and result.chosen.fold_models is not None
     assert result.chosen.probabilities is not None  # CV ran: every clip has them
     folder.mkdir(parents=True, exist_ok=True)
@@ -197,7 +210,22 @@ def save_fold_models(
         if result.genre is None or result.genre.probabilities is None
         else result.genre.probabilities.tolist(),
     }
+    if result.chosen.valence_arousal is not None:
+        # The head's out-of-fold (valence, arousal), and each clip's word target from the word
+        # positions of its training folds (what the head is scored against; NaN: none).
+        targets = np.full((table.n_clips, 2), np.nan)
+        for train_clips, test in splits:
+            fold_targets = table.va_targets(train_clips, va_min)
+            if fold_targets is not None:
+                targets[test] = fold_targets[test]
+        payload["oof_valence_arousal"] = _nan_to_none(result.chosen.valence_arousal)
+        payload["oof_va_targets"] = _nan_to_none(targets)
     (folder / "folds.json").write_text(json.dumps(payload) + "\n", encoding="utf-8")
+
+
+def _nan_to_none(values: np.ndarray) -> list:
+    """Rows of floats for JSON, with None for NaN (JSON has no NaN)."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in values]
 
 
 def training_summary(
@@ -231,6 +259,7 @@ def training_summary(
             "label_smoothing": config.label_smoothing,
             "mixup": config.mixup,
             "mood_words_weight": config.mood_words_weight,
+            "va_weight": config.va_weight,
             "pooling": "mean of recurrent outputs over time",
         },
         "cv": None

@@ -59,9 +59,9 @@ def test_augmented_copies_of_test_clips_never_reach_training(monkeypatch):
     seen = []
     real_fit = compare.fit_model
 
-    def spy(sequences, labels, config, on_epoch=None, words=None):
+    def spy(sequences, labels, config, on_epoch=None, words=None, va=None):
         seen.extend(sequences)
-        return real_fit(sequences, labels, config, on_epoch, words)
+        return real_fit(sequences, labels, config, on_epoch, words, va)
 
     monkeypatch.setattr(compare, "fit_model", spy)
     for model in ("lstm", "logreg"):
