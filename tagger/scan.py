@@ -447,8 +447,12 @@ def _record(
         summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
 
 
-WORKER_MEMORY = 700 << 20
-"""What one scan worker may need at its peak (bytes): 0.4-0.7 GB with the default model."""
+WORKER_MEMORY = 400 << 20
+"""What one scan worker may need at its peak (bytes), with headroom. Measured with the
+librosa-free analysis (`/usr/bin/time -f %M mertag scan DIR --no-write --jobs 1`, the track
+analysed in the scan process): 219 MB for a 45-s track analysed whole by the default model,
+177 MB for a 19-minute FLAC whose header says 10 s; 181 MB per worker in bench/scan_bench.py
+(it was 0.4-0.7 GB with librosa, scipy and numba loaded)."""
 
 
 def usable_cores() -> int:
