@@ -1,18 +1,20 @@
 """Low-rank timbral filters (mertag.trainer.musicnn_lowrank) against the exact musicnn networks.
 
     python bench/lowrank_check.py rank OUT_DIR [--mtt-weights MTT.npz] [--every 18]
-    python bench/lowrank_check.py oof MSD.onnx MTT.onnx OUT.npz [--part K/N]
-    python bench/lowrank_check.py f1 OUT.npz [OUT.npz ...]
+    python bench/lowrank_check.py oof MSD.onnx MTT.onnx OUT.npz [--part K/N] [--folds DIR]
+    python bench/lowrank_check.py f1 OUT.npz [OUT.npz ...] [--folds DIR]
     python bench/lowrank_check.py corpus MSD.onnx MTT.onnx [FOLDER]
     python bench/lowrank_check.py cpu MSD.onnx MTT.onnx [--patches N] [--rounds R]
 
 `rank` exports each network at ranks 1..4 into OUT_DIR and, on the log-mel patches of every
-18th clip of the 4Q labels (40 clips, read whole and level-normalised as a scan reads them),
+18th clip of the 4Q labels (40 clips; MSD's weights from ../shared, MTT's from the `.npz` the
+model card's Reproduce section writes, read whole and level-normalised as a scan reads them),
 prints per rank the worst column's RMS difference from the shipped (exact) network in units of
 that column's standard deviation (the 250 columns embed_patches returns); the chosen rank is
 the smallest whose worst column is within 2 %. `oof` analyses the clean 4Q clips as
 bench/robustness.py does (whole, by the fold model that held each clip out, for the fold models
-of both shipped models) once with the exact networks and once with the given ones, and saves
+of both shipped models, DIR/folds_default and DIR/folds_fast as `mertag train --fold-models`
+wrote them) once with the exact networks and once with the given ones, and saves
 the probabilities; `f1` pools the saved parts into macro-F1 over all clips, beside the stored
 out-of-fold number. `corpus` compares both shipped models' probabilities on copies of the
 corpus tracks (`analyse_track`, the scan's policy). `cpu` times each network per patch, exact
@@ -54,12 +56,12 @@ from mertag.trainer.metrics import score  # noqa: E402
 SHARED = Path(os.environ.get("MERTAG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 LABELS = SHARED / "data/4q/labels.csv"
 FOLDS = {
-    "default": Path("/root/model/out_m/folds_default"),
-    "fast": Path("/root/model/out_m/folds_fast"),
+    "default": Path("folds_default"),
+    "fast": Path("folds_fast"),
 }
 WEIGHTS = {
     "musicnn-msd": SHARED / "models/musicnn/MSD_musicnn_weights.npz",
-    "musicnn-mtt": Path("/root/lowrank/MTT.npz"),
+    "musicnn-mtt": Path("MTT.npz"),
 }
 RANKS = (1, 2, 3, 4)
 TOLERANCE = 0.02
@@ -237,6 +239,10 @@ def main() -> None:
     p.add_argument("--mtt-weights", type=Path, default=WEIGHTS["musicnn-mtt"])
     for name in ("oof", "corpus", "cpu"):
         p = sub.add_parser(name)
+        if name == "oof":
+            p.add_argument(
+                "--folds", type=Path, default=Path("."), help="holds folds_default/_fast"
+            )
         p.add_argument("msd", type=Path)
         p.add_argument("mtt", type=Path)
         if name == "oof":
@@ -249,9 +255,13 @@ def main() -> None:
             p.add_argument("--rounds", type=int, default=7)
     p = sub.add_parser("f1")
     p.add_argument("parts", type=Path, nargs="+")
+    p.add_argument("--folds", type=Path, default=Path("."), help="holds folds_default/_fast")
     args = parser.parse_args()
     if args.command == "rank":
         WEIGHTS["musicnn-mtt"] = args.mtt_weights
+    if args.command in ("oof", "f1"):
+        for m in FOLDS:
+            FOLDS[m] = args.folds / FOLDS[m].name
     {"rank": cmd_rank, "oof": cmd_oof, "f1": cmd_f1, "corpus": cmd_corpus, "cpu": cmd_cpu}[
         args.command
     ](args)

@@ -14,9 +14,10 @@ depthwise conv over r * 204 channels and a sum, which onnxruntime runs several t
 
     python -m mertag.trainer.musicnn_lowrank WEIGHTS_NPZ OUT.onnx --frontend musicnn-msd --rank R
 
-writes the ONNX file with the port's metadata plus ``musicnn_timbral_rank`` = R. The rank of
-each shipped network and the rule that chose it are in docs/PERFORMANCE.md ("Low-rank timbral
-filters") and models/MODEL_CARD.md.
+writes the ONNX file with the port's metadata plus ``musicnn_timbral_rank`` = R. Not shipped:
+musicnn's filters are far from low rank, so no rank up to 4 keeps the embeddings within the
+pre-registered 2 % (docs/PERFORMANCE.md, "Issue 14: low-rank timbral filters"); the shipped
+networks are the exact port's. The tool stays for a fine-tuned or distilled front end.
 """
 
 from __future__ import annotations

@@ -76,3 +76,14 @@ def test_export_records_the_rank(tmp_path: Path) -> None:
         want = lowrank_musicnn(load_musicnn(MUSICNN_DIR / WEIGHTS), 2)(torch.from_numpy(x))
     np.testing.assert_allclose(penultimate, want[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(tags, want[1].numpy(), atol=1e-5)
+
+
+def test_shipped_networks_are_the_exact_port() -> None:
+    """Issue 14's rule L7-1 kept the exact networks (docs/PERFORMANCE.md): none is low-rank."""
+    import onnx
+
+    from mertag.tagger.embeddings import frontend_paths
+
+    for path in frontend_paths():
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert RANK_KEY not in meta, path.name
