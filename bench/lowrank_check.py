@@ -14,13 +14,14 @@ that column's standard deviation (the 250 columns embed_patches returns); the ch
 the smallest whose worst column is within 2 %. `oof` analyses the clean 4Q clips as
 bench/robustness.py does (whole, by the fold model that held each clip out, for the fold models
 of both shipped models, DIR/folds_default and DIR/folds_fast as `mertag train --fold-models`
-wrote them) once with the exact networks and once with the given ones, and saves
-the probabilities; `f1` pools the saved parts into macro-F1 over all clips, beside the stored
-out-of-fold number. `corpus` compares both shipped models' probabilities on copies of the
-corpus tracks (`analyse_track`, the scan's policy). `cpu` times each network per patch, exact
-and approximated alternating in one process (CPU time, one thread, the tagger's options).
-The approximated networks replace the exact ones through the process's embedder table
-(`mertag.tagger.features._EMBEDDERS`), so everything else runs the scan's own code.
+wrote them) once with the exact networks and once with the given ones, and saves the
+probabilities; `f1` pools the saved parts into macro-F1 over all clips, beside the stored
+out-of-fold one (folds.json, calibrated alike). `corpus` compares both shipped models'
+probabilities on copies of the corpus tracks (`analyse_track`, the scan's policy). `cpu` times
+each network per patch, exact and approximated alternating in one process (CPU time, one
+thread, the tagger's options). The approximated networks replace the exact ones through the
+process's embedder table (`mertag.tagger.features._EMBEDDERS`), so everything else runs the
+scan's own code.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import WHOLE, FoldModels  # noqa: E402
 
 from mertag.tagger import features  # noqa: E402
+from mertag.tagger.calibration import temperature_scale  # noqa: E402
 from mertag.tagger.embeddings import (  # noqa: E402
     FRONTENDS,
     NETWORK_DIM,
@@ -157,7 +159,9 @@ def cmd_f1(args: argparse.Namespace) -> None:
     for m, folder in FOLDS.items():
         fm = FoldModels(folder)
         labels = fm.labels[index]
-        stored = np.asarray(fm.folds["oof_probabilities"])[index]
+        # folds.json keeps the raw probabilities; `oof` saved them calibrated (argmax alike).
+        raw = np.asarray(fm.folds["oof_probabilities"])[index]
+        stored = np.stack([temperature_scale(r, fm.temperature) for r in raw])
         ex = np.concatenate([p[f"exact_{m}"] for p in parts])
         ap = np.concatenate([p[f"approx_{m}"] for p in parts])
         f_stored = score(labels, stored.argmax(axis=1)).macro_f1
