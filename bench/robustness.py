@@ -109,6 +109,36 @@ def pick_clips(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.array(picked))
 
 
+class FoldModels:
+    """The fold models of a `--fold-models` folder and its folds.json: each clip is analysed by
+    the model of the fold that held it out, calibrated with the shipped temperature."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folds = json.loads((folder / "folds.json").read_text(encoding="utf-8"))
+        self.temperature = float((self.folds.get("calibration") or {}).get("temperature", 1.0))
+        self.labels = np.asarray(self.folds["labels"])
+        self.fold_of = np.empty(len(self.labels), dtype=np.int64)
+        for k, test in enumerate(self.folds["test_folds"]):
+            self.fold_of[test] = k
+        self.models = [
+            MoodModel(folder / f"fold{k}.onnx") for k in range(len(self.folds["test_folds"]))
+        ]
+
+    def model_of(self, i: int) -> MoodModel:
+        """The model of the fold that held clip `i` out."""
+        return self.models[self.fold_of[i]]
+
+    def probabilities(self, sequences: list[np.ndarray], i: int) -> np.ndarray:
+        """Clip `i`'s calibrated probabilities from its feature sequences, out of fold."""
+        raw = self.model_of(i).raw_probabilities(sequences).mean(axis=0)
+        return temperature_scale(raw, self.temperature)
+
+    def analyse(self, path: Path, i: int) -> np.ndarray:
+        """Clip `i` read from `path` whole, as a scan analyses a clip, out of fold."""
+        seq = extract_track(path, windows=WHOLE, columns=self.model_of(i).columns).sequences
+        return self.probabilities(seq, i)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fold_models", type=Path)
@@ -118,23 +148,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated perturbation names")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    folds = json.loads((args.fold_models / "folds.json").read_text(encoding="utf-8"))
+    fold_models = FoldModels(args.fold_models)
+    folds, labels, temperature = fold_models.folds, fold_models.labels, fold_models.temperature
+    analyse = fold_models.analyse
     names = list(PERTURBATIONS) if not args.only else args.only.split(",")
-    temperature = float((folds.get("calibration") or {}).get("temperature", 1.0))
-    labels = np.asarray(folds["labels"])
-    fold_of = np.empty(len(labels), dtype=np.int64)
-    for k, test in enumerate(folds["test_folds"]):
-        fold_of[test] = k
-    models = [
-        MoodModel(args.fold_models / f"fold{k}.onnx") for k in range(len(folds["test_folds"]))
-    ]
     clips_by_name = {c.name: c for c in load_dataset(args.labels).clips}
     chosen = pick_clips(labels, args.clips, args.seed)
-
-    def analyse(path: Path, i: int) -> np.ndarray:
-        model = models[fold_of[i]]
-        seq = extract_track(path, windows=WHOLE, columns=model.columns).sequences
-        return temperature_scale(model.raw_probabilities(seq).mean(axis=0), temperature)
 
     base = np.zeros((len(chosen), 4))
     got = {n: np.zeros((len(chosen), 4)) for n in names}

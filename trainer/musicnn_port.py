@@ -202,9 +202,15 @@ def load_musicnn(weights_npz: Path) -> Musicnn:
 
 def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-msd") -> None:
     """Export the port to ONNX (dynamic batch) with the front-end metadata the runtime checks."""
+    export_model_onnx(load_musicnn(weights_npz), out, frontend)
+
+
+def export_model_onnx(
+    model: Musicnn, out: Path, frontend: str, extra_metadata: dict[str, str] | None = None
+) -> None:
+    """Export a built Musicnn (the port, or a variant of it) to ONNX as the runtime reads it."""
     import onnx
 
-    model = load_musicnn(weights_npz)
     example = torch.zeros(2, PATCH_FRAMES, MUSICNN_N_MELS)
     batch = torch.export.Dim("batch")
     with torch.no_grad():
@@ -222,6 +228,7 @@ def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-m
     proto = program.model_proto
     del proto.metadata_props[:]
     metadata = {"mertag_frontend": frontend, "source": FRONTEND_SOURCES[frontend], **ONNX_METADATA}
+    metadata.update(extra_metadata or {})
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
