@@ -81,7 +81,9 @@ class SeparableConv(nn.Module):
 def lowrank_musicnn(model: Musicnn, rank: int) -> Musicnn:
     """`model` with both timbral convolutions replaced by rank-`rank` separable sums, in place."""
     for branch in model.timbral:
-        branch.conv = SeparableConv(branch.conv, rank)  # type: ignore[assignment]
+        conv = branch.conv
+        assert isinstance(conv, nn.Conv2d)
+        branch.conv = SeparableConv(conv, rank)
     return model.eval()
 
 
