@@ -1002,6 +1002,8 @@ def untag(
         )
     except IndexFileError as exc:
         raise index_failure(exc) from exc
+    if summary.migration is not None:
+        _err(f"mertag: {summary.migration}")
     for path, reason in summary.problems:
         _err(f"error: {display(path)}: {reason}")
     changed = 0

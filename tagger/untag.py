@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.index import Index, IndexRow, Migration
 from mertag.tagger.library import walk
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.roots import split_roots
@@ -57,6 +57,8 @@ class UntagSummary:
     outcomes: list[UntagOutcome] = field(default_factory=list)
     passed_over: int = 0
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    migration: Migration | None = None
+    """The index was written by an older mertag and migrated on opening (after its backup)."""
 
     @property
     def ok(self) -> bool:
@@ -164,6 +166,7 @@ def untag(
         if index_path is not None and index_path.is_file()
         else None
     )
+    summary.migration = index.migration if index is not None else None
     try:
         if not dry_run:
             for folder in dict.fromkeys(path.parent for path in found.tracks):

@@ -393,6 +393,24 @@ def test_an_older_index_is_read_as_is_and_migrated_by_a_scan_after_a_backup(
     assert sorted(p.name for p in index.parent.iterdir() if "bak" in p.name) == [backup.name]
 
 
+def test_untag_on_an_older_index_says_it_migrated_it(tmp_path: Path, lib: Path) -> None:
+    """untag writes to the index it is given, so an older one is migrated first (after its
+    backup), and the command says so in one line, as a scan does."""
+    index = tmp_path / "idx" / "index.sqlite3"
+    index.parent.mkdir()
+    write_v1_index(index, rows=3)
+    result = run("untag", lib, "--index", index)
+    assert result.exit_code == 0, result.output
+    backup = index.parent / "index.sqlite3.bak-v1"
+    assert result.stderr.splitlines()[0] == (
+        f"mertag: {index}: migrated the index from schema v1 to v{SCHEMA_VERSION}; "
+        f"the old one is kept as {backup}"
+    )
+    assert backup.is_file()
+    again = run("untag", lib, "--index", index)
+    assert again.exit_code == 0 and "migrated" not in again.stderr
+
+
 def test_a_newer_index_is_refused_and_left_as_it_is(tmp_path: Path, lib: Path, model: Path) -> None:
     index = tmp_path / "index.sqlite3"
     write_newer_index(index, 99)
