@@ -3,7 +3,7 @@
     python bench/distill_check.py cache OUT_DIR [--folds FOLDS_JSON]
     python bench/distill_check.py train OUT_DIR [--epochs E] [--epoch-patches P] [--minutes M]
         [--lr LR] [--batch B] [--threads T] [--params after|all] [--eval-every K] [--seed S]
-    python bench/distill_check.py eval OUT_DIR [CHECKPOINT.pt] [--threads T]
+    python bench/distill_check.py eval OUT_DIR [CHECKPOINT.pt]
 
 `cache` reads every 4Q clip of FOLDS_JSON's `clips` (the 720 clips of a `mertag train
 --fold-models` folder; default /root/model/out_m/folds_default/folds.json) whole and
@@ -24,8 +24,10 @@ batch norms, mid-end, pooling batch norm, dense layers) and freezes what is not 
 them (the input batch norm and the three temporal branches; also halves a step's CPU);
 `--params all` trains every parameter. Training stops after E epochs or after M minutes.
 
-`eval` prints the measure on all folds 3-4 patches for a checkpoint (none: the SVD
-initialisation) and saves the 250 errors beside it. The measure is bench/lowrank_check.py's
+`eval` exports a checkpoint (none: the SVD initialisation) to ONNX as the runtime reads it
+(OUT_DIR/musicnn_msd_STEM.onnx, usable by bench/lowrank_check.py's `cpu`, `corpus` and `oof`),
+prints the measure of its onnxruntime outputs on all folds 3-4 patches and saves the 250 errors
+(OUT_DIR/errors_STEM.npy). The measure is bench/lowrank_check.py's
 (`column_errors`): each column's RMS difference from the exact outputs as a fraction of that
 column's sd, median and worst over the 250 columns. The pre-registered rule (D7-1): "worth
 pursuing" if the held-out median falls below 10 % and the worst below 50 %.
@@ -89,16 +91,9 @@ def cmd_cache(args: argparse.Namespace) -> None:
         )
 
 
-def measure(model, x: np.ndarray, y: np.ndarray, label: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Print and return the 250 column errors of `model` against the exact outputs `y`."""
-    import torch
-
-    outs = []
-    with torch.no_grad():
-        for s in range(0, len(x), 64):
-            pen, tags = model(torch.from_numpy(x[s : s + 64]))
-            outs.append(torch.cat([pen, tags], dim=1).numpy())
-    err = column_errors(y, np.concatenate(outs))
+def report(out: np.ndarray, y: np.ndarray, label: str) -> np.ndarray:
+    """Print and return the 250 column errors of the outputs `out` against the exact `y`."""
+    err = column_errors(y, out)
     worst = int(err.argmax())
     ok = np.median(err) < MEDIAN_BOUND and err.max() < WORST_BOUND
     print(
@@ -109,6 +104,18 @@ def measure(model, x: np.ndarray, y: np.ndarray, label: str) -> np.ndarray:  # t
         flush=True,
     )
     return err
+
+
+def measure(model, x: np.ndarray, y: np.ndarray, label: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """`report` on the torch model's outputs for the patches `x`."""
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(x), 16):
+            pen, tags = model(torch.from_numpy(x[s : s + 16]))
+            outs.append(torch.cat([pen, tags], dim=1).numpy())
+    return report(np.concatenate(outs), y, label)
 
 
 def student(checkpoint: Path | None = None):  # type: ignore[no-untyped-def]
@@ -125,14 +132,16 @@ def student(checkpoint: Path | None = None):  # type: ignore[no-untyped-def]
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    import torch
+    from mertag.trainer.musicnn_lowrank import RANK_KEY
+    from mertag.trainer.musicnn_port import export_model_onnx
 
-    torch.set_num_threads(args.threads)
     vx, vy = np.load(args.out_dir / "test_x.npy"), np.load(args.out_dir / "test_y.npy")
     print(f"held out: {len(vx)} patches (folds {TEST_FOLDS})")
-    name = args.checkpoint.name if args.checkpoint else "SVD initialisation"
-    err = measure(student(args.checkpoint), vx, vy, name)
-    np.save(args.out_dir / f"errors_{Path(name).stem.replace(' ', '_')}.npy", err)
+    stem = args.checkpoint.stem if args.checkpoint else "svd_r1"
+    onnx = args.out_dir / f"musicnn_msd_{stem}.onnx"
+    export_model_onnx(student(args.checkpoint), onnx, "musicnn-msd", {RANK_KEY: "1"})
+    err = report(MusicnnEmbedder(onnx).embed_patches(vx), vy, f"{stem} ({onnx.name}, onnxruntime)")
+    np.save(args.out_dir / f"errors_{stem}.npy", err)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -202,7 +211,6 @@ def main() -> None:
     p = sub.add_parser("eval")
     p.add_argument("out_dir", type=Path)
     p.add_argument("checkpoint", type=Path, nargs="?")
-    p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("train")
     p.add_argument("out_dir", type=Path)
     p.add_argument("--epoch-patches", type=int, default=0, help="0: all training patches")
