@@ -32,7 +32,7 @@ from mertag.trainer.compare import fold_seed  # noqa: E402
 from mertag.trainer.dataset import load_dataset  # noqa: E402
 from mertag.trainer.ensemble import fit_model  # noqa: E402
 from mertag.trainer.extract import extract_clips  # noqa: E402
-from mertag.trainer.fit import FitConfig, predict_net  # noqa: E402
+from mertag.trainer.fit import FitConfig, head_targets, predict_net  # noqa: E402
 from mertag.trainer.folds import make_folds  # noqa: E402
 from mertag.trainer.metrics import format_scores, score  # noqa: E402
 from mertag.trainer.table import build_table  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
             table.sequences(rows),
             table.labels[table.clip[rows]],
             replace(config, seed=fold_seed(args.fold_seed, k)),
-            words=table.word_targets(train, rows, config.mood_words_min),  # as `mertag train`
+            **head_targets(table, train, rows, config),  # as `mertag train`
         )
         held_out = table.rows(test, augmented=False)  # one clean sequence per held-out clip
         clips = table.clip[held_out]

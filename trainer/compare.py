@@ -19,7 +19,7 @@ from mertag.tagger.mood import QUADRANTS
 from mertag.trainer.baselines import make_baseline, pooled
 from mertag.trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
 from mertag.trainer.ensemble import ensemble_name, fit_model
-from mertag.trainer.fit import FitConfig, predict_net, predict_va
+from mertag.trainer.fit import FitConfig, head_targets, predict_net, predict_va
 from mertag.trainer.metrics import score
 from mertag.trainer.progress import track
 from mertag.trainer.table import FeatureTable
@@ -130,18 +130,11 @@ def run_fold(
             ensemble=candidate.ensemble,
             linear_weight=candidate.linear_weight,
         )
-        words, va = None, None
-        if cfg.mood_words_weight > 0:
-            words = table.word_targets(train, train_rows, cfg.mood_words_min)
-        if cfg.va_weight > 0:
-            targets = table.va_targets(train, cfg.va_min)
-            va = None if targets is None else targets[table.clip[train_rows]]
         net = fit_model(
             table.sequences(train_rows),
             table.labels[table.clip[train_rows]],
             cfg,
-            words=words,
-            va=va,
+            **head_targets(table, train, train_rows, cfg),
         )
         if keep is not None:
             keep.append(net)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
 from mertag.trainer.nets import MoodNet
 from mertag.trainer.valence_arousal import MIN_CLIPS as VA_MIN_CLIPS
 from mertag.trainer.valence_arousal import WEIGHT as VA_WEIGHT
+
+if TYPE_CHECKING:
+    from mertag.trainer.table import FeatureTable
 
 
 @dataclass(frozen=True)
@@ -189,20 +193,44 @@ def fit_net(
 
 
 @torch.no_grad()
-def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
-    """Probabilities (len(sequences), 4), batching sequences of equal length."""
-    net.eval()
-    out = np.empty((len(sequences), 4), dtype=np.float32)
+def _predict(
+    output: Callable[[torch.Tensor], torch.Tensor], sequences: Sequence[np.ndarray], width: int
+) -> np.ndarray:
+    """`output` of every sequence, (len(sequences), width), batching sequences of equal length."""
+    out = np.empty((len(sequences), width), dtype=np.float32)
     for idx in _length_index(sequences):
-        out[idx] = net(_stacked(sequences, idx)).numpy()
+        out[idx] = output(_stacked(sequences, idx)).numpy()
     return out
 
 
-@torch.no_grad()
+def predict_net(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """Probabilities (len(sequences), 4)."""
+    net.eval()
+    return _predict(net, sequences, 4)
+
+
 def predict_va(net: nn.Module, sequences: Sequence[np.ndarray]) -> np.ndarray:
     """(len(sequences), 2) valence and arousal from a net's (or ensemble's) regression head."""
     net.eval()
-    out = np.empty((len(sequences), 2), dtype=np.float32)
-    for idx in _length_index(sequences):
-        out[idx] = net.valence_arousal(_stacked(sequences, idx)).numpy()  # type: ignore[operator]
-    return out
+    return _predict(net.valence_arousal, sequences, 2)  # type: ignore[arg-type]
+
+
+class HeadTargets(TypedDict):
+    """fit_model's targets beside the quadrant: mood words and valence/arousal (None: no head)."""
+
+    words: np.ndarray | None
+    va: np.ndarray | None
+
+
+def head_targets(
+    table: FeatureTable, train: np.ndarray, rows: np.ndarray, config: FitConfig
+) -> HeadTargets:
+    """The second heads' targets of the training sequences `rows` (fit_model's `words` and
+    `va`), learnt from the `train` clips only, for the heads `config` asks for."""
+    words = va = None
+    if config.mood_words_weight > 0:
+        words = table.word_targets(train, rows, config.mood_words_min)
+    if config.va_weight > 0:
+        targets = table.va_targets(train, config.va_min)
+        va = None if targets is None else targets[table.clip[rows]]
+    return {"words": words, "va": va}

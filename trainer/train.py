@@ -33,7 +33,7 @@ from mertag.trainer.dataset import Problem, check_usable, load_dataset
 from mertag.trainer.ensemble import fit_model
 from mertag.trainer.export import export_onnx
 from mertag.trainer.extract import extract_clips
-from mertag.trainer.fit import FitConfig
+from mertag.trainer.fit import FitConfig, head_targets
 from mertag.trainer.folds import make_folds
 from mertag.trainer.progress import counter
 from mertag.trainer.table import FeatureTable, build_table
@@ -152,10 +152,7 @@ def train(
                 table.labels[table.clip[rows]],
                 config,
                 on_epoch=lambda _epoch, _loss: advance(),
-                words=table.word_targets(table.clip_indices(), rows, config.mood_words_min)
-                if config.mood_words_weight > 0
-                else None,
-                va=final_va_targets(table, rows, config),
+                **head_targets(table, table.clip_indices(), rows, config),
             )
         summary = training_summary(
             config,
@@ -170,15 +167,6 @@ def train(
         result.model_id = export_onnx(net, output, summary, result.calibration, companion)
         result.model_path = output
     return result
-
-
-def final_va_targets(table: FeatureTable, rows: np.ndarray, config: FitConfig) -> np.ndarray | None:
-    """The valence/arousal targets of the final model's sequences `rows` (word positions from
-    every clip), or None when it is trained without the head."""
-    if config.va_weight <= 0:
-        return None
-    targets = table.va_targets(table.clip_indices(), config.va_min)
-    return None if targets is None else targets[table.clip[rows]]
 
 
 def save_fold_models(
