@@ -10,7 +10,9 @@ imported only when needed so that importing this module stays cheap.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,6 +81,27 @@ def frontend_paths() -> list[Path]:
     return [frontend_path(name) for name in FRONTENDS]
 
 
+TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
+"""onnxruntime's own opt-out of its telemetry, read once when it is first imported."""
+
+
+def onnx_runtime() -> ModuleType:
+    """onnxruntime, imported with its telemetry off unless the user set TELEMETRY_SWITCH.
+
+    Since 1.29 `import onnxruntime` starts a telemetry client that stores a device id under
+    ~/.cache (or $XDG_CACHE_HOME) and uploads a ProcessInfo event; where HOME is not writable (a
+    NAS box, a service user, a container) it prints 'Failed to persist telemetry device ID' to
+    stderr in every scan and worker. A tagger should not write outside its own folders or reach
+    the network unasked, so the client is not started; onnxruntime's log level is left as it
+    is, so its real warnings and errors still show. The variable counts only before the first
+    import, so every import of onnxruntime in the tagger goes through here; workers inherit it.
+    """
+    os.environ.setdefault(TELEMETRY_SWITCH, "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 _SHARED_ARENA = False
 
 
@@ -92,7 +115,7 @@ def _share_one_arena() -> None:
     global _SHARED_ARENA
     if _SHARED_ARENA:
         return
-    import onnxruntime as ort
+    ort = onnx_runtime()
 
     arena, default = ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, ort.OrtMemType.DEFAULT
     info = ort.OrtMemoryInfo("Cpu", arena, 0, default)
@@ -105,7 +128,7 @@ def _share_one_arena() -> None:
 
 def session_options(threads: int = 1) -> onnxruntime.SessionOptions:
     """Options for every onnxruntime session of the tagger: `threads` threads, the shared arena."""
-    import onnxruntime as ort
+    ort = onnx_runtime()
 
     _share_one_arena()
     options = ort.SessionOptions()
@@ -124,8 +147,7 @@ class MusicnnEmbedder:
     (`mertag.tagger.features` keeps one per network and places each one's columns in a row.)"""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
+        ort = onnx_runtime()
         self.path = path
         self.session: onnxruntime.InferenceSession = ort.InferenceSession(
             str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]

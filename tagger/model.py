@@ -27,7 +27,7 @@ import numpy as np
 from mertag.models import PACKAGED_MODELS
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.calibration import Calibration, CalibrationError
-from mertag.tagger.embeddings import session_options
+from mertag.tagger.embeddings import onnx_runtime, session_options
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
 from mertag.tagger.mood import QUADRANTS, Prediction, predict_mood
 
@@ -220,8 +220,7 @@ class MoodModel:
     """One onnxruntime session over a mertag model; create once per worker process."""
 
     def __init__(self, path: Path | str | None = None, threads: int = 1) -> None:
-        import onnxruntime as ort
-
+        ort = onnx_runtime()
         self.path = model_path(path)
         if self.path.is_dir():
             raise ModelError(f"{self.path}: is a folder, not a model file")
