@@ -4,6 +4,7 @@ checks that every file is intact and the index is whole after a scan was killed 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from mutagen.flac import FLAC, Picture
 
 from mertag.tagger.audio import decode
 from mertag.tagger.safe_write import TEMP_SUFFIX
-from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
+from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags, write_tags
+from mertag.tagger.write_journal import JournalRecord, create, file_digest, journal_path, mark
 from tests.audio_files import encode_tone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,3 +173,36 @@ def finished(rows: dict[str, sqlite3.Row], model_id: str) -> set[str]:
         ):
             done.add(path)
     return done
+
+
+def killed_mid_write_back(path: Path, values: dict[str, str]) -> tuple[bytes, bytes]:
+    """Leave exactly what a writer of `values` killed half-way through its write-back leaves: a
+    complete, synced tagged copy, a journal record, and the file's first half overwritten.
+    Returns the file's bytes before and the tagged bytes it must end with."""
+    before = path.read_bytes()
+    scratch = path.parent / "scratch"
+    scratch.mkdir()
+    tagged = scratch / path.name
+    shutil.copy2(path, tagged)
+    write_tags(tagged, values)
+    result = tagged.read_bytes()
+    copy = path.with_name(f".{path.name}.killed{TEMP_SUFFIX}")
+    copy.write_bytes(result)
+    shutil.rmtree(scratch)
+    st = os.stat(path)
+    with open(copy, "rb") as f:
+        digest = file_digest(f)
+    record = JournalRecord(
+        path.name, copy.name, len(result), digest, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+    )
+    os.close(create(record, path.parent))  # the writer dies: its lock goes with it
+    with open(path, "rb") as f:
+        mark(f.fileno(), journal_path(path))  # as the writer notes it on the inode
+    # The write-back got half-way through the bytes that differ, then the kill came.
+    common = min(len(before), len(result))
+    first = next(i for i in range(common) if before[i] != result[i])
+    last = max(i for i in range(common) if before[i] != result[i])
+    with open(path, "r+b") as f:
+        f.write(result[: (first + last) // 2 + 1])
+    assert path.read_bytes() != before and path.read_bytes() != result
+    return before, result

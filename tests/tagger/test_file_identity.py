@@ -38,10 +38,10 @@ from mertag.tagger.write_journal import (
     create,
     file_digest,
     journal_path,
-    mark,
     marked_journal,
 )
 from tests.audio_files import encode_tone
+from tests.tagger.fault_helpers import killed_mid_write_back
 
 VALUES = {"MOOD": "Happy", "MERTAG_QUADRANT": "Q1", "MERTAG_MODEL": "mertag-test 1.0"}
 TAGGED = {**VALUES, "MERTAG_MOOD": "Happy"}
@@ -203,36 +203,7 @@ def test_wav_id3_version_is_kept(tmp_path: Path) -> None:
 
 
 def _killed_mid_write_back(path: Path) -> tuple[bytes, bytes]:
-    """Leave exactly what a writer killed half-way through its write-back leaves: a complete,
-    synced tagged copy, a journal record, and the file's first half overwritten. Returns the
-    file's bytes before and the tagged bytes it must end with."""
-    before = path.read_bytes()
-    scratch = path.parent / "scratch"
-    scratch.mkdir()
-    tagged = scratch / path.name
-    shutil.copy2(path, tagged)
-    write_tags(tagged, VALUES)
-    result = tagged.read_bytes()
-    copy = path.with_name(f".{path.name}.killed{TEMP_SUFFIX}")
-    copy.write_bytes(result)
-    shutil.rmtree(scratch)
-    st = os.stat(path)
-    with open(copy, "rb") as f:
-        digest = file_digest(f)
-    record = JournalRecord(
-        path.name, copy.name, len(result), digest, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-    )
-    os.close(create(record, path.parent))  # the writer dies: its lock goes with it
-    with open(path, "rb") as f:
-        mark(f.fileno(), journal_path(path))  # as the writer notes it on the inode
-    # The write-back got half-way through the bytes that differ, then the kill came.
-    common = min(len(before), len(result))
-    first = next(i for i in range(common) if before[i] != result[i])
-    last = max(i for i in range(common) if before[i] != result[i])
-    with open(path, "r+b") as f:
-        f.write(result[: (first + last) // 2 + 1])
-    assert path.read_bytes() != before and path.read_bytes() != result
-    return before, result
+    return killed_mid_write_back(path, VALUES)
 
 
 def test_a_killed_write_back_is_finished_by_the_next_run(tmp_path: Path) -> None:
