@@ -448,7 +448,8 @@ def scan(
 
     Exit status: 0 when every track found is analysed (and tagged, unless --no-write); 1 when a
     track failed, in this scan or in an earlier one and unchanged since (--retry-failed tries
-    it again); 2 for a usage error; 130 when interrupted.
+    it again), or --dry-run or --no-write left a track alone because an earlier tag write of it
+    was interrupted (a scan without them finishes it); 2 for a usage error; 130 when interrupted.
     """
     from mertag.tagger.backends import BACKENDS, BackendError
     from mertag.tagger.index import IndexFileError
@@ -500,6 +501,7 @@ def scan(
         as_json=as_json or output_format != "text",
         dry_run=dry_run,
         stream=output_format == "jsonl",
+        no_write=no_write,
     )
     ceiling, bound = job_ceiling()
     asked = jobs or config.jobs

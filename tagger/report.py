@@ -83,11 +83,18 @@ class ScanReporter:
     """Feeds a rich progress bar per finished track; prints failures as they happen."""
 
     def __init__(
-        self, quiet: bool, verbose: bool, as_json: bool, dry_run: bool, stream: bool = False
+        self,
+        quiet: bool,
+        verbose: bool,
+        as_json: bool,
+        dry_run: bool,
+        stream: bool = False,
+        no_write: bool = False,
     ) -> None:
         """`as_json`: one JSON document at the end; `stream` (with it): one JSON line per
         track as it finishes, then a line with the summary (`--format jsonl`)."""
         self.quiet, self.verbose, self.as_json, self.dry_run = quiet, verbose, as_json, dry_run
+        self.no_write = no_write
         self.stream = stream and as_json
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
@@ -183,7 +190,12 @@ class ScanReporter:
             )
 
     def finish(self, summary: ScanSummary, retag: RetagHint | None = None) -> None:
-        """The summary; `retag`: unchanged tracks that did not get the tag settings given."""
+        """The summary; `retag`: unchanged tracks that did not get the tag settings given.
+        Interrupted tag writes left alone are said in every mode, --quiet and JSON included
+        (on stderr), as failures are."""
+        if summary.pending_writes:
+            flag = "--dry-run" if self.dry_run else "--no-write" if self.no_write else None
+            self.err.print(Text(pending_writes_line(summary.pending_writes, flag)), style="red")
         if self.stream:
             line = {"summary": summary_record(summary, retag)}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -258,6 +270,20 @@ def leftover_lines(summary: ScanSummary) -> list[str]:
     return lines
 
 
+def pending_writes_line(paths: list[Path], flag: str | None) -> str:
+    """One line for the tracks a scan run with `flag` (--dry-run or --no-write) left alone
+    because an earlier tag write of theirs was interrupted, and what finishes them."""
+    one = len(paths) == 1
+    run = "this dry run" if flag == "--dry-run" else "this scan"
+    without = f" without {flag}" if flag else ""
+    them = "it" if one else "them"
+    return (
+        f"warning: {counted(len(paths), 'track')} {'has' if one else 'have'} an interrupted "
+        f"mertag tag write (first: {display(paths[0])}); {run} left {them} as "
+        f"{'it is' if one else 'they are'}, not analysed: `mertag scan`{without} finishes {them}"
+    )
+
+
 def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict[str, Any]:
     return {
         "found": summary.found,
@@ -273,6 +299,7 @@ def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
         "still_failing": [{"path": display(p), "reason": r} for p, r in summary.still_failing],
         "untagged": summary.untagged,
+        "pending_writes": [display(p) for p in summary.pending_writes],  # left as they are
         "ok": summary.ok,
         "interrupted": summary.interrupted,
         "index_error": summary.index_error,  # why the scan stopped early, if the index failed

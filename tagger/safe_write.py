@@ -43,6 +43,7 @@ from mertag.tagger.write_journal import (
     temp_prefix,
     unmark,
     write_back,
+    writer_gone,
 )
 
 try:
@@ -54,6 +55,8 @@ __all__ = [
     "TEMP_SUFFIX",
     "finish_interrupted_writes",
     "finish_own_journal",
+    "interrupted_write",
+    "left_in_dry_run",
     "remove_stale_temps",
     "rewrite_file",
 ]
@@ -187,13 +190,42 @@ def _check_unchanged(fd: int, before: os.stat_result) -> None:
         raise FileChangedError
 
 
+def _own_journals(real: Path) -> tuple[list[Path], Path | None]:
+    """Where a journal of a write to the file at `real` (its real path) can be: beside it under
+    its name, and where the note on its inode points (a write through another hard link); and
+    that note."""
+    marked = marked_journal(real)
+    return list(dict.fromkeys(j for j in (journal_path(real), marked) if j is not None)), marked
+
+
+def interrupted_write(path: Path) -> Path | None:
+    """The journal of an earlier write to this file whose writer was killed half-way (through
+    this name or another hard link), or None. Nothing is changed: this is for the runs that must
+    not write (a dry run, --no-write), which leave the file as it is and say so; any write to
+    the file, or the next scan that writes tags, finishes it."""
+    journals, _ = _own_journals(Path(os.path.realpath(path)))
+    for journal in journals:
+        if os.path.lexists(journal) and writer_gone(journal):
+            return journal
+    return None
+
+
+def left_in_dry_run(command: str) -> str:
+    """Why a dry run of `command` leaves a file with an interrupted write alone: its tags are
+    part old, part new, so what would change cannot be told; the real run finishes it first."""
+    return (
+        "an interrupted mertag tag write is pending (left as it is in a dry run; "
+        f"`{command}` without --dry-run finishes it first)"
+    )
+
+
 def finish_own_journal(path: Path) -> None:
     """A killed earlier write of this very file (through this name, or through another hard link:
     the inode carries a note of its journal) is finished before anything else touches it;
     SafeWriteError when it cannot be (or another writer holds it)."""
     real = Path(os.path.realpath(path))
-    marked = marked_journal(real)
-    for journal in dict.fromkeys(j for j in (journal_path(real), marked) if j is not None):
+    journals, marked = _own_journals(real)
+    for journal in journals:
         if not os.path.lexists(journal):
             if journal == marked:
                 unmark(real)  # its write-back finished before the note could be taken off

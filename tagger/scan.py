@@ -38,7 +38,12 @@ from mertag.tagger.index import (
 from mertag.tagger.library import walk
 from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
 from mertag.tagger.roots import split_roots
-from mertag.tagger.safe_write import remove_stale_temps
+from mertag.tagger.safe_write import (
+    SafeWriteError,
+    finish_own_journal,
+    interrupted_write,
+    remove_stale_temps,
+)
 
 try:
     import fcntl
@@ -102,6 +107,11 @@ class ScanSummary:
     untagged: int = 0
     """Tracks found that are analysed but carry no mertag tags (an earlier --no-write, or this
     one): `mertag write` tags them. Formats mertag cannot tag are not counted."""
+    pending_writes: list[Path] = field(default_factory=list)
+    """Tracks whose earlier tag write was interrupted (a killed scan or write left its journal),
+    found by a scan that must not write (--dry-run, --no-write): left as they are and not
+    analysed, since their bytes are part old, part new. The next scan that writes tags finishes
+    the write first, then analyses them."""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +121,7 @@ class ScanSummary:
             and not self.still_failing
             and not self.interrupted
             and self.index_error is None
+            and not self.pending_writes
         )
 
 
@@ -130,9 +141,10 @@ def plan(
 ) -> tuple[list[tuple[Path, int, int]], list[TrackOutcome], ScanSummary]:
     """Walk the roots and split tracks into work to do, failures found while walking, skips.
 
-    When tags are to be written, temp copies left beside the tracks by a killed scan go too.
-    A root that does not exist is in `summary.failures` from the start, and in nothing else: it
-    is neither walked nor an index row.
+    When tags are to be written, temp copies left beside the tracks by a killed scan go too,
+    and its interrupted tag writes are finished first; a scan that must not write leaves such
+    tracks alone (`summary.pending_writes`). A root that does not exist is in `summary.failures`
+    from the start, and in nothing else: it is neither walked nor an index row.
     """
     present, missing = split_roots(options.roots)
     found = walk(present, options.exclude)
@@ -143,7 +155,8 @@ def plan(
         outward_links=found.outward_links,
         failures=list(missing),
     )
-    if options.write and not options.dry_run:
+    writes = options.write and not options.dry_run
+    if writes:
         for folder in dict.fromkeys(path.parent for path in found.tracks):
             summary.temps_removed += len(remove_stale_temps(folder))
     accepted = _accepted(options)
@@ -152,6 +165,15 @@ def plan(
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
     ]
     for path in found.tracks:
+        if interrupted_write(path) is not None:  # the walk's folders' journals are done already
+            if not writes:
+                summary.pending_writes.append(path)
+                continue
+            try:  # one made through a hard link or symlink elsewhere: done before the analysis
+                finish_own_journal(path)
+            except SafeWriteError as exc:
+                early.append(TrackOutcome(path, 0, 0, error=str(exc)))
+                continue
         try:
             st = path.stat()
         except OSError as exc:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mertag.tagger.analysed_file import FileCheck, check_analysed_file
 from mertag.tagger.display import display
 from mertag.tagger.index import Index, IndexRow
+from mertag.tagger.safe_write import interrupted_write
 from mertag.tagger.tags import TagChange, TagError, read_tags
 from mertag.tagger.untag import planned_removal
 
@@ -92,6 +93,12 @@ def report_track(row: IndexRow, moods: Mapping[str, str] | None = None) -> Track
     report = TrackReport(row=row, check=check_analysed_file(row))
     if not os.path.isfile(row.path):
         report.tags_unreadable = report.check.reason or "not a regular file"
+        return report
+    if interrupted_write(Path(row.path)) is not None:  # its tags are part old, part new
+        report.tags_unreadable = (
+            "an interrupted mertag tag write is pending (`mertag scan` or `mertag write` "
+            "finishes it)"
+        )
         return report
     try:
         report.file_tags = read_tags(Path(row.path))

@@ -27,7 +27,11 @@ from mertag.tagger.index import Index, IndexRow, Migration
 from mertag.tagger.library import walk
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.roots import split_roots
-from mertag.tagger.safe_write import finish_interrupted_writes
+from mertag.tagger.safe_write import (
+    finish_interrupted_writes,
+    interrupted_write,
+    left_in_dry_run,
+)
 from mertag.tagger.tags import (
     TagChange,
     TagError,
@@ -102,6 +106,9 @@ def untag_file(
     outcome = UntagOutcome(path=path)
     row = index.get(str(path)) if index is not None else None
     outcome.indexed = row is not None
+    if dry_run and interrupted_write(path) is not None:
+        outcome.error = left_in_dry_run("mertag untag")
+        return outcome
     try:
         st = path.stat()
         tags = read_tags(path)

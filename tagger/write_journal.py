@@ -228,6 +228,26 @@ def pending(folder: Path) -> list[Path]:
         return []  # the walk has already reported a folder it could not list
 
 
+def writer_gone(journal: Path) -> bool:
+    """Whether the writer of an existing `journal` is gone (its write was interrupted), without
+    changing anything: its lock is free. Windows has no flock: every journal counts as one."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(journal, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False  # finished meanwhile (or not ours to read: the replay will say so)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its writer holds it: a write in progress
+    except OSError:
+        pass  # no locks on this file system: it cannot be told, so it counts
+    finally:
+        os.close(fd)  # drops the shared lock at once
+    return True
+
+
 def replay(journal: Path) -> Path | None:
     """Finish the write `journal` records if its writer is dead; returns the file it finished.
 

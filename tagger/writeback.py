@@ -33,7 +33,7 @@ from mertag.tagger.pipeline import (
     tag_values,
     write_outcome_tags,
 )
-from mertag.tagger.safe_write import remove_stale_temps
+from mertag.tagger.safe_write import interrupted_write, left_in_dry_run, remove_stale_temps
 from mertag.tagger.tags import TagError, UnsupportedFormat, plan_write
 
 
@@ -152,6 +152,9 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
     prediction = row_prediction(row, options)
     if prediction is None:
         result.skipped = "not analysed (no probabilities in the index: run `mertag scan --force`)"
+        return result
+    if options.dry_run and interrupted_write(Path(row.path)) is not None:
+        result.skipped = left_in_dry_run("mertag write")
         return result
     check = check_analysed_file(row)
     if not check.same or check.state is None:
