@@ -6,6 +6,10 @@ canvas, so 10,000 points stay quick; hovering a point shows its title, artist, a
 clicking copies its path; the quadrants can be switched off and a search box keeps the tracks
 whose title, artist, album or path hold every word typed. Wheel to zoom, drag to pan,
 double-click to reset. A link ending in `#q=WORDS` opens with WORDS searched.
+
+Tracks are grouped as lists and playlists have them (`libmap.map_group`): an uncertain track is
+a grey point with a switch of its own, counted in no quadrant; silent tracks, which have no
+point, are counted beside the switches.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from pathlib import Path
 
 from mertag.tagger.export import printable
 from mertag.tagger.index import IndexRow
-from mertag.tagger.libmap import COLOURS, SHADES
+from mertag.tagger.libmap import (
+    COLOURS,
+    SHADES,
+    UNCERTAIN,
+    UNCERTAIN_COLOUR,
+    map_group,
+    silent_note,
+)
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS, mood_shown
 from mertag.tagger.playlist import write_text_atomic
 from mertag.tagger.trackinfo import track_info
@@ -32,6 +43,7 @@ FIELDS = (
     "album",
     "path",
     "mood",
+    "group",
 )
 """The columns of each track in the embedded JSON, in order."""
 
@@ -42,8 +54,11 @@ def map_data(
     """What the page shows: the analysed rows as lists in FIELDS order, with the mood words and
     colours of the quadrants."""
     tracks: list[list[object]] = []
+    silent = 0
     for r in rows:
-        if r.status != "ok" or r.valence is None or r.arousal is None or not r.quadrant:
+        group = map_group(r)
+        silent += r.status == "silent"
+        if group is None or r.valence is None or r.arousal is None:
             continue
         info = track_info(r)
         tracks.append(
@@ -57,6 +72,7 @@ def map_data(
                 None if info.album is None else printable(info.album),
                 printable(r.path),
                 mood_shown(r.mood, r.quadrant, r.uncertain),
+                group,
             ]
         )
     words = {**DEFAULT_MOODS, **(moods or {})}
@@ -66,6 +82,8 @@ def map_data(
         "quadrants": [
             {"id": q, "word": words[q], "colour": COLOURS[q], "shade": SHADES[q]} for q in QUADRANTS
         ],
+        "uncertain": {"id": UNCERTAIN, "word": UNCERTAIN, "colour": UNCERTAIN_COLOUR},
+        "silent": silent_note(silent),
         "tracks": tracks,
     }
 
@@ -117,6 +135,7 @@ _PAGE = """<!DOCTYPE html>
 <input id="search" type="search" placeholder="search title, artist, album, path"
  aria-label="search" autocomplete="off">
 <span id="quadrants"></span>
+<span id="silent"></span>
 <output id="shown" aria-live="polite"></output>
 </div>
 </header>
@@ -143,7 +162,7 @@ h1 { font-size: 17px; margin: 0 0 6px; }
 #quadrants label { margin-right: 8px; white-space: nowrap; cursor: pointer; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
   margin: 0 4px 0 2px; vertical-align: baseline; }
-#shown { color: #555; }
+#shown, #silent { color: #555; }
 main { flex: 1; display: flex; min-height: 0; }
 canvas { flex: 1; min-width: 0; cursor: crosshair; touch-action: none; }
 #found { width: 0; overflow: auto; font-size: 12px; border-left: 1px solid #ddd; }
@@ -164,7 +183,10 @@ const DATA = JSON.parse(document.getElementById("mertag-data").textContent);
 const F = Object.fromEntries(DATA.fields.map((f, i) => [f, i]));
 const TRACKS = DATA.tracks;
 const QS = DATA.quadrants;
-const COLOUR = Object.fromEntries(QS.map(q => [q.id, q.colour]));
+// The switches: the four quadrants, then the uncertain tracks (in no quadrant) if there are any.
+const GROUPS = [...QS, DATA.uncertain].filter(
+  g => g !== DATA.uncertain || TRACKS.some(t => t[F.group] === g.id));
+const COLOUR = Object.fromEntries(GROUPS.map(g => [g.id, g.colour]));
 const fold = s => (s || "").normalize("NFC").toLowerCase();
 const HAY = TRACKS.map(t => fold([t[F.title], t[F.artist], t[F.album], t[F.path]].join("\n")));
 const canvas = document.getElementById("plane");
@@ -173,7 +195,7 @@ const tip = document.getElementById("tip");
 const shownOut = document.getElementById("shown");
 const found = document.getElementById("found");
 const status = document.getElementById("status");
-const on = Object.fromEntries(QS.map(q => [q.id, true]));
+const on = Object.fromEntries(GROUPS.map(g => [g.id, true]));
 let words = [];
 let visible = [];   // indices of the tracks drawn
 let matches = null; // indices matching the search, or null when there is none
@@ -183,17 +205,19 @@ let size = {w: 0, h: 0, dpr: 1};
 const LIM = 1.12;
 const LABELS_UP_TO = 40;
 
-for (const q of QS) {
-  const n = TRACKS.filter(t => t[F.quadrant] === q.id).length;
+for (const g of GROUPS) {
+  const n = TRACKS.filter(t => t[F.group] === g.id).length;
   const label = document.createElement("label");
   const box = document.createElement("input");
-  box.type = "checkbox"; box.checked = true; box.dataset.q = q.id;
-  box.addEventListener("change", () => { on[q.id] = box.checked; update(); });
+  box.type = "checkbox"; box.checked = true; box.dataset.q = g.id;
+  box.addEventListener("change", () => { on[g.id] = box.checked; update(); });
   const sw = document.createElement("span");
-  sw.className = "swatch"; sw.style.background = q.colour;
-  label.append(box, sw, document.createTextNode(`${q.id} ${q.word} (${n})`));
+  sw.className = "swatch"; sw.style.background = g.colour;
+  const name = g.id === g.word ? g.word : `${g.id} ${g.word}`;
+  label.append(box, sw, document.createTextNode(`${name} (${n})`));
   document.getElementById("quadrants").append(label);
 }
+document.getElementById("silent").textContent = DATA.silent;
 
 function scale() { return Math.min(size.w, size.h) / (2 * LIM) * view.zoom; }
 function toScreen(v, a) {
@@ -211,7 +235,7 @@ function update() {
   visible = [];
   matches = words.length ? [] : null;
   for (let i = 0; i < TRACKS.length; i++) {
-    if (!on[TRACKS[i][F.quadrant]]) continue;
+    if (!on[TRACKS[i][F.group]]) continue;
     visible.push(i);
     if (matches && words.every(w => HAY[i].includes(w))) matches.push(i);
   }
@@ -299,20 +323,27 @@ function draw() {
   };
   if (dim) {
     drawSet(visible, () => "#9a9a9a", many ? 0.15 : 0.3, r);
-    drawSet(matches, t => COLOUR[t[F.quadrant]], 0.95, r * 1.4);
+    drawSet(matches, t => COLOUR[t[F.group]], 0.95, r * 1.4);
   } else {
-    drawSet(visible, t => COLOUR[t[F.quadrant]], many ? 0.5 : 0.85, r);
+    drawSet(visible, t => COLOUR[t[F.group]], many ? 0.5 : 0.85, r);
   }
   ctx.font = "bold 13px system-ui, sans-serif";
   for (const q of QS) {
     const sx = q.id === "Q1" || q.id === "Q4" ? 1 : -1;
     const sy = q.id === "Q1" || q.id === "Q2" ? 1 : -1;
     const [lx, ly] = toScreen(sx * (LIM - 0.03), sy * (LIM - 0.03));
-    const n = visible.filter(i => TRACKS[i][F.quadrant] === q.id).length;
+    const n = visible.filter(i => TRACKS[i][F.group] === q.id).length;
     ctx.fillStyle = q.colour;
     ctx.textAlign = sx > 0 ? "right" : "left";
     ctx.textBaseline = sy > 0 ? "top" : "bottom";
     ctx.fillText(`${q.id} ${q.word} \u00b7 ${n}`, lx, ly);
+  }
+  if (DATA.uncertain.id in COLOUR) {  // below the plane, between Q3's and Q4's labels
+    const u = DATA.uncertain;
+    const [lx, ly] = toScreen(0, -(LIM - 0.03));
+    const n = visible.filter(i => TRACKS[i][F.group] === u.id).length;
+    ctx.fillStyle = u.colour; ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+    ctx.fillText(`${u.word} \u00b7 ${n}`, lx, ly);
   }
   ctx.textBaseline = "alphabetic";
   // Names beside the points once few are in sight: a small library, or zoomed in on a big one.

@@ -1,6 +1,11 @@
 """A picture of the library on Russell's valence-arousal plane: one point per track, coloured by
 quadrant, the quadrants labelled with their mood words and track counts.
 
+A track is counted as lists, stats and playlists count it (`map_group`): an uncertain one (below
+the model's confidence threshold: no mood word) is a grey point at its place, counted as
+uncertain and in no quadrant's box; a silent one has no place on the plane, so it is counted in
+the heading and not drawn.
+
 This is the picture (`mertag map --out FILE.png`); `htmlmap` writes the interactive page, which
 needs no extra. Drawn with matplotlib (the `map` extra), imported only when a map is drawn and
 used through its object API (no pyplot), so no GUI backend or global state is touched. The format
@@ -11,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
 
@@ -21,8 +30,34 @@ FORMATS = (".png", ".svg", ".pdf")
 COLOURS = {"Q1": "#E69F00", "Q2": "#D55E00", "Q3": "#0072B2", "Q4": "#009E73"}
 SHADES = {"Q1": "#FFF4DC", "Q2": "#FBE3D6", "Q3": "#DDEBF5", "Q4": "#DDF2EA"}
 
+UNCERTAIN = "uncertain"
+"""The group of an uncertain track, beside the four quadrants."""
+UNCERTAIN_COLOUR = "#8C8C8C"  # grey: the mood of no quadrant
+
 NAMED_UP_TO = 30
 """Small libraries get each point labelled with its file name."""
+
+
+def map_group(row: IndexRow) -> str | None:
+    """Where a map puts a track: its quadrant, UNCERTAIN, or None when it has no point on the
+    plane (not analysed, failed, or silent)."""
+    if row.status != "ok" or row.valence is None or row.arousal is None or not row.quadrant:
+        return None
+    return UNCERTAIN if row.uncertain else row.quadrant
+
+
+def group_colour(row: IndexRow) -> str:
+    """The colour of a track's point and mood ('' for a track with none)."""
+    if row.status == "ok" and row.uncertain:
+        return UNCERTAIN_COLOUR
+    return COLOURS.get(row.quadrant or "", "")
+
+
+def silent_note(silent: int) -> str:
+    """What a map says of the silent tracks it cannot draw ('' for none)."""
+    if not silent:
+        return ""
+    return f"{silent} silent track{'' if silent == 1 else 's'} (no mood) not drawn"
 
 
 class MapError(RuntimeError):
@@ -51,17 +86,31 @@ def draw_map(
         raise MapError(
             f"{out.name}: the map is a page (.html) or a picture ({', '.join(FORMATS)}); pick one"
         )
-    _matplotlib()
+    fig, drawn = map_figure(rows, moods=moods, title=title)
     import matplotlib
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A fixed salt makes SVG element ids, and so the file, the same for the same library.
+    with matplotlib.rc_context({"svg.hashsalt": "mertag"}):
+        fig.savefig(out, format=suffix[1:], metadata=_metadata(suffix))
+    return drawn
+
+
+def map_figure(
+    rows: Iterable[IndexRow],
+    *,
+    moods: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> tuple[Figure, int]:
+    """The map as a matplotlib Figure (not saved), and how many points it draws."""
+    _matplotlib()
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     words = {**DEFAULT_MOODS, **(moods or {})}
-    tracks = [
-        r
-        for r in rows
-        if r.status == "ok" and r.valence is not None and r.arousal is not None and r.quadrant
-    ]
+    rows = list(rows)
+    tracks = [r for r in rows if map_group(r) is not None]
+    silent = sum(r.status == "silent" for r in rows)
     fig = Figure(figsize=(8, 8), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     # Points never leave [-1, 1]^2; the band beyond it holds the quadrant labels, so a confident
@@ -78,20 +127,22 @@ def draw_map(
     ax.axhline(0, color="#777777", lw=0.8, zorder=1)
     ax.axvline(0, color="#777777", lw=0.8, zorder=1)
     many = len(tracks) > 2000
-    for q in QUADRANTS:
-        members = [r for r in tracks if r.quadrant == q]
-        cx, cy = CORNERS[q]
-        ax.text(
-            cx * (lim - 0.03),
-            cy * (lim - 0.03),
-            f"{q} {words[q]} \u00b7 {len(members)} track{'' if len(members) == 1 else 's'}",
-            ha="right" if cx > 0 else "left",
-            va="top" if cy > 0 else "bottom",
-            fontsize=12,
-            fontweight="bold",
-            color=COLOURS[q],
-            zorder=4,
-        )
+    uncertain = [r for r in tracks if map_group(r) == UNCERTAIN]
+    for group in (*QUADRANTS, UNCERTAIN):
+        members = [r for r in tracks if map_group(r) == group]
+        n_tracks = f"{len(members)} track{'' if len(members) == 1 else 's'}"
+        if group == UNCERTAIN:
+            if not members:
+                continue
+            # Below the plane, between Q3's and Q4's labels: a box of its own.
+            colour, x, y, ha, va = UNCERTAIN_COLOUR, 0.0, -(lim - 0.03), "center", "bottom"
+            label = f"uncertain \u00b7 {n_tracks}"
+        else:
+            cx, cy = CORNERS[group]
+            colour, x, y = COLOURS[group], cx * (lim - 0.03), cy * (lim - 0.03)
+            ha, va = "right" if cx > 0 else "left", "top" if cy > 0 else "bottom"
+            label = f"{group} {words[group]} \u00b7 {n_tracks}"
+        ax.text(x, y, label, ha=ha, va=va, fontsize=12, fontweight="bold", color=colour, zorder=4)
         if not members:
             continue
         sizes = [(8 if many else 26) + (0 if many else 40) * (r.confidence or 0) for r in members]
@@ -99,7 +150,7 @@ def draw_map(
             [r.valence or 0.0 for r in members],
             [r.arousal or 0.0 for r in members],
             s=sizes,
-            c=COLOURS[q],
+            c=colour,
             alpha=0.35 if many else 0.8,
             edgecolors="none" if many else "white",
             linewidths=0.6,
@@ -126,8 +177,11 @@ def draw_map(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     heading = title or "mertag library map"
-    ax.set_title(
-        f"{heading}: {len(tracks)} track{'' if len(tracks) == 1 else 's'}",
+    apart = [f"{len(uncertain)} uncertain"] if uncertain else []
+    apart += [silent_note(silent)] if silent else []
+    ax.set_title(  # what is apart on a line of its own, clear of the note on the right
+        f"{heading}: {len(tracks)} track{'' if len(tracks) == 1 else 's'}"
+        + (f"\n{'; '.join(apart)}" if apart else ""),
         fontsize=13,
         loc="left",
     )
@@ -142,11 +196,7 @@ def draw_map(
             fontsize=8,
             color="#666666",
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A fixed salt makes SVG element ids, and so the file, the same for the same library.
-    with matplotlib.rc_context({"svg.hashsalt": "mertag"}):
-        fig.savefig(out, format=suffix[1:], metadata=_metadata(suffix))
-    return len(tracks)
+    return fig, len(tracks)
 
 
 def _metadata(suffix: str) -> dict[str, str | None]:

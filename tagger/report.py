@@ -29,7 +29,7 @@ from mertag.tagger.config import Config
 from mertag.tagger.display import counted, display
 from mertag.tagger.index import IndexRow
 from mertag.tagger.journey import Journey
-from mertag.tagger.libmap import COLOURS
+from mertag.tagger.libmap import group_colour
 from mertag.tagger.mood import QUADRANTS, mood_shown
 from mertag.tagger.pipeline import TrackOutcome
 from mertag.tagger.playlist import Entry
@@ -342,7 +342,7 @@ def rows_table(rows: Iterable[IndexRow]) -> Table:
         cells = [
             *names,
             Text(display(shown)),
-            Text(mood, style=COLOURS.get(r.quadrant or "", "")),
+            Text(mood, style=group_colour(r)),
             Text(_num(r.confidence, ".2f")),
             Text(_num(r.valence, "+.2f")),
             Text(_num(r.arousal, "+.2f")),
@@ -424,9 +424,7 @@ def journey_table(journey: Journey, entries: list[Entry]) -> Table:
         far = step.distance > journey.max_distance
         table.add_row(
             str(n),
-            Text(
-                mood_shown(r.mood, r.quadrant, r.uncertain), style=COLOURS.get(r.quadrant or "", "")
-            ),
+            Text(mood_shown(r.mood, r.quadrant, r.uncertain), style=group_colour(r)),
             f"{r.valence:+.2f}",
             f"{r.arousal:+.2f}",
             Text(f"{step.distance:.2f}" + (" !" if far else "  ")),

@@ -232,3 +232,35 @@ def test_hover_shows_the_track_and_click_copies_its_path(library: Library, tmp_p
     assert f"{first['mood']}: valence" in seen["tip"] and f"({first['quadrant']})" in first["mood"]
     status = re.search(r'<span id="status">(.*?)</span>', dom, re.S)
     assert status and html.unescape(status[1]).endswith(first["path"])  # copied (or shown)
+
+
+def test_uncertain_and_silent_tracks_are_counted_apart_in_the_browser(tmp_path: Path) -> None:
+    """The quadrant switches and the labels on the plane count only the confident tracks; the
+    uncertain ones are grey points behind a switch of their own; the silent ones are said."""
+    from dataclasses import replace
+
+    from mertag.tagger.index import IndexRow
+    from mertag.tagger.libmap import UNCERTAIN_COLOUR
+
+    confident = [point_row(f"/m/happy {i}.wav", 0.6, 0.5 + 0.1 * i) for i in range(3)]
+    doubtful = [
+        replace(point_row(f"/m/unsure {i}.wav", 0.2, 0.1 * i), uncertain=1, mood=None)
+        for i in range(4)  # all four in Q1 by their best guess
+    ]
+    quiet = IndexRow(path="/m/quiet.wav", size=1, mtime_ns=1, status="silent", error="silent")
+    out = tmp_path / "map.html"
+    assert write_html_map([*confident, *doubtful, quiet], out) == 7
+    dom = _chromium(out, tmp_path, "--dump-dom")
+    switches = re.findall(r'data-q="([^"]+)">.*?</span>([^<]*)</label>', dom)
+    assert switches == [
+        ("Q1", "Q1 Happy (3)"),
+        ("Q2", "Q2 Angry (0)"),
+        ("Q3", "Q3 Sad (0)"),
+        ("Q4", "Q4 Relaxed (0)"),
+        ("uncertain", "uncertain (4)"),
+    ]
+    assert '<span id="silent">1 silent track (no mood) not drawn</span>' in dom
+    assert _shown(dom) == "7 of 7 tracks shown"
+    shot = tmp_path / "shot.png"
+    _chromium(out, tmp_path, f"--screenshot={shot}")
+    assert _colour_pixels(shot, UNCERTAIN_COLOUR) > 30  # the grey points and their label

@@ -283,3 +283,51 @@ def test_the_html_map_labels_uncertain_tracks_as_lists_do(
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
     assert page.count('"uncertain (Q') == len(NAMES) and ",null]" not in page
+
+
+def test_the_maps_count_uncertain_and_silent_tracks_as_stats_and_lists_do(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """An uncertain track is in no quadrant's box, on the page or in the picture: each box counts
+    what `stats` counts for its mood; the uncertain and silent tracks are counted apart."""
+    pytest.importorskip("matplotlib", reason="the picture needs the map extra (matplotlib)")
+    from mertag.tagger.libmap import map_figure
+    from tests.tagger.test_htmlmap import embedded
+
+    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    _silence(lib / "quiet.wav")
+    _scan(lib, index)  # under the tests' config every track is confident
+    confidences = sorted(r.confidence for r in _rows(index).values() if r.status == "ok")
+    threshold = (confidences[1] + confidences[2]) / 2
+    # `mertag write` records the verdict of this threshold in the index, as a scan with it would.
+    done = invoke(["write", "--uncertain-below", f"{threshold:.6f}", "--index", index])
+    assert done.exit_code == 0, done.output
+    rows = _rows(index)
+    uncertain = sorted(str(lib / n) for n, r in rows.items() if r.uncertain)
+    assert len(uncertain) == 2
+    stats = json.loads(invoke(["stats", "--index", index, "--format", "json"]).stdout)
+    boxes = {m["quadrant"]: m["tracks"] for m in stats["moods"]}
+    assert stats["uncertain"] == 2 and stats["silent"] == 1 and sum(boxes.values()) == 2
+    listed = invoke(["list", "uncertain:yes", "--format", "json", "--index", index])
+    assert sorted(r["path"] for r in json.loads(listed.stdout)) == uncertain
+
+    page = tmp_path / "map.html"
+    result = invoke(["map", "--out", page, "--index", index])
+    assert result.exit_code == 0 and "(4 tracks)" in result.stderr, result.output
+    data = embedded(page)
+    group = data["fields"].index("group")
+    paths = data["fields"].index("path")
+    groups = [t[group] for t in data["tracks"]]
+    assert {q: groups.count(q) for q in boxes} == boxes
+    assert sorted(t[paths] for t in data["tracks"] if t[group] == "uncertain") == uncertain
+    assert data["silent"] == "1 silent track (no mood) not drawn"
+
+    with Index(index, read_only=True) as idx:
+        picture, drawn = map_figure(idx.rows())
+    texts = [t.get_text() for t in picture.axes[0].texts]
+    for q, n in boxes.items():
+        word = next(m["mood"] for m in stats["moods"] if m["quadrant"] == q)
+        assert f"{q} {word} \u00b7 {n} track{'' if n == 1 else 's'}" in texts
+    assert "uncertain \u00b7 2 tracks" in texts and drawn == 4
+    heading = picture.axes[0].get_title(loc="left")
+    assert heading.endswith("4 tracks\n2 uncertain; 1 silent track (no mood) not drawn")
