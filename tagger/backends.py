@@ -251,7 +251,7 @@ def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[Tr
     from joblib.externals.loky import ProcessPoolExecutor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    for path, size, mtime_ns in _after_kill(suspects):
+    for path, size, mtime_ns in _after_kill(suspects, work.write):
         with _workers_ignore_sigint():
             pool = ProcessPoolExecutor(max_workers=1, env=_worker_env(1))
             future = pool.submit(analyse, path, size, mtime_ns, work)
@@ -269,13 +269,14 @@ def _isolated(suspects: list[Track], work: TrackWork, death: str) -> Iterator[Tr
             pool.shutdown(wait=True, kill_workers=True)
 
 
-def _after_kill(suspects: list[Track]) -> Iterator[Track]:
+def _after_kill(suspects: list[Track], writes: bool) -> Iterator[Track]:
     """The suspects as they are now: the broken pool's workers were killed, maybe in the middle
     of a tag write, so their interrupted write-backs are finished (as the next scan would) and
-    each file is stat'ed again before it is re-run."""
+    each file is stat'ed again before it is re-run. A scan that does not write (--dry-run,
+    --no-write) had no tag write to interrupt, and finishes none of an earlier run's."""
     from mertag.tagger.safe_write import remove_stale_temps
 
-    for folder in dict.fromkeys(path.parent for path, _, _ in suspects):
+    for folder in dict.fromkeys(path.parent for path, _, _ in suspects if writes):
         try:
             remove_stale_temps(folder)
         except OSError:

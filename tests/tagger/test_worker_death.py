@@ -10,7 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from tests.tagger.fault_helpers import add_picture, make_library, make_track, start_scan
+from tests.tagger.fault_helpers import (
+    add_picture,
+    killed_mid_write_back,
+    make_library,
+    make_track,
+    start_scan,
+)
 from tests.tagger.onnx_models import linear_model
 
 KILL_FOR_SECONDS = 120.0
@@ -72,3 +78,37 @@ def test_a_worker_killed_on_every_try_costs_only_its_track(tmp_path: Path) -> No
     assert rows.pop(str(doomed)) == "error"
     assert sorted(Path(p).name for p in rows) == [f"t{i}.mp3" for i in range(5)]
     assert set(rows.values()) == {"ok"}
+
+
+def test_a_worker_death_in_a_no_write_scan_finishes_no_earlier_write(tmp_path: Path) -> None:
+    """After a worker died the scan cleans up the folder of its track, in case it died in a tag
+    write; a scan that writes no tags had none, and must leave an earlier run's interrupted write
+    beside it as it is (the next scan that writes finishes it)."""
+    library = tmp_path / "lib"
+    make_library(library, [f"t{i}.mp3" for i in range(3)])
+    doomed = make_track(library / "doomed.flac", seconds=4.0)
+    for _ in range(4):  # reading 60 MB: long enough to be seen open
+        add_picture(doomed, 15 << 20)
+    half = make_track(library / "half.flac")
+    killed_mid_write_back(half, {"MOOD": "Happy", "MERTAG_QUADRANT": "Q1", "MERTAG_MODEL": "k"})
+    before = {p.name: p.read_bytes() for p in library.iterdir() if p.name.startswith(".half")}
+    half_bytes = half.read_bytes()
+    index = tmp_path / "index.db"
+    model = linear_model(tmp_path / "m.onnx")
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_whoever_opens, args=(doomed, stop, killed))
+    killer.start()
+    try:
+        args = [str(library), "--index", str(index), "--model", str(model), "-j", "2"]
+        proc = start_scan([*args, "--no-write"])
+        _, err = proc.communicate(timeout=300)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the test never saw a worker with the file open"
+    assert proc.returncode == 1 and "died (SIGKILL)" in err, err
+    assert "1 track has an interrupted mertag tag write" in err
+    assert half.read_bytes() == half_bytes
+    assert {p.name: p.read_bytes() for p in library.iterdir() if p.name.startswith(".half")} == (
+        before
+    )
