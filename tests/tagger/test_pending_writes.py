@@ -187,6 +187,34 @@ def test_a_write_interrupted_through_a_hard_link_elsewhere(
         assert row is not None and row.status == "ok" and row.tagged == 1
 
 
+def test_write_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
+    tmp_path: Path, lib: Path, model: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    code, _, err = _scan(lib, index, model, "--no-write", "--quiet")
+    assert code == 0, err
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    other = downloads / "half.flac"
+    os.link(lib / "half.flac", other)
+    original_audio = audio_fingerprint(other)
+    killed_mid_write_back(other, KILLED_WRITE)
+    if marked_journal(lib / "half.flac") is None:
+        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    before = _state(downloads)
+
+    dry = invoke(["write", "--dry-run", "--index", index])
+    assert dry.exit_code == 1 and "interrupted mertag tag write is pending" in dry.stderr
+    assert _state(downloads) == before
+
+    done = invoke(["write", "--index", index])
+    assert done.exit_code == 0, done.stderr
+    assert "wrote 2 of 2 tracks" in done.stderr
+    assert not _leftovers(downloads) and marked_journal(other) is None
+    assert audio_fingerprint(other) == original_audio
+    assert read_tags(other)["MERTAG_MODEL"] != KILLED_WRITE["MERTAG_MODEL"]
+
+
 def test_a_live_writers_journal_is_no_interrupted_write(lib: Path) -> None:
     path = lib / "whole.wav"
     copy = path.with_name(f".{path.name}.live{TEMP_SUFFIX}")
