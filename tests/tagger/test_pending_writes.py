@@ -215,6 +215,23 @@ def test_write_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
     assert read_tags(other)["MERTAG_MODEL"] != KILLED_WRITE["MERTAG_MODEL"]
 
 
+def test_untag_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
+    tmp_path: Path, lib: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    other = downloads / "half.flac"
+    os.link(lib / "half.flac", other)
+    original_audio = audio_fingerprint(other)
+    killed_mid_write_back(other, KILLED_WRITE)
+    if marked_journal(lib / "half.flac") is None:
+        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    done = invoke(["untag", lib])
+    assert done.exit_code == 0, done.stderr
+    assert not _leftovers(downloads) and read_tags(other) == {}
+    assert audio_fingerprint(other) == original_audio
+
+
 def test_a_live_writers_journal_is_no_interrupted_write(lib: Path) -> None:
     path = lib / "whole.wav"
     copy = path.with_name(f".{path.name}.live{TEMP_SUFFIX}")
