@@ -64,6 +64,15 @@ def _scan(lib: Path, index: Path, model: Path, *args: str) -> tuple[int, str, st
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.fixture
+def index(tmp_path: Path, lib: Path, model: Path) -> Path:
+    """The library's index after a `scan --no-write`: every track analysed, none tagged."""
+    index = tmp_path / "indexed.sqlite3"
+    code, _, err = _scan(lib, index, model, "--no-write", "--quiet")
+    assert code == 0, err
+    return index
+
+
 def test_read_only_scans_leave_it_and_say_so_then_a_scan_finishes_it(
     tmp_path: Path, lib: Path, model: Path
 ) -> None:
@@ -107,12 +116,7 @@ def test_read_only_scans_leave_it_and_say_so_then_a_scan_finishes_it(
         assert (row.size, row.mtime_ns) == (half.stat().st_size, half.stat().st_mtime_ns)
 
 
-def test_write_dry_run_and_show_leave_it_then_write_finishes_it(
-    tmp_path: Path, lib: Path, model: Path
-) -> None:
-    index = tmp_path / "index.sqlite3"
-    code, _, err = _scan(lib, index, model, "--no-write", "--quiet")
-    assert code == 0, err
+def test_write_dry_run_and_show_leave_it_then_write_finishes_it(lib: Path, index: Path) -> None:
     half = lib / "half.flac"
     original_audio = audio_fingerprint(half)
     killed_mid_write_back(half, KILLED_WRITE)  # a `mertag write` killed half-way
@@ -159,17 +163,24 @@ def test_untag_dry_run_leaves_it_then_untag_finishes_it(lib: Path) -> None:
     assert audio_fingerprint(half) == original_audio
 
 
+def _interrupted_through_a_link(track: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A hard link to `track` in downloads/, a folder no command here visits, and a write killed
+    half-way through it; (the link, the track's audio fingerprint)."""
+    other = tmp_path / "downloads" / track.name
+    other.parent.mkdir()
+    os.link(track, other)
+    original_audio = audio_fingerprint(other)
+    killed_mid_write_back(other, KILLED_WRITE)
+    if marked_journal(track) is None:
+        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    return other, original_audio
+
+
 def test_a_write_interrupted_through_a_hard_link_elsewhere(
     tmp_path: Path, lib: Path, model: Path
 ) -> None:
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    other = downloads / "half.flac"
-    os.link(lib / "half.flac", other)
-    original_audio = audio_fingerprint(other)
-    killed_mid_write_back(other, KILLED_WRITE)  # through downloads/, which no scan visits
-    if marked_journal(lib / "half.flac") is None:
-        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    other, original_audio = _interrupted_through_a_link(lib / "half.flac", tmp_path)
+    downloads = other.parent
     before = _state(downloads)
     index = tmp_path / "index.sqlite3"
 
@@ -188,19 +199,10 @@ def test_a_write_interrupted_through_a_hard_link_elsewhere(
 
 
 def test_write_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
-    tmp_path: Path, lib: Path, model: Path
+    tmp_path: Path, lib: Path, index: Path
 ) -> None:
-    index = tmp_path / "index.sqlite3"
-    code, _, err = _scan(lib, index, model, "--no-write", "--quiet")
-    assert code == 0, err
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    other = downloads / "half.flac"
-    os.link(lib / "half.flac", other)
-    original_audio = audio_fingerprint(other)
-    killed_mid_write_back(other, KILLED_WRITE)
-    if marked_journal(lib / "half.flac") is None:
-        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    other, original_audio = _interrupted_through_a_link(lib / "half.flac", tmp_path)
+    downloads = other.parent
     before = _state(downloads)
 
     dry = invoke(["write", "--dry-run", "--index", index])
@@ -218,14 +220,8 @@ def test_write_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
 def test_untag_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
     tmp_path: Path, lib: Path
 ) -> None:
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    other = downloads / "half.flac"
-    os.link(lib / "half.flac", other)
-    original_audio = audio_fingerprint(other)
-    killed_mid_write_back(other, KILLED_WRITE)
-    if marked_journal(lib / "half.flac") is None:
-        pytest.skip(f"{tmp_path} takes no user extended attributes")
+    other, original_audio = _interrupted_through_a_link(lib / "half.flac", tmp_path)
+    downloads = other.parent
     done = invoke(["untag", lib])
     assert done.exit_code == 0, done.stderr
     assert not _leftovers(downloads) and read_tags(other) == {}

@@ -51,25 +51,41 @@ def _kill_whoever_opens(target: Path, stop: threading.Event, killed: list[int]) 
         time.sleep(0.002)
 
 
-def test_a_worker_killed_on_every_try_costs_only_its_track(tmp_path: Path) -> None:
-    library = tmp_path / "lib"
-    make_library(library, [f"t{i}.mp3" for i in range(5)])
+def _doomed(library: Path) -> Path:
+    """A track whose tag write copies 60 MB (and whose decoding reads them): long enough to be
+    seen open."""
     doomed = make_track(library / "doomed.flac", seconds=4.0)
-    for _ in range(4):  # the tag write copies 60 MB: long enough to be seen open
+    for _ in range(4):
         add_picture(doomed, 15 << 20)
-    index = tmp_path / "index.db"
-    model = linear_model(tmp_path / "m.onnx")
+    return doomed
+
+
+def _scan_killing(
+    doomed: Path, library: Path, index: Path, model: Path, *args: str
+) -> tuple[int, str]:
+    """`mertag scan -j 2` of `library` while every process that opens `doomed` is killed;
+    (exit status, stderr)."""
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_whoever_opens, args=(doomed, stop, killed))
     killer.start()
     try:
-        proc = start_scan([str(library), "--index", str(index), "--model", str(model), "-j", "2"])
-        out, err = proc.communicate(timeout=300)
+        command = [str(library), "--index", str(index), "--model", str(model), "-j", "2", *args]
+        proc = start_scan(command)
+        _, err = proc.communicate(timeout=300)
     finally:
         stop.set()
         killer.join()
     assert killed, "the test never saw a worker with the file open"
-    assert proc.returncode == 1, err
+    return proc.returncode, err
+
+
+def test_a_worker_killed_on_every_try_costs_only_its_track(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    make_library(library, [f"t{i}.mp3" for i in range(5)])
+    doomed = _doomed(library)
+    index = tmp_path / "index.db"
+    returncode, err = _scan_killing(doomed, library, index, linear_model(tmp_path / "m.onnx"))
+    assert returncode == 1, err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "doomed.flac" in lines[0] and "died (SIGKILL)" in lines[0], err
     assert "Traceback" not in err
@@ -86,27 +102,14 @@ def test_a_worker_death_in_a_no_write_scan_finishes_no_earlier_write(tmp_path: P
     beside it as it is (the next scan that writes finishes it)."""
     library = tmp_path / "lib"
     make_library(library, [f"t{i}.mp3" for i in range(3)])
-    doomed = make_track(library / "doomed.flac", seconds=4.0)
-    for _ in range(4):  # reading 60 MB: long enough to be seen open
-        add_picture(doomed, 15 << 20)
+    doomed = _doomed(library)
     half = make_track(library / "half.flac")
     killed_mid_write_back(half, {"MOOD": "Happy", "MERTAG_QUADRANT": "Q1", "MERTAG_MODEL": "k"})
     before = {p.name: p.read_bytes() for p in library.iterdir() if p.name.startswith(".half")}
     half_bytes = half.read_bytes()
-    index = tmp_path / "index.db"
     model = linear_model(tmp_path / "m.onnx")
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_whoever_opens, args=(doomed, stop, killed))
-    killer.start()
-    try:
-        args = [str(library), "--index", str(index), "--model", str(model), "-j", "2"]
-        proc = start_scan([*args, "--no-write"])
-        _, err = proc.communicate(timeout=300)
-    finally:
-        stop.set()
-        killer.join()
-    assert killed, "the test never saw a worker with the file open"
-    assert proc.returncode == 1 and "died (SIGKILL)" in err, err
+    returncode, err = _scan_killing(doomed, library, tmp_path / "index.db", model, "--no-write")
+    assert returncode == 1 and "died (SIGKILL)" in err, err
     assert "1 track has an interrupted mertag tag write" in err
     assert half.read_bytes() == half_bytes
     assert {p.name: p.read_bytes() for p in library.iterdir() if p.name.startswith(".half")} == (
