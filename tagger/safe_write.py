@@ -203,7 +203,9 @@ def interrupted_write(path: Path) -> Path | None:
     this name or another hard link), or None. Nothing is changed: this is for the runs that must
     not write (a dry run, --no-write), which leave the file as it is and say so; any write to
     the file, or the next scan that writes tags, finishes it."""
-    journals, _ = _own_journals(Path(os.path.realpath(path)))
+    # A folder link leads to the same folder, so only a file link needs its real name (a whole
+    # realpath costs about as much as the rest for every track of a scan).
+    journals, _ = _own_journals(Path(os.path.realpath(path)) if os.path.islink(path) else path)
     for journal in journals:
         if os.path.lexists(journal) and writer_gone(journal):
             return journal

@@ -228,6 +228,16 @@ def test_untag_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
     assert audio_fingerprint(other) == original_audio
 
 
+def test_a_linked_track_whose_file_has_an_interrupted_write(tmp_path: Path, lib: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    real = make_track(store / "real.flac")
+    killed_mid_write_back(real, KILLED_WRITE)
+    link = lib / "link.flac"
+    link.symlink_to(real)
+    assert interrupted_write(link) is not None and interrupted_write(lib / "whole.wav") is None
+
+
 def test_a_live_writers_journal_is_no_interrupted_write(lib: Path) -> None:
     path = lib / "whole.wav"
     copy = path.with_name(f".{path.name}.live{TEMP_SUFFIX}")
