@@ -376,7 +376,9 @@ def query_rows(
 @app.command()
 def scan(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Music folders or files to scan.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Music folders or files to scan.", readable=False)
+    ],
     model: Annotated[
         Path | None,
         typer.Option(
@@ -619,7 +621,10 @@ def list_tracks(
 def show(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path], typer.Argument(help="Indexed files (or folders: every indexed track in them).")
+        list[Path],
+        typer.Argument(
+            help="Indexed files (or folders: every indexed track in them).", readable=False
+        ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     index: IndexOption = None,
@@ -980,7 +985,7 @@ def write(
 @app.command()
 def untag(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.", readable=False)],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")
     ] = False,
