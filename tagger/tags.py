@@ -598,6 +598,11 @@ def _reason(error: BaseException) -> str:
             return _os_reason(seen)
         if seen.args and isinstance(seen.args[0], OSError):
             return _os_reason(seen.args[0])
+        if isinstance(seen, UnicodeDecodeError) or (
+            seen.args and isinstance(seen.args[0], UnicodeDecodeError)
+        ):
+            # mutagen met bytes where a chunk or frame name should be: garbage, not a codec bug
+            return "damaged file: a chunk or frame header is not text"
         seen = seen.__cause__ or seen.__context__
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
