@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -704,6 +705,13 @@ def _rewrite(path: Path, edit: Any, state: tuple[int, int]) -> None:
         raise TagError(str(e)) from e
     except mutagen.MutagenError as e:
         raise TagError(f"cannot save tags: {_reason(e)}") from e
+    except struct.error as e:
+        # mutagen rewrites a RIFF/IFF size field that cannot hold the new size: a WAV written
+        # to a pipe says 0xFFFFFFFF (length unknown) there. The copy is dropped, the file kept.
+        raise TagError(
+            "cannot save tags: a chunk size in the file's header is out of range "
+            "(a WAV streamed with its length unknown?)"
+        ) from e
 
 
 def _write_changes(
