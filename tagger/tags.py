@@ -65,6 +65,7 @@ from mertag.tagger.safe_write import (
     finish_own_journal,
     rewrite_file,
 )
+from mertag.tagger.vorbis_bytes import keeping_bytes
 
 #: The fields a tag write sets: MOOD (where the policy lets it), mertag's word and its numbers.
 MERTAG_FIELDS: tuple[str, ...] = (
@@ -663,7 +664,7 @@ def _storage(kind: type, source: Path | BinaryIO, target: int | None) -> _Storag
         if family is _ID3Storage:
             # Untranslated, and without merging ID3v1 fields into the v2 tag on save.
             return _ID3Storage(kind(source, translate=False, load_v1=False), target)
-        return family(kind(source))
+        return family(keeping_bytes(kind)(source))  # Vorbis comments kept byte for byte
     except (mutagen.MutagenError, OSError) as e:
         raise TagError(f"cannot read tags: {_reason(e)}") from e
 
