@@ -4,7 +4,7 @@ Found by the red-team audit: `mertag scan secret.flac good.wav` stopped before a
 Click's usage box ("path 'secret.flac' is not readable", exit 2), and so did `untag` and
 `show`, while the same file inside a scanned folder, or a missing path on the command line, gets
 one line, an error row, and the batch goes on. Run as root without root's permission override,
-in a subprocess, as test_faults.py does.
+in a subprocess, as test_faults.py does. And an empty path was taken for the current folder.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from mertag.tagger.index import Index
 from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import REPO, make_track, mertag_command
+from tests.tagger.scanned_library import invoke
 from tests.tagger.test_faults import _drop_permission_override, error_lines
 
 
@@ -63,3 +64,21 @@ def test_an_unreadable_file_named_on_the_command_line_fails_alone(tmp_path: Path
     (line,) = error_lines(done.stderr, secret)
     assert "permission denied" in line
     assert read_tags(good) == {}  # the batch went on
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `mertag scan "$MUSIC"` with MUSIC unset: Path("") is ".", and the scan tagged the folder
+    # the shell stood in (found by the audit: a home folder would do).
+    here = tmp_path / "cwd"
+    here.mkdir()
+    track = make_track(here / "not-for-tagging.wav")
+    data = track.read_bytes()
+    index = tmp_path / "index.sqlite3"
+    monkeypatch.chdir(here)
+    for args in (["scan", ""], ["scan", str(track), ""], ["untag", ""], ["show", ""]):
+        result = invoke([*args, "--index", str(index)])
+        assert result.exit_code == 2, (args, result.output)
+        assert "an empty path" in result.output, result.output
+        assert track.read_bytes() == data and not index.exists(), args
