@@ -93,7 +93,7 @@ def exfat(tmp_path: Path) -> Iterator[ExFat]:
 def audio_packets(path: Path) -> str:
     """sha256 of the audio stream's packets as the demuxer reads them (tags are not in them)."""
     digest = hashlib.sha256()
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors="replace") as container:
         for packet in container.demux(container.streams.audio[0]):
             if packet.size:
                 digest.update(bytes(packet))

@@ -8,18 +8,17 @@ not be restored by untag. Real files, the CLI, the raw comment bytes checked.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 from pathlib import Path
 from typing import Any
 
-import av
 import mutagen
 import pytest
 from mutagen.ogg import OggPage
 
 from tests.tagger.scanned_library import invoke
+from tests.tagger.test_audit_exfat import audio_packets
 
 NAMES = ("egypt.flac", "farm.ogg", "garden.opus")
 ALBUM = b"ALBUM=Caf\xe9 del Mar_"  # Latin-1: not valid UTF-8
@@ -45,15 +44,6 @@ def with_latin1_comments(path: Path) -> None:
         data = b"".join(page.write() for page in pages)
     path.write_bytes(data)
     assert ALBUM in path.read_bytes() and MOOD in path.read_bytes()
-
-
-def audio_packets(path: Path) -> str:
-    digest = hashlib.sha256()
-    with av.open(str(path), metadata_errors="replace") as container:
-        for packet in container.demux(container.streams.audio[0]):
-            if packet.size:
-                digest.update(bytes(packet))
-    return digest.hexdigest()
 
 
 @pytest.fixture
