@@ -8,7 +8,9 @@ surrogateescape instead and encode the same way, so a comment mertag does not ch
 back exactly as the file had it (and a MOOD of the user's saved in MERTAG_PREVIOUS_MOOD too).
 
 `keeping_bytes(kind)` gives, for a mutagen file type with Vorbis comments (FLAC, Ogg Vorbis,
-Opus, Ogg FLAC, Speex), a subclass that loads its comments that way; other types unchanged.
+Opus, Ogg FLAC, Speex), a subclass that loads its comments that way; other types unchanged. A
+comment block that only mutagen's repairing read accepts (an entry without '=', a key that is
+not ASCII) is read that way, as before.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import struct
 from io import BytesIO
 from typing import Any
 
-from mutagen._vorbis import VComment
+from mutagen._vorbis import VComment, VorbisEncodingError
 from mutagen.flac import FLAC, VCFLACDict
 from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
@@ -38,8 +40,16 @@ def _encode(value: str | bytes) -> bytes:
 class _BytesKept(VComment):  # type: ignore[misc]  # mutagen is untyped
     """VComment.load and VComment.write with surrogateescape in place of replace / strict."""
 
-    def load(self, fileobj: Any, errors: str = _ERRORS, framing: bool = True) -> None:
-        super().load(fileobj, errors=_ERRORS, framing=framing)
+    def load(self, fileobj: Any, errors: str = "replace", framing: bool = True) -> None:
+        start = fileobj.tell()
+        try:
+            super().load(fileobj, errors=_ERRORS, framing=framing)
+        except (UnicodeError, VorbisEncodingError):
+            # A malformed entry (no '=', a key that is not ASCII) that only mutagen's own
+            # reading repairs: read it so, as before (its bytes are not kept then).
+            del self[:]
+            fileobj.seek(start)
+            super().load(fileobj, errors=errors, framing=framing)
 
     def write(self, framing: bool = True) -> bytes:
         # VComment.write, encoding with surrogateescape (its own encodes strictly).

@@ -17,6 +17,7 @@ import mutagen
 import pytest
 from mutagen.ogg import OggPage
 
+from mertag.tagger.tags import read_tags, write_tags
 from tests.tagger.scanned_library import invoke
 from tests.tagger.test_audit_exfat import audio_packets
 
@@ -73,3 +74,22 @@ def test_latin1_comments_are_kept_and_a_latin1_mood_comes_back(lib: Path, tmp_pa
         data = (lib / name).read_bytes()
         assert ALBUM in data and OWN_MOOD in data and b"MERTAG_" not in data, name
         assert audio_packets(lib / name) == audio[name], name
+
+
+def test_a_comment_key_that_is_not_ascii_is_read_as_mutagen_reads_it(corpus: Path) -> None:
+    # The fuzz trial found it: a key byte 0x80 made the surrogateescape read raise; such a block
+    # is read by mutagen's repairing read instead, as before, and the write goes on.
+    path = corpus / "garden.opus"
+    audio: Any = mutagen.File(path)
+    audio.tags["TITLE"] = ["Garden"]
+    audio.save()
+    data = path.read_bytes().replace(b"TITLE=Garden", b"T\x80TLE=Garden", 1)
+    stream, pages = io.BytesIO(data), []
+    while True:
+        try:
+            pages.append(OggPage(stream))
+        except EOFError:
+            break
+    path.write_bytes(b"".join(page.write() for page in pages))
+    assert write_tags(path, {"MOOD": "Happy", "MERTAG_QUADRANT": "Q1"}) is True
+    assert read_tags(path)["MERTAG_QUADRANT"] == "Q1"
