@@ -27,6 +27,16 @@ MOOD = b"MOOD=R\xeaveur\xe9______"
 OWN_MOOD = struct.pack("<I", len(MOOD)) + MOOD  # the MOOD comment itself, length first
 
 
+def checksummed(data: bytes) -> bytes:
+    """An Ogg file's pages written anew, so each checksum fits the bytes edited in it."""
+    stream, pages = io.BytesIO(data), []
+    while True:
+        try:
+            pages.append(OggPage(stream))
+        except EOFError:
+            return b"".join(page.write() for page in pages)
+
+
 def with_latin1_comments(path: Path) -> None:
     """Give the file an ALBUM and a MOOD in Latin-1, as an old ripper wrote them: placeholders
     of the same length written by mutagen, then their bytes replaced (Ogg pages re-checksummed)."""
@@ -35,15 +45,7 @@ def with_latin1_comments(path: Path) -> None:
     audio.save()
     data = path.read_bytes()
     data = data.replace(b"ALBUM=PLACEHOLDER_Z", ALBUM).replace(b"MOOD=PLACEHOLDER_M", MOOD)
-    if path.suffix != ".flac":
-        stream, pages = io.BytesIO(data), []
-        while True:
-            try:
-                pages.append(OggPage(stream))
-            except EOFError:
-                break
-        data = b"".join(page.write() for page in pages)
-    path.write_bytes(data)
+    path.write_bytes(data if path.suffix == ".flac" else checksummed(data))
     assert ALBUM in path.read_bytes() and MOOD in path.read_bytes()
 
 
@@ -84,12 +86,6 @@ def test_a_comment_key_that_is_not_ascii_is_read_as_mutagen_reads_it(corpus: Pat
     audio.tags["TITLE"] = ["Garden"]
     audio.save()
     data = path.read_bytes().replace(b"TITLE=Garden", b"T\x80TLE=Garden", 1)
-    stream, pages = io.BytesIO(data), []
-    while True:
-        try:
-            pages.append(OggPage(stream))
-        except EOFError:
-            break
-    path.write_bytes(b"".join(page.write() for page in pages))
+    path.write_bytes(checksummed(data))
     assert write_tags(path, {"MOOD": "Happy", "MERTAG_QUADRANT": "Q1"}) is True
     assert read_tags(path)["MERTAG_QUADRANT"] == "Q1"
