@@ -373,10 +373,22 @@ def query_rows(
         raise usage_error(f"query: {exc}") from exc
 
 
+def path_argument(value: str) -> Path:
+    """A file or folder named on the command line, as given: mertag itself says why one cannot be
+    read, per file, so the batch goes on (Click's own check stopped every file for one). An empty
+    one is refused: Path("") is the current folder, and `mertag scan "$MUSIC"` with the variable
+    unset would tag whatever folder the shell stands in."""
+    if not value:
+        raise typer.BadParameter("an empty path (an unset shell variable?); '.' names this folder")
+    return Path(value)
+
+
 @app.command()
 def scan(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Music folders or files to scan.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Music folders or files to scan.", parser=path_argument)
+    ],
     model: Annotated[
         Path | None,
         typer.Option(
@@ -621,7 +633,10 @@ def list_tracks(
 def show(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path], typer.Argument(help="Indexed files (or folders: every indexed track in them).")
+        list[Path],
+        typer.Argument(
+            help="Indexed files (or folders: every indexed track in them).", parser=path_argument
+        ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     index: IndexOption = None,
@@ -982,7 +997,9 @@ def write(
 @app.command()
 def untag(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to untag.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders to untag.", parser=path_argument)
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")
     ] = False,

@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mertag.tagger.mood import DEFAULT_MOODS
-
 Values = list[str]
 """One field's values, in the file's order (a field may hold several)."""
 
@@ -101,11 +99,14 @@ def field_changes(
 
     Replaced fields (MOOD, ENERGY):
     - empty, nothing recorded: it gets the value (nothing of the user's is there).
-    - holding what mertag recorded: it is mertag's, and follows the value. So does a MOOD word
-      of a mertag that predates MERTAG_MOOD (MERTAG_QUADRANT's default word).
+    - holding what mertag recorded: it is mertag's, and follows the value.
     - holding a value mertag finds (the user's): kept, and saved in the previous-value field,
       which marks it as the user's from then on; `overwrite` replaces it (saved first).
     - differing from both (the user changed or removed it after mertag wrote): kept.
+    A MOOD beside MERTAG_QUADRANT but no MERTAG_MOOD is the user's too, even when it is that
+    quadrant's word: mertag writes no word for an uncertain track, and a user who then tags it
+    by hand leaves exactly what a mertag from before MERTAG_MOOD left (its word), so the file
+    cannot tell the two apart, and only the user's value is irreplaceable.
     Appended fields (COMMENT, GROUPING; `overwrite` does not apply):
     - nothing recorded: the user's values (if any) are saved, and the word appended to them.
     - holding the user's saved values with mertag's word appended: the new word replaces it.
@@ -124,8 +125,6 @@ def field_changes(
     if have is None:
         if mine is None and previous is None:
             target[f.name] = [value]
-    elif mine is None and previous is None and name == "MOOD" and _legacy_word(current, value):
-        target[f.name] = [value]
     elif mine is None:
         if previous is None:
             target[f.previous] = list(have)
@@ -137,13 +136,6 @@ def field_changes(
     elif have == mine:
         target[f.name] = [value]
     return _unchanged(current, target)
-
-
-def _legacy_word(current: Mapping[str, Values], word: str) -> bool:
-    """Whether MOOD is the word of a mertag that did not yet record MERTAG_MOOD."""
-    quadrant = join(current.get("MERTAG_QUADRANT") or [])
-    mood = current.get("MOOD")
-    return quadrant in DEFAULT_MOODS and mood in ([DEFAULT_MOODS[quadrant]], [word])
 
 
 def _field_removal(current: Mapping[str, Values], f: OwnedField, legacy: str | None) -> Changes:
@@ -168,11 +160,9 @@ def _field_removal(current: Mapping[str, Values], f: OwnedField, legacy: str | N
 def field_withdrawal(current: Mapping[str, Values], name: str) -> Changes:
     """What taking mertag's value back out of one owned field changes (an uncertain prediction
     without a word, or a field no longer asked for): as removal_changes, for that field, its
-    record and its previous-value field only."""
-    legacy = None
-    if name == "MOOD" and _legacy_word(current, ""):
-        legacy = join(current["MOOD"])
-    return _unchanged(current, _field_removal(current, OWNED_FIELDS[name], legacy))
+    record and its previous-value field only. A MOOD without MERTAG_MOOD beside it stays (see
+    field_changes)."""
+    return _unchanged(current, _field_removal(current, OWNED_FIELDS[name], None))
 
 
 def removal_changes(current: Mapping[str, Values], mood_value: str | None) -> Changes:

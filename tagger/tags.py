@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ from mertag.tagger.safe_write import (
     finish_own_journal,
     rewrite_file,
 )
+from mertag.tagger.vorbis_bytes import keeping_bytes
 
 #: The fields a tag write sets: MOOD (where the policy lets it), mertag's word and its numbers.
 MERTAG_FIELDS: tuple[str, ...] = (
@@ -598,6 +600,11 @@ def _reason(error: BaseException) -> str:
             return _os_reason(seen)
         if seen.args and isinstance(seen.args[0], OSError):
             return _os_reason(seen.args[0])
+        if isinstance(seen, UnicodeDecodeError) or (
+            seen.args and isinstance(seen.args[0], UnicodeDecodeError)
+        ):
+            # mutagen met bytes where a chunk or frame name should be: garbage, not a codec bug
+            return "damaged file: a chunk or frame header is not text"
         seen = seen.__cause__ or seen.__context__
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -657,7 +664,7 @@ def _storage(kind: type, source: Path | BinaryIO, target: int | None) -> _Storag
         if family is _ID3Storage:
             # Untranslated, and without merging ID3v1 fields into the v2 tag on save.
             return _ID3Storage(kind(source, translate=False, load_v1=False), target)
-        return family(kind(source))
+        return family(keeping_bytes(kind)(source))  # Vorbis comments kept byte for byte
     except (mutagen.MutagenError, OSError) as e:
         raise TagError(f"cannot read tags: {_reason(e)}") from e
 
@@ -699,6 +706,13 @@ def _rewrite(path: Path, edit: Any, state: tuple[int, int]) -> None:
         raise TagError(str(e)) from e
     except mutagen.MutagenError as e:
         raise TagError(f"cannot save tags: {_reason(e)}") from e
+    except struct.error as e:
+        # mutagen rewrites a RIFF/IFF size field that cannot hold the new size: a WAV written
+        # to a pipe says 0xFFFFFFFF (length unknown) there. The copy is dropped, the file kept.
+        raise TagError(
+            "cannot save tags: a chunk size in the file's header is out of range "
+            "(a WAV streamed with its length unknown?)"
+        ) from e
 
 
 def _write_changes(

@@ -7,9 +7,11 @@ pictures and the audio stay as they were (the removal goes through tags.remove_t
 through the crash-safe rewrite).
 
 The word mertag wrote is in the file's MERTAG_MOOD. A file tagged by an older mertag has none:
-then it is the index row's mood, or for a file the index does not know, a MOOD is taken as
-mertag's only when the file also carries MERTAG_QUADRANT (proof mertag tagged it) and the MOOD is
-the configured or the default word for that quadrant; otherwise MOOD is kept.
+then, only where the file carries MERTAG_QUADRANT (proof mertag tagged it), it is the index row's
+mood (none for an uncertain track: mertag wrote no word), or for a file the index does not know,
+the MOOD when it is the configured or the default word for that quadrant; otherwise MOOD is kept.
+A file mertag only analysed (`scan --no-write`) has no MERTAG_QUADRANT, so its MOOD is the user's
+even when it is the word the index holds.
 
 The index records the removal: the row keeps its analysis and gets tagged=0, and when only the
 tags changed also the file's new size and mtime, so a later scan leaves the file untagged unless
@@ -75,11 +77,13 @@ def mertag_mood(
     row: IndexRow | None, tags: Mapping[str, str], moods: Mapping[str, str] | None = None
 ) -> str | None:
     """The MOOD value mertag wrote into this file, or None when it cannot be told (module doc)."""
-    if row is not None and row.status == "ok" and row.mood:
-        return row.mood
     quadrant = tags.get("MERTAG_QUADRANT")
     mood = tags.get("MOOD")
-    if quadrant is None or quadrant not in QUADRANTS or mood is None:
+    if quadrant is None or mood is None:
+        return None  # mertag never tagged this file (or MOOD is empty): MOOD is not mertag's
+    if row is not None and row.status == "ok":
+        return None if row.uncertain else row.mood
+    if quadrant not in QUADRANTS:
         return None
     words = {(moods or {}).get(quadrant), DEFAULT_MOODS[quadrant]}
     return mood if mood in words else None

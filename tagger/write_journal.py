@@ -39,6 +39,10 @@ _CHUNK = 1 << 20
 MARK_XATTR = "user.mertag.journal"
 
 
+#: What os.link fails with where the file system has no hard links (FAT and exFAT say EPERM).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 class JournalError(Exception):
     """An interrupted write could not be finished; the message is a one-line reason."""
 
@@ -98,16 +102,29 @@ def create(record: JournalRecord, folder: Path) -> int:
 
     The record is written whole to a locked temp name first and then linked to the journal name,
     so a journal that exists is always complete, and its inode is locked from its first instant.
+    A file system without hard links (FAT and exFAT: memory cards, USB drives, players) gets it
+    renamed there instead, once no journal is there: just as whole, and no other writer can race
+    for the name, since the caller holds the lock on the file the journal belongs to.
     """
     target = folder / record.target
+    journal = journal_path(target)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=TEMP_SUFFIX, dir=folder)
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, json.dumps(asdict(record)).encode("ascii"))
         os.fsync(fd)
-        os.link(tmp, journal_path(target))
-        os.unlink(tmp)
+        try:
+            os.link(tmp, journal)
+            os.unlink(tmp)
+        except OSError as e:
+            if e.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(journal):
+                raise FileExistsError(
+                    errno.EEXIST, "a journal is there already", str(journal)
+                ) from e
+            os.rename(tmp, journal)
         fsync_dir(folder)
     except BaseException:
         try:
@@ -252,7 +269,11 @@ def replay(journal: Path) -> Path | None:
     """Finish the write `journal` records if its writer is dead; returns the file it finished.
 
     None when the writer still runs (its lock is held). When the file at the recorded name is no
-    longer the recorded inode, the journal is obsolete and goes with its copy, the file untouched.
+    longer the recorded inode, the journal is obsolete and goes with its copy, the file untouched;
+    but where that file looks written to since the journal was made, it may be the very file, half
+    written, under another inode number (a drive mounted again: FUSE's exFAT numbers inodes anew
+    at each mount, and a USB drive may come back with another device number), so the journal and
+    the complete copy stay and JournalError says so: nothing is written, and nothing is lost.
     """
     try:
         lock = os.open(journal, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -273,9 +294,20 @@ def replay(journal: Path) -> Path | None:
             st = os.stat(target)
         except FileNotFoundError:
             st = None
-        if not _written_since(st, record, os.stat(journal).st_mtime_ns):
+        journal_ns = os.stat(journal).st_mtime_ns
+        if not _written_since(st, record, journal_ns):
+            if (
+                st is not None
+                and not _same_inode(st, record)
+                and _looks_written(st, record, journal_ns)
+            ):
+                raise JournalError(
+                    f"cannot finish the interrupted tag write of {target.name}: the file there is "
+                    f"not the inode it was for (mounted again?), so it is left as it is; its "
+                    f"complete tagged copy is {copy.name}, beside it"
+                )
             discard(target, copy)
-            if st is not None and (st.st_dev, st.st_ino) == (record.dev, record.ino):
+            if st is not None and _same_inode(st, record):
                 unmark(target)
             return None
         with open(copy, "rb") as src:
@@ -302,10 +334,19 @@ def _written_since(st: os.stat_result | None, record: JournalRecord, journal_ns:
     since the journal was made, and of the old or the new size (the write-back changes the size
     only to the copy's). Anything else is the untouched original or a file put there since (a
     recycled inode number), which the replay must leave alone."""
-    if st is None or (st.st_dev, st.st_ino) != (record.dev, record.ino):
+    if st is None or not _same_inode(st, record):
         return False
     if (st.st_size, st.st_mtime_ns) == (record.old_size, record.old_mtime_ns):
         return False  # not a byte written yet: the original is whole
+    return _looks_written(st, record, journal_ns)
+
+
+def _same_inode(st: os.stat_result, record: JournalRecord) -> bool:
+    return (st.st_dev, st.st_ino) == (record.dev, record.ino)
+
+
+def _looks_written(st: os.stat_result, record: JournalRecord, journal_ns: int) -> bool:
+    """Changed since the journal was made, and of a size the write-back leaves."""
     return st.st_mtime_ns >= journal_ns and st.st_size in (record.old_size, record.size)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mutagen
@@ -137,7 +138,11 @@ def test_files_the_index_does_not_know(library: Library, tmp_path: Path) -> None
 
 def test_mertag_mood_rules(library: Library) -> None:
     row = library.rows()[0]
-    assert mertag_mood(row, {"MOOD": "anything"}) == row.mood
+    assert mertag_mood(row, {"MERTAG_QUADRANT": "Q1", "MOOD": "anything"}) == row.mood
+    # No MERTAG_QUADRANT: mertag never tagged the file (scan --no-write), the MOOD is the user's.
+    assert mertag_mood(row, {"MOOD": row.mood}) is None
+    # An uncertain row: mertag wrote no word, whatever MOOD the user gave the track since.
+    assert mertag_mood(replace(row, uncertain=1), {"MERTAG_QUADRANT": "Q1", "MOOD": "x"}) is None
     assert mertag_mood(None, {"MERTAG_QUADRANT": "Q3", "MOOD": "Sad"}) == "Sad"
     assert mertag_mood(None, {"MERTAG_QUADRANT": "Q3", "MOOD": "Blue"}, {"Q3": "Blue"}) == "Blue"
     assert mertag_mood(None, {"MOOD": "Sad"}) is None  # no proof mertag tagged it
