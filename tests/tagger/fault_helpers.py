@@ -64,10 +64,18 @@ def mertag_command() -> list[str]:
     return [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
+AS_FROM_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+"""What a terminal gives a command: Ctrl-C raising KeyboardInterrupt. A test suite run as a
+background job of a non-interactive shell (`pytest &`, nohup) inherits SIGINT ignored, and so
+would every scan it starts, which then rightly ignores Ctrl-C as a background job should."""
+
+
 def start_scan(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
-    """`mertag scan ARGS` in its own process group, so the test can signal it and its workers."""
+    """`mertag scan ARGS` in its own process group, so the test can signal it and its workers,
+    with Ctrl-C as from a terminal (AS_FROM_A_TERMINAL)."""
+    *python, code = mertag_command()
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [*mertag_command(), "scan", *args],
+        [*python, AS_FROM_A_TERMINAL + code, "scan", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -196,6 +196,14 @@ def test_sigkill_at_random_moments_never_damages_a_file(tmp_path: Path, models: 
     assert all(r["status"] == "ok" and r["tagged"] == 1 for r in rows.values())
 
 
+def _signal_state(pid: int) -> str:
+    """The SigIgn, SigBlk and SigCgt lines of a process's status (for a failure's message)."""
+    with open(f"/proc/{pid}/status") as status:
+        return " ".join(
+            line.strip() for line in status if line.startswith(("SigIgn", "SigBlk", "SigCgt"))
+        )
+
+
 def _interrupt_after_two_results(
     lib: Path, index: Path, jobs: str
 ) -> tuple[subprocess.Popen[str], str, float]:
@@ -208,19 +216,25 @@ def _interrupt_after_two_results(
     try:
         assert proc.stderr is not None
         printed = []
+        state = ""
         for line in proc.stderr:
             printed.append(line)
             if len(_reported("".join(printed))) == 2:
                 break
         finished_first = proc.poll() is not None
         if not finished_first:
+            state = _signal_state(proc.pid)
             os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()
         _, rest = proc.communicate(timeout=30)
         stopped_after = -1.0 if finished_first else time.monotonic() - sent
     finally:
         watchdog.cancel()
-    return proc, "".join(printed) + rest, stopped_after
+    return (
+        proc,
+        f"scan's signal masks before the signal: {state}\n" + "".join(printed) + rest,
+        stopped_after,
+    )
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
