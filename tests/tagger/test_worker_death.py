@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from tests.tagger.fault_helpers import (
     add_picture,
     killed_mid_write_back,
+    live_members,
     make_library,
     make_track,
     start_scan,
@@ -60,6 +62,21 @@ def _doomed(library: Path) -> Path:
     return doomed
 
 
+def _group_state(pgid: int) -> list[str]:
+    """Each live process of group `pgid`: pid, state, kernel wait channel and command (for a
+    hang's failure message)."""
+    found = []
+    for pid in live_members(pgid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().split()
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120]
+        except OSError:
+            continue
+        found.append(f"{pid} {stat[2]} {wchan} {cmd.decode(errors='replace')}")
+    return found
+
+
 def _scan_killing(
     doomed: Path, library: Path, index: Path, model: Path, *args: str
 ) -> tuple[int, str]:
@@ -71,7 +88,13 @@ def _scan_killing(
     try:
         command = [str(library), "--index", str(index), "--model", str(model), "-j", "2", *args]
         proc = start_scan(command)
-        _, err = proc.communicate(timeout=300)
+        try:
+            _, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            hung = _group_state(proc.pid)
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            raise AssertionError(f"the scan hung; its processes: {hung}; stderr: {err}") from None
     finally:
         stop.set()
         killer.join()
