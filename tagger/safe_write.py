@@ -59,6 +59,7 @@ __all__ = [
     "left_in_dry_run",
     "remove_stale_temps",
     "rewrite_file",
+    "settle_interrupted_write",
 ]
 
 _COPY_CHUNK = 1 << 20
@@ -210,6 +211,21 @@ def interrupted_write(path: Path) -> Path | None:
         if os.path.lexists(journal) and writer_gone(journal):
             return journal
     return None
+
+
+def settle_interrupted_write(path: Path, may_write: bool) -> bool:
+    """Whether `path` can be worked on as it is: no earlier write of it was interrupted, or a run
+    that may write has just finished that write (SafeWriteError when it cannot). False for a run
+    that must not write (a dry run, --no-write), which leaves such a file alone: its bytes are
+    part old, part new. For a write made through any name: a folder's own journals are finished
+    by `finish_interrupted_writes`, but one made through a hard link or symlink elsewhere only
+    here."""
+    if interrupted_write(path) is None:
+        return True
+    if not may_write:
+        return False
+    finish_own_journal(path)
+    return True
 
 
 def left_in_dry_run(command: str) -> str:

@@ -40,9 +40,8 @@ from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
 from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import (
     SafeWriteError,
-    finish_own_journal,
-    interrupted_write,
     remove_stale_temps,
+    settle_interrupted_write,
 )
 
 try:
@@ -165,15 +164,13 @@ def plan(
         TrackOutcome(path=p, size=0, mtime_ns=0, error=reason) for p, reason in found.problems
     ]
     for path in found.tracks:
-        if interrupted_write(path) is not None:  # the walk's folders' journals are done already
-            if not writes:
+        try:  # finished before the analysis reads the file
+            if not settle_interrupted_write(path, writes):
                 summary.pending_writes.append(path)
                 continue
-            try:  # one made through a hard link or symlink elsewhere: done before the analysis
-                finish_own_journal(path)
-            except SafeWriteError as exc:
-                early.append(TrackOutcome(path, 0, 0, error=str(exc)))
-                continue
+        except SafeWriteError as exc:
+            early.append(TrackOutcome(path, 0, 0, error=str(exc)))
+            continue
         try:
             st = path.stat()
         except OSError as exc:

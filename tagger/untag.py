@@ -32,9 +32,8 @@ from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import (
     SafeWriteError,
     finish_interrupted_writes,
-    finish_own_journal,
-    interrupted_write,
     left_in_dry_run,
+    settle_interrupted_write,
 )
 from mertag.tagger.tags import (
     TagChange,
@@ -112,15 +111,13 @@ def untag_file(
     outcome = UntagOutcome(path=path)
     row = index.get(str(path)) if index is not None else None
     outcome.indexed = row is not None
-    if interrupted_write(path) is not None:  # an untag finished its folder's already
-        if dry_run:
+    try:  # finished before its tags are read
+        if not settle_interrupted_write(path, not dry_run):
             outcome.error = left_in_dry_run("mertag untag")
             return outcome
-        try:  # one made through a hard link elsewhere: before its tags are read
-            finish_own_journal(path)
-        except SafeWriteError as exc:
-            outcome.error = str(exc)
-            return outcome
+    except SafeWriteError as exc:
+        outcome.error = str(exc)
+        return outcome
     try:
         st = path.stat()
         tags = read_tags(path)

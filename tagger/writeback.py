@@ -35,10 +35,9 @@ from mertag.tagger.pipeline import (
 )
 from mertag.tagger.safe_write import (
     SafeWriteError,
-    finish_own_journal,
-    interrupted_write,
     left_in_dry_run,
     remove_stale_temps,
+    settle_interrupted_write,
 )
 from mertag.tagger.tags import TagError, UnsupportedFormat, plan_write
 
@@ -159,15 +158,13 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
     if prediction is None:
         result.skipped = "not analysed (no probabilities in the index: run `mertag scan --force`)"
         return result
-    if interrupted_write(Path(row.path)) is not None:  # a write finished its folder's already
-        if options.dry_run:
+    try:  # finished before the file is checked: its half-written audio is not the analysed one
+        if not settle_interrupted_write(Path(row.path), not options.dry_run):
             result.skipped = left_in_dry_run("mertag write")
             return result
-        try:  # before the file is checked: its half-written audio is not the analysed one
-            finish_own_journal(Path(row.path))
-        except SafeWriteError as exc:
-            result.error = str(exc)
-            return result
+    except SafeWriteError as exc:
+        result.error = str(exc)
+        return result
     check = check_analysed_file(row)
     if not check.same or check.state is None:
         result.skipped = check.reason
