@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mertag.tagger.display import counted
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
 
@@ -57,7 +58,7 @@ def silent_note(silent: int) -> str:
     """What a map says of the silent tracks it cannot draw ('' for none)."""
     if not silent:
         return ""
-    return f"{silent} silent track{'' if silent == 1 else 's'} (no mood) not drawn"
+    return f"{counted(silent, 'silent track')} (no mood) not drawn"
 
 
 class MapError(RuntimeError):
@@ -130,7 +131,7 @@ def map_figure(
     uncertain = [r for r in tracks if map_group(r) == UNCERTAIN]
     for group in (*QUADRANTS, UNCERTAIN):
         members = [r for r in tracks if map_group(r) == group]
-        n_tracks = f"{len(members)} track{'' if len(members) == 1 else 's'}"
+        n_tracks = counted(len(members), "track")
         if group == UNCERTAIN:
             if not members:
                 continue
@@ -180,8 +181,7 @@ def map_figure(
     apart = [f"{len(uncertain)} uncertain"] if uncertain else []
     apart += [silent_note(silent)] if silent else []
     ax.set_title(  # what is apart on a line of its own, clear of the note on the right
-        f"{heading}: {len(tracks)} track{'' if len(tracks) == 1 else 's'}"
-        + (f"\n{'; '.join(apart)}" if apart else ""),
+        f"{heading}: {counted(len(tracks), 'track')}" + (f"\n{'; '.join(apart)}" if apart else ""),
         fontsize=13,
         loc="left",
     )
