@@ -93,3 +93,26 @@ def test_no_stage_imports_a_later_one() -> None:
     for i, stage in enumerate(order):
         later = {f"mertag.tagger.{s}" for s in order[i + 1 :]}
         assert not edges[f"mertag.tagger.{stage}"] & later, stage
+
+
+ONNXRUNTIME_IMPORTERS = {
+    "mertag.tagger.embeddings": "onnx_runtime(), its owner: telemetry off before the import",
+    "mertag.tagger.model": "its error classes, in a method run only on a session made already",
+}
+"""The modules that may import onnxruntime themselves. Its telemetry switch counts only before
+the first import, so every other module, the trainer's included, goes through
+mertag.tagger.embeddings.onnx_runtime()."""
+
+
+def test_onnxruntime_is_imported_only_through_its_owner() -> None:
+    for name, path in modules().items():
+        if name in ONNXRUNTIME_IMPORTERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+            else:
+                continue
+            assert not any(t.split(".")[0] == "onnxruntime" for t in targets), (name, node.lineno)
