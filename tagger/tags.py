@@ -551,7 +551,17 @@ class _MP4Storage(_Storage):
     (comment, grouping)."""
 
     def keys_for(self, field: str) -> list[str]:
-        return [FIELD_TABLE[field].mp4]
+        """The field's atom: a freeform one under the name the file spells it with, in any
+        case (some taggers write `----:com.apple.iTunes:mood`, and players that read names in
+        any case, FFmpeg's among them, take it for MOOD), the exact name first."""
+        key = FIELD_TABLE[field].mp4
+        if not key.startswith(_ITUNES) or key in self.tags:
+            return [key]
+        name = key.removeprefix(_ITUNES).casefold()
+        spelt = (
+            k for k in self.tags if k.startswith(_ITUNES) and k[len(_ITUNES) :].casefold() == name
+        )
+        return [next(spelt, key)]
 
     def get(self, key: str) -> Values | None:
         if key not in self.tags:
