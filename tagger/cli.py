@@ -204,6 +204,15 @@ Id3VersionOption = Annotated[
         show_default=False,
     ),
 ]
+ConvertId3v22Option = Annotated[
+    bool,
+    typer.Option(
+        "--convert-id3v22",
+        help="Tag ID3v2.2 files too, converting their tags to v2.4 (or the --id3v23/--id3v24 "
+        "version): mutagen cannot write v2.2, and v2.2 frames with no later form are lost. By "
+        "default such files are analysed and indexed, not tagged.",
+    ),
+]
 UncertainBelowOption = Annotated[
     float | None,
     typer.Option(
@@ -270,6 +279,7 @@ def tag_policy(
     overwrite_mood: bool | None,
     uncertain_below: float | None,
     uncertain_word: str | None,
+    convert_id3v22: bool = False,
 ) -> dict[str, Any]:
     """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
     uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
@@ -284,6 +294,7 @@ def tag_policy(
     return {
         "moods": words,
         "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        "convert_id3v22": convert_id3v22,
         "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
         "uncertain_word": word,
@@ -438,6 +449,7 @@ def scan(
     ] = False,
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
+    convert_id3v22: ConvertId3v22Option = False,
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
@@ -483,7 +495,9 @@ def scan(
         mood_model = shared_model(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word, convert_id3v22
+    )
     policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
@@ -541,6 +555,7 @@ def scan(
             energy=energy,
             overwrite_energy=overwrite_energy,
             mood_field=mood_field,
+            convert_id3v22=convert_id3v22,
         )
         config_path = ctx.find_root().params.get("config")
         unchanged = summary.unchanged - len(summary.still_failing)  # analysed, so writable
@@ -942,6 +957,7 @@ def write(
     ] = False,
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
+    convert_id3v22: ConvertId3v22Option = False,
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
@@ -964,7 +980,9 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word, convert_id3v22
+    )
     policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)
