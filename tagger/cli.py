@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mertag.tagger.config import Config
     from mertag.tagger.index import Index, IndexFileError, IndexRow
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.pipeline import PlayerFields
     from mertag.tagger.querylang import Query
 
@@ -323,6 +324,21 @@ def player_fields(
     )
 
 
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace a file there that mertag did not write (one it wrote is replaced anyway: "
+        "each carries mertag's mark).",
+    ),
+]
+
+
+def output_refused(exc: OutputExists) -> typer.Exit:
+    """A file of the user's is where mertag would write: one line, exit 2."""
+    return usage_error(f"{display(exc.path)}: {exc}")
+
+
 MinConfidenceOption = Annotated[
     float | None,
     typer.Option(
@@ -577,10 +593,12 @@ def export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     sort: SortOption = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Write the index rows a query selects (all by default; header first for CSV)."""
     from mertag.tagger.export import export_rows
+    from mertag.tagger.output_files import OutputExists, check_replaceable
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
@@ -590,6 +608,10 @@ def export(
     if output is None:
         export_rows(rows, fmt, sys.stdout)
     else:
+        try:
+            check_replaceable(output, overwrite)
+        except OutputExists as exc:
+            raise output_refused(exc) from exc
         try:
             with open(output, "w", encoding="utf-8", newline="") as out:
                 n = export_rows(rows, fmt, out)
@@ -775,11 +797,13 @@ def playlist(
     ] = None,
     path_glob: PathGlobOption = None,
     sort: SortOption = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Write one playlist per mood (best match first), one playlist of a query's tracks, or a
     mood journey (--journey, or --from and --to)."""
     from mertag.tagger.nsp import NspError
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.playlist import FORMATS, mood_playlists, one_playlist
 
     config = settings(ctx)
@@ -808,12 +832,18 @@ def playlist(
             idx, config, query, sort, min_confidence=min_confidence, path_glob=path_glob
         )
         if ends is not None:
-            _journey(config, idx, rows, ends, target, length, max_distance, rel)
+            _journey(config, idx, rows, ends, target, length, max_distance, rel, overwrite)
             return
     try:
         if named is not None:
             result = one_playlist(
-                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
+                rows,
+                target,
+                moods=config.moods,
+                relative_to=rel,
+                fmt=fmt,
+                query=parsed,
+                overwrite=overwrite,
             )
         else:
             if target.exists() and not target.is_dir():
@@ -822,10 +852,18 @@ def playlist(
                     ".nsp file)"
                 )
             result = mood_playlists(
-                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
+                rows,
+                target,
+                moods=config.moods,
+                relative_to=rel,
+                fmt=fmt,
+                query=parsed,
+                overwrite=overwrite,
             )
     except NspError as exc:
         raise usage_error(str(exc)) from exc
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     for path, reason in result.skipped:
         _warn(path, f"left out: {reason}")
     for word, quadrant, stale in result.empty:
@@ -874,8 +912,10 @@ def _journey(
     length: int,
     max_distance: float,
     relative_to: Path | None,
+    overwrite: bool = False,
 ) -> None:
     from mertag.tagger.journey import JourneyError, plan_journey, write_journey
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.playlist import playable, safe_file_name
     from mertag.tagger.querylang import index_words, resolve_quadrant
     from mertag.tagger.report import journey_table
@@ -905,7 +945,10 @@ def _journey(
         raise typer.Exit(EXIT_FAILED) from exc
     if target.is_dir() or target.suffix == "":
         target = target / f"{safe_file_name(plan.title)}.m3u8"
-    entries = write_journey(plan, target, relative_to=relative_to)
+    try:
+        entries = write_journey(plan, target, relative_to=relative_to, overwrite=overwrite)
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     terminal(stderr=True).print(journey_table(plan, entries))
     for warning in plan.warnings:
         _err(f"warning: {warning}")
@@ -928,10 +971,12 @@ def map_library(
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     title: Annotated[str | None, typer.Option("--title", help="Heading of the map.")] = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Draw every analysed track (or those a query selects) on the valence-arousal plane."""
     from mertag.tagger.libmap import MapError, draw_map
+    from mertag.tagger.output_files import OutputExists
 
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
@@ -940,11 +985,13 @@ def map_library(
         if out.suffix.lower() in (".html", ".htm"):
             from mertag.tagger.htmlmap import write_html_map
 
-            n = write_html_map(rows, out, moods=config.moods, title=title)
+            n = write_html_map(rows, out, moods=config.moods, title=title, overwrite=overwrite)
         else:
-            n = draw_map(rows, out, moods=config.moods, title=title)
+            n = draw_map(rows, out, moods=config.moods, title=title, overwrite=overwrite)
     except MapError as exc:
         raise usage_error(str(exc)) from exc
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     _err(f"wrote {display(out)} ({n} track{'' if n == 1 else 's'})")
 
 

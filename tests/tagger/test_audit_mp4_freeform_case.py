@@ -46,7 +46,7 @@ def test_a_freeform_mood_in_another_case_is_the_users_and_untag_restores_it(
     track: Path, tmp_path: Path, name: str
 ) -> None:
     audio: Any = mutagen.File(track)
-    audio.tags[ITUNES + name] = [MP4FreeForm("Dreamy".encode())]
+    audio.tags[ITUNES + name] = [MP4FreeForm(b"Dreamy")]
     audio.save()
     before = every_tag(track)
     index = tmp_path / "index.sqlite3"
