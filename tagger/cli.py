@@ -834,32 +834,21 @@ def playlist(
         if ends is not None:
             _journey(config, idx, rows, ends, target, length, max_distance, rel, overwrite)
             return
+    if named is None and target.exists() and not target.is_dir():
+        raise usage_error(
+            f"{display(target)}: not a folder (--out takes a folder, or a .m3u8 or .nsp file)"
+        )
+    write = mood_playlists if named is None else one_playlist
     try:
-        if named is not None:
-            result = one_playlist(
-                rows,
-                target,
-                moods=config.moods,
-                relative_to=rel,
-                fmt=fmt,
-                query=parsed,
-                overwrite=overwrite,
-            )
-        else:
-            if target.exists() and not target.is_dir():
-                raise usage_error(
-                    f"{display(target)}: not a folder (--out takes a folder, or a .m3u8 or "
-                    ".nsp file)"
-                )
-            result = mood_playlists(
-                rows,
-                target,
-                moods=config.moods,
-                relative_to=rel,
-                fmt=fmt,
-                query=parsed,
-                overwrite=overwrite,
-            )
+        result = write(
+            rows,
+            target,
+            moods=config.moods,
+            relative_to=rel,
+            fmt=fmt,
+            query=parsed,
+            overwrite=overwrite,
+        )
     except NspError as exc:
         raise usage_error(str(exc)) from exc
     except OutputExists as exc:

@@ -5,6 +5,7 @@ data flows down the pipeline."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +65,15 @@ def test_no_import_circle() -> None:
     assert not circles, circles
 
 
+def imported(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each import statement of `path`, at any depth: its line and the modules it names."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield node.lineno, [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, [node.module]
+
+
 BEETS_PLUGIN = "mertag.tagger.beets_plugin"
 """The one runtime module that imports beets, which only the `beets` extra installs."""
 
@@ -73,14 +83,7 @@ def test_the_runtime_never_imports_the_trainer_or_torch() -> None:
         if not name.startswith("mertag.tagger"):
             continue
         forbidden = ("mertag.trainer", "torch") + (() if name == BEETS_PLUGIN else ("beets",))
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module]
-            else:
-                continue
+        for _, targets in imported(path):
             for target in targets:
                 assert not target.startswith(forbidden), (name, target)
 
@@ -108,11 +111,5 @@ def test_onnxruntime_is_imported_only_through_its_owner() -> None:
     for name, path in modules().items():
         if name in ONNXRUNTIME_IMPORTERS:
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module]
-            else:
-                continue
-            assert not any(t.split(".")[0] == "onnxruntime" for t in targets), (name, node.lineno)
+        for line, targets in imported(path):
+            assert not any(t.split(".")[0] == "onnxruntime" for t in targets), (name, line)
