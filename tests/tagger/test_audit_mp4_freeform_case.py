@@ -16,7 +16,7 @@ import mutagen
 import pytest
 from mutagen.mp4 import MP4FreeForm
 
-from mertag.tagger.tags import read_tags
+from mertag.tagger.tags import read_tags, remove_tags, write_tags
 from tests.tagger.scanned_library import invoke
 
 ITUNES = "----:com.apple.iTunes:"
@@ -41,9 +41,8 @@ def track(corpus: Path) -> Path:
     return corpus / "hacienda.m4a"
 
 
-@pytest.mark.parametrize("name", ["mood", "Mood"])
 def test_a_freeform_mood_in_another_case_is_the_users_and_untag_restores_it(
-    track: Path, tmp_path: Path, name: str
+    track: Path, tmp_path: Path, name: str = "mood"
 ) -> None:
     audio: Any = mutagen.File(track)
     audio.tags[ITUNES + name] = [MP4FreeForm(b"Dreamy")]
@@ -68,4 +67,28 @@ def test_a_freeform_mood_in_another_case_is_the_users_and_untag_restores_it(
 
     result = invoke(["untag", track.parent, "--index", index])
     assert result.exit_code == 0, result.output
+    assert every_tag(track) == before
+
+
+VALUES = {
+    "MOOD": "Happy",
+    "MERTAG_QUADRANT": "Q1",
+    "MERTAG_VALENCE": "0.500",
+    "MERTAG_AROUSAL": "0.500",
+    "MERTAG_CONFIDENCE": "0.900",
+    "MERTAG_MODEL": "test",
+}
+
+
+def test_any_case_of_a_freeform_name_is_the_field(track: Path) -> None:
+    audio: Any = mutagen.File(track)
+    audio.tags[ITUNES + "Mood"] = [MP4FreeForm(b"Dreamy")]
+    audio.tags[ITUNES + "energylevel"] = [MP4FreeForm(b"3")]
+    audio.save()
+    before = every_tag(track)
+    assert write_tags(track, {**VALUES, "ENERGY": "7"}, overwrite_mood=True)
+    found = atoms(track)
+    assert found[ITUNES + "Mood"] == [b"Happy"] and found[ITUNES + "energylevel"] == [b"3"]
+    assert ITUNES + "MOOD" not in found and ITUNES + "EnergyLevel" not in found
+    assert remove_tags(track, None)
     assert every_tag(track) == before
