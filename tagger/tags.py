@@ -579,8 +579,8 @@ class _MP4Storage(_Storage):
 
     def keys_for(self, field: str) -> list[str]:
         """The field's atom: a freeform one under the name the file spells it with, in any
-        case (some taggers write `----:com.apple.iTunes:mood`, and players that read names in
-        any case, FFmpeg's among them, take it for MOOD), the exact name first."""
+        case (some taggers write `----:com.apple.iTunes:mood`, and FFmpeg, which matches tag
+        names in any case, takes it for MOOD), the exact name first."""
         key = FIELD_TABLE[field].mp4
         if not key.startswith(_ITUNES) or key in self.tags:
             return [key]

@@ -2,8 +2,8 @@
 (`----:com.apple.iTunes:mood`, as some taggers write it) is the user's MOOD.
 
 Found by the red-team audit: mertag looked the atom up by its exact name only, so it did not see
-the user's value, added its own `MOOD` atom beside it (a second mood for a player that reads
-names in any case, as FFmpeg does) and never saved the user's value for untag. Real M4A files,
+the user's value, added its own `MOOD` atom beside it (FFmpeg matches tag names in any case,
+so for it one of the two hid the other) and never saved the user's value for untag. Real M4A files,
 the real model, the CLI, tags read back with mutagen.
 """
 
