@@ -19,7 +19,7 @@ wrap-around), so per patch:
 4. the max over the offsets *before* the bias, ReLU and batch norm (they are monotone per
    filter; a filter whose batch-norm scale is negative is negated so its max is still a max).
 
-About 0.27 G multiply-adds per patch instead of 1.135. The filters are processed a quarter at a
+About 0.28 G multiply-adds per patch instead of 1.135. The filters are processed a quarter at a
 time so the per-bin products (~15 MB for all 204 filters) stay in cache between steps, and the
 max over the offsets is a tree of elementwise maxima, which onnxruntime runs faster than a
 ReduceMax over the leading axis. The values equal the conv's to float32 rounding (~1e-6 of the
