@@ -29,6 +29,7 @@ from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.calibration import Calibration, CalibrationError
 from mertag.tagger.embeddings import onnx_runtime, session_options
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FEATURE_SETS, HOP
+from mertag.tagger.model_names import MODEL_FORMAT_KEY
 from mertag.tagger.mood import QUADRANTS, Prediction, predict_mood
 
 MODEL_FORMAT = "1"
@@ -40,7 +41,7 @@ VALENCE_AROUSAL_HEAD = "regression head, mean over the nets"
 DEFAULT_MODEL_NAME = PACKAGED_MODELS["default"]
 # Metadata every mertag model carries (string values; JSON where structured).
 REQUIRED_METADATA = (
-    "mertag_model_format",
+    MODEL_FORMAT_KEY,
     "model_id",
     "labels",
     "feature_schema",
@@ -166,7 +167,7 @@ def _check(path: Path, meta: dict[str, str]) -> ModelInfo:
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ModelError(f"{path}: not a mertag model (metadata lacks {', '.join(missing)})")
-    if meta["mertag_model_format"] != MODEL_FORMAT:
+    if meta[MODEL_FORMAT_KEY] != MODEL_FORMAT:
         raise ModelError(
             f"{path}: model format {meta['mertag_model_format']} is not supported "
             f"(this mertag reads format {MODEL_FORMAT})"

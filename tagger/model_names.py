@@ -16,6 +16,9 @@ from pathlib import Path
 from mertag.models import MODELS_DIR, PACKAGED_MODELS
 from mertag.tagger.protobuf_wire import fields
 
+MODEL_FORMAT_KEY = "mertag_model_format"
+"""The metadata key that makes an ONNX file a mertag model (its value: the model format)."""
+
 _METADATA_PROPS = 14
 _KEY, _VALUE = 1, 2
 

@@ -3,7 +3,9 @@
 A file already at the target is replaced only when it carries mertag's mark, each format's own
 place for one: a comment line after `#EXTM3U` in M3U8 (players skip comment lines), the comment
 of a Navidrome .nsp, a generator meta of the HTML map, the Software or Creator of a picture map,
-the column header of a CSV export, the columns of a JSON export. So running a command again
+the column header of a CSV export, the columns of a JSON export; for the trainer's files, a
+mertag model's own ONNX metadata, the title of a CV report and the mark key first in a JSON
+report. So running a command again
 replaces what it wrote before, and a playlist, page or sheet of the user's with the same name is
 refused with one line before anything is written, unless the caller asks (`--overwrite`).
 """
@@ -16,6 +18,7 @@ import struct
 from pathlib import Path
 
 from mertag.tagger.index import COLUMNS
+from mertag.tagger.model_names import MODEL_FORMAT_KEY, onnx_metadata
 
 CREATOR = "mertag"
 """The creator a picture map names in its metadata (PNG Software, SVG and PDF Creator)."""
@@ -28,6 +31,12 @@ NSP_MARK = "mertag:"
 
 HTML_MARK = '<meta name="generator" content="mertag">'
 """The generator line in the head of the HTML map."""
+
+REPORT_TITLE = "# mertag model comparison"
+"""The first line of every markdown CV report `mertag train --report` writes."""
+
+REPORT_MARK = {"written_by": CREATOR}
+"""The first key of every JSON report `mertag train` and `mertag evaluate` write."""
 
 OVERWRITE_OPTION = "--overwrite"
 
@@ -68,6 +77,12 @@ def _json_export(text: str) -> bool:
     return isinstance(first, dict) and list(first) == list(COLUMNS)
 
 
+def _json_report(text: str) -> bool:
+    """Whether `text` starts as a train or evaluate JSON report: '{' then the mark's line."""
+    (key, value), lines = next(iter(REPORT_MARK.items())), text.split("\n", 2)
+    return len(lines) >= 2 and lines[0] == "{" and lines[1].strip() == f'"{key}": "{value}",'
+
+
 def written_by_mertag(path: Path) -> bool:
     """Whether the file at `path` carries mertag's mark for its kind (by suffix, as the writer
     chose its format); False for anything unreadable or unknown."""
@@ -97,7 +112,14 @@ def written_by_mertag(path: Path) -> bool:
     if suffix == ".csv":
         return text.split("\n", 1)[0].rstrip("\r") == ",".join(COLUMNS)
     if suffix == ".json":
-        return _json_export(text)
+        return _json_export(text) or _json_report(text)
+    if suffix == ".md":
+        return text.split("\n", 1)[0].rstrip("\r") == REPORT_TITLE
+    if suffix == ".onnx":
+        try:
+            return MODEL_FORMAT_KEY in onnx_metadata(path)
+        except (OSError, ValueError):
+            return False
     return False
 
 

@@ -15,8 +15,9 @@ from typing import Annotated
 
 import typer
 
-from mertag.tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from mertag.tagger.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OverwriteOption
 from mertag.tagger.display import display
+from mertag.tagger.output_files import REPORT_MARK, OutputExists, check_replaceable
 from mertag.trainer.choices import ARCHS, FEATURE_SETS
 from mertag.trainer.mood_words import WEIGHT as MOOD_WORDS_WEIGHT
 from mertag.trainer.valence_arousal import WEIGHT as VA_WEIGHT
@@ -47,6 +48,25 @@ def _err(message: str) -> None:
 def _fail(message: str) -> typer.Exit:
     _err(f"mertag: error: {message}")
     return typer.Exit(EXIT_USAGE)
+
+
+def _refuse_foreign_outputs(paths: list[Path | None], overwrite: bool) -> None:
+    """Before any work: a file of the user's at an output path is one line and exit 2 (a file
+    mertag wrote there, a model or report of its own, is replaced as before)."""
+    for path in paths:
+        try:
+            if path is not None:
+                check_replaceable(path, overwrite)
+        except OutputExists as exc:
+            raise _fail(f"{display(exc.path)}: {exc}") from exc
+
+
+def _report_paths(report: Path | None) -> list[Path | None]:
+    """What `train --report` writes: the markdown and the JSON beside it (or the JSON alone)."""
+    if report is None:
+        return []
+    json_path = report.with_suffix(".json")
+    return [json_path] if report.suffix.lower() == ".json" else [report, json_path]
 
 
 def _report_problems(problems: list) -> None:
@@ -158,6 +178,7 @@ def train(
             help="Folder for each CV fold's model and the out-of-fold probabilities.",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     jobs: JobsOption = -1,
     progress: ProgressOption = True,
 ) -> None:
@@ -177,6 +198,7 @@ def train(
         raise _fail(f"--companion must be one of {', '.join(PACKAGED_MODELS)}, not {companion!r}")
     if fold_models is not None and folds < 2:
         raise _fail("--fold-models needs cross-validation (--folds 2 or more)")
+    _refuse_foreign_outputs([output, *_report_paths(report)], overwrite)
     from mertag.trainer.augment import augmentations as pick_augmentations
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
@@ -262,10 +284,12 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write the scores here as JSON.")
     ] = None,
+    overwrite: OverwriteOption = False,
     jobs: JobsOption = -1,
     progress: ProgressOption = True,
 ) -> None:
     """Score a model on labelled clips through the same path `mertag scan` uses."""
+    _refuse_foreign_outputs([report], overwrite)
     import json
 
     from mertag.tagger.model import ModelError
@@ -288,6 +312,7 @@ def evaluate(
     )
     if report is not None:
         payload = {
+            **REPORT_MARK,
             "model_id": result.model_id,
             "n_clips": len(result.names),
             "skipped": [str(p) for p in result.problems],

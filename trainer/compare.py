@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.output_files import REPORT_MARK, REPORT_TITLE
 from mertag.trainer.baselines import make_baseline, pooled
 from mertag.trainer.choices import ARCHS, BASELINES, COMPARED_FEATURE_SETS
 from mertag.trainer.ensemble import ensemble_name, fit_model
@@ -230,14 +231,20 @@ def cross_validate(
 
 def report_json(results: Sequence[CVResult], meta: dict) -> str:
     return json.dumps(
-        {**meta, "labels": list(QUADRANTS), "results": [r.summary() for r in results]}, indent=2
+        {
+            **REPORT_MARK,
+            **meta,
+            "labels": list(QUADRANTS),
+            "results": [r.summary() for r in results],
+        },
+        indent=2,
     )
 
 
 def report_markdown(results: Sequence[CVResult], meta: dict) -> str:
     """A markdown table, best macro-F1 first; std is over folds."""
     lines = [
-        "# mertag model comparison",
+        REPORT_TITLE,
         "",
         f"{meta.get('n_clips')} clips from `{meta.get('data')}`, {meta.get('folds')}-fold "
         f"StratifiedGroupKFold ({meta.get('grouping')}), seed {meta.get('seed')}, "

@@ -29,6 +29,7 @@ from mertag.tagger.model import (
     VA_OUTPUT_NAME,
     VALENCE_AROUSAL_HEAD,
 )
+from mertag.tagger.model_names import MODEL_FORMAT_KEY
 from mertag.tagger.mood import QUADRANTS
 from mertag.trainer.ensemble import MoodEnsemble
 from mertag.trainer.nets import MoodNet
@@ -72,7 +73,7 @@ def model_metadata(
     """The metadata_props of a mertag model: mertag.tagger.model.REQUIRED_METADATA, and the
     optional `calibration` (JSON, mertag.tagger.calibration) and `companion` when given."""
     meta = {
-        "mertag_model_format": MODEL_FORMAT,
+        MODEL_FORMAT_KEY: MODEL_FORMAT,
         "model_id": model_id(net),
         "labels": ",".join(QUADRANTS),
         "feature_schema": FEATURE_SCHEMA,

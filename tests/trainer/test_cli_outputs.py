@@ -1,0 +1,80 @@
+"""`mertag train` and `mertag evaluate` never replace a file of the user's with a model or a
+report: the paths are checked before any work, and only mertag's own files (a mertag model, a
+report it wrote) are replaced without `--overwrite`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mertag.models import MODELS_DIR
+from mertag.tagger.cli import command_line
+from mertag.tagger.output_files import written_by_mertag
+from mertag.trainer.compare import report_json, report_markdown
+
+app = command_line()
+pytestmark = pytest.mark.usefixtures("need_frontend")
+runner = CliRunner()
+REFUSED = "a file mertag did not write is there; --overwrite replaces it"
+
+
+def mertag(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [*map(str, args)], catch_exceptions=False)
+
+
+def users_file(path: Path, text: str = "my notes, not a model\n") -> bytes:
+    path.write_text(text, encoding="utf-8")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("which", ["output", "report", "json beside the report"])
+def test_train_refuses_a_users_file_before_any_work(tiny_data: Path, tmp_path: Path, which):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    target = {
+        "output": tmp_path / "mood.onnx",
+        "report": tmp_path / "cv.md",
+        "json beside the report": tmp_path / "cv.json",
+    }[which]
+    before = users_file(target)
+    cache = tmp_path / "cache"
+    args = ["train", tiny_data / "labels.csv", "--folds", 2, "--epochs", 1, "--cache", cache]
+    result = mertag(*args, "--output", tmp_path / "mood.onnx", "--report", tmp_path / "cv.md")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"mertag: error: {target}: {REFUSED}"
+    assert target.read_bytes() == before
+    assert not cache.exists()  # refused before a clip was read
+    assert not (tmp_path / "mood.onnx").exists() or which == "output"
+
+
+def test_evaluate_replaces_its_own_report_and_refuses_a_users(tiny_data: Path, tmp_path: Path):
+    report = tmp_path / "scores.json"
+    before = users_file(report, '{"mine": true}\n')
+    args = ["evaluate", tiny_data, "--model", "fast", "--jobs", 1, "--no-progress"]
+    refused = mertag(*args, "--report", report)
+    assert refused.exit_code == 2 and refused.output.strip().endswith(REFUSED)
+    assert report.read_bytes() == before
+
+    assert mertag(*args, "--report", report, "--overwrite").exit_code == 0
+    assert report.read_bytes() != before and written_by_mertag(report)
+    again = mertag(*args, "--report", report)  # its own report: replaced without asking
+    assert again.exit_code == 0, again.output
+
+
+def test_mertag_models_and_reports_carry_the_mark(tmp_path: Path):
+    assert written_by_mertag(MODELS_DIR / "mertag_4q.onnx")
+    assert written_by_mertag(MODELS_DIR / "mertag_4q_fast.onnx")
+    front_end = tmp_path / "musicnn.onnx"  # an ONNX file, but not a mertag mood model
+    shutil.copyfile(MODELS_DIR / "musicnn_msd.onnx", front_end)
+    assert not written_by_mertag(front_end)
+    markdown, as_json = tmp_path / "cv.md", tmp_path / "cv.json"
+    meta = {"n_clips": 0, "data": "labels.csv", "folds": 5, "seed": 0}
+    markdown.write_text(report_markdown([], meta), encoding="utf-8")
+    as_json.write_text(report_json([], meta) + "\n", encoding="utf-8")
+    assert written_by_mertag(markdown) and written_by_mertag(as_json)
+    users_file(markdown, "# My model comparison\n")
+    users_file(as_json, '{\n  "written_by": "me",\n}\n')
+    assert not written_by_mertag(markdown) and not written_by_mertag(as_json)
