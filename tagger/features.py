@@ -143,8 +143,9 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     tuning = spectral.estimate_tuning(stft, sr, N_FFT)  # 0.0 for silence: nothing is pitched
     mel = spectral.melspectrogram(power, sr, N_MELS)
     log_mel = spectral.power_to_db(mel)
-    cqt = np.abs(constant_q.vqt(y, sr, HOP, 84 * 3, 36, tuning, variable=False))
-    vqt = np.abs(constant_q.vqt(y, sr, HOP, 84, 12, tuning, variable=True))
+    octaves = constant_q.OctaveChain(y)  # both transforms read the same halvings of y
+    cqt = np.abs(constant_q.vqt(y, sr, HOP, 84 * 3, 36, tuning, variable=False, octaves=octaves))
+    vqt = np.abs(constant_q.vqt(y, sr, HOP, 84, 12, tuning, variable=True, octaves=octaves))
     chroma_cqt = constant_q.chroma(cqt, 36)
     # The bandwidth reuses the centroid, and both weigh float32 bin frequencies (librosa's own
     # would broadcast float64 ones; the values agree to 1e-6 relative).

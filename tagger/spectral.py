@@ -24,16 +24,21 @@ HANN_BANDWIDTH = 1.50018310546875
 A440 = 440.0
 
 
+@lru_cache(maxsize=1024)
 def hann(length: int, periodic: bool = True) -> np.ndarray:
-    """Hann window, float64, as scipy.signal.get_window("hann", length, fftbins=periodic)."""
+    """Hann window, float64, as scipy.signal.get_window("hann", length, fftbins=periodic);
+    read-only, kept per process (the constant-Q filters ask for the same few hundred lengths)."""
     if length <= 1:
-        return np.ones(length, dtype=np.float64)
-    n = length + 1 if periodic else length
-    fac = np.linspace(-np.pi, np.pi, n, dtype=np.float64)
-    w = np.zeros(n, dtype=np.float64)
-    for k, a in enumerate((0.5, 0.5)):
-        w += a * np.cos(k * fac)
-    return w[:-1] if periodic else w
+        w = np.ones(length, dtype=np.float64)
+    else:
+        n = length + 1 if periodic else length
+        fac = np.linspace(-np.pi, np.pi, n, dtype=np.float64)
+        w = np.zeros(n, dtype=np.float64)
+        for k, a in enumerate((0.5, 0.5)):
+            w += a * np.cos(k * fac)
+        w = w[:-1] if periodic else w
+    w.setflags(write=False)
+    return w
 
 
 def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
