@@ -201,8 +201,14 @@ def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
 
 def spectral_weights(s: np.ndarray) -> np.ndarray:
     """Each frame of a magnitude spectrogram normalised to sum 1: what the centroid and the
-    bandwidth weigh the bin frequencies by (librosa normalises for each; compute it once)."""
-    return normalize(s, norm=1, axis=-2)
+    bandwidth weigh the bin frequencies by (librosa normalises for each; compute it once).
+
+    normalize(s, norm=1, axis=-2) for s >= 0: the float64 sums without a float64 copy of s."""
+    length = np.sum(s, axis=-2, keepdims=True, dtype=np.float64)
+    length[length < np.finfo(s.dtype).tiny] = 1.0
+    out = np.empty_like(s)
+    np.divide(s, length, out=out, casting="unsafe")
+    return out
 
 
 def spectral_centroid(
