@@ -83,18 +83,23 @@ def _octave_filters(
     freqs_a = np.asarray(freqs)
     lengths, _ = _wavelet_lengths(freqs_a, sr, variable, np.asarray(alpha))
     n_fft = int(2.0 ** (np.ceil(np.log2(max(lengths)))))
-    # librosa's wavelets, each normalised to unit L1 norm and centred in n_fft zeros, written
-    # straight into their rows (librosa pads each and stacks them: the same values).
+    # librosa's wavelets, each normalised to unit L1 norm and centred in n_fft zeros: all of
+    # them one after another in one array, with librosa's operations element by element (the
+    # L1 norms summed over each one's own run), then put in their rows.
+    starts = np.floor_divide(-lengths, 2)  # np.arange(-ilen // 2, ilen // 2) per wavelet
+    sizes = (np.floor_divide(lengths, 2) - starts).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    within = np.arange(int(sizes.sum())) - np.repeat(offsets, sizes)
+    positions = np.repeat(starts, sizes) + within
+    angles = positions * 2 * np.pi * np.repeat(freqs_a, sizes) / sr
+    sig = np.cos(angles) + 1j * np.sin(angles)
+    sig *= np.concatenate([hann(int(n)) for n in sizes])
+    norms = np.add.reduceat(np.abs(sig), offsets)  # normalize(sig, norm=1) of each wavelet
+    norms[norms < np.finfo(np.complex128).tiny] = 1.0
+    sig /= np.repeat(norms, sizes)
     basis = np.zeros((len(freqs_a), n_fft), dtype=np.complex64)
-    tiny = np.finfo(np.complex128).tiny  # normalize's threshold for the complex wavelets
-    for row, (ilen, freq) in enumerate(zip(lengths, freqs_a, strict=True)):
-        angles = np.arange(-ilen // 2, ilen // 2, dtype=float) * 2 * np.pi * freq / sr
-        sig = np.cos(angles) + 1j * np.sin(angles)
-        sig *= hann(len(sig))
-        norm = np.sum(np.abs(sig))  # normalize(sig, norm=1, axis=0), inline
-        sig /= norm if norm >= tiny else 1.0
-        lpad = int((n_fft - sig.shape[0]) // 2)
-        basis[row, lpad : lpad + sig.shape[0]] = sig
+    lpads = (n_fft - sizes) // 2
+    basis[np.repeat(np.arange(len(freqs_a)), sizes), np.repeat(lpads, sizes) + within] = sig
     basis *= lengths[:, np.newaxis] / float(n_fft)
     fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
     fft_basis = _sparsify_rows(fft_basis, SPARSITY)
