@@ -39,6 +39,7 @@ SEED_CALLS = (
     "constant_q.chroma",
     "spectral.mfcc",
     "spectral.rms",
+    "spectral.spectral_weights",
     "spectral.spectral_centroid",
     "spectral.spectral_bandwidth",
     "spectral.spectral_contrast",
