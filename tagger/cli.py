@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mertag.tagger.config import Config
     from mertag.tagger.index import Index, IndexFileError, IndexRow
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.pipeline import PlayerFields
     from mertag.tagger.querylang import Query
 
@@ -204,6 +205,15 @@ Id3VersionOption = Annotated[
         show_default=False,
     ),
 ]
+ConvertId3v22Option = Annotated[
+    bool,
+    typer.Option(
+        "--convert-id3v22",
+        help="Tag ID3v2.2 files too, converting their tags to v2.4 (or the --id3v23/--id3v24 "
+        "version): mutagen cannot write v2.2, and v2.2 frames with no later form are lost. By "
+        "default such files are analysed and indexed, not tagged.",
+    ),
+]
 UncertainBelowOption = Annotated[
     float | None,
     typer.Option(
@@ -270,6 +280,7 @@ def tag_policy(
     overwrite_mood: bool | None,
     uncertain_below: float | None,
     uncertain_word: str | None,
+    convert_id3v22: bool = False,
 ) -> dict[str, Any]:
     """The mood words, ID3 version, MOOD policy and uncertain threshold and word a tag write
     uses: the options over the config, as keyword arguments of ScanOptions and WriteOptions."""
@@ -284,6 +295,7 @@ def tag_policy(
     return {
         "moods": words,
         "id3_version": config.id3_target if id3v23 is None else (3 if id3v23 else 4),
+        "convert_id3v22": convert_id3v22,
         "overwrite_mood": config.overwrite_mood if overwrite_mood is None else overwrite_mood,
         "uncertain_below": config.uncertain_below if uncertain_below is None else uncertain_below,
         "uncertain_word": word,
@@ -310,6 +322,21 @@ def player_fields(
         overwrite_energy=config.overwrite_energy if overwrite_energy is None else overwrite_energy,
         mood_fields=fields,
     )
+
+
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace a file there that mertag did not write (one it wrote is replaced anyway: "
+        "each carries mertag's mark).",
+    ),
+]
+
+
+def output_refused(exc: OutputExists) -> typer.Exit:
+    """A file of the user's is where mertag would write: one line, exit 2."""
+    return usage_error(f"{display(exc.path)}: {exc}")
 
 
 MinConfidenceOption = Annotated[
@@ -438,6 +465,7 @@ def scan(
     ] = False,
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
+    convert_id3v22: ConvertId3v22Option = False,
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
@@ -483,7 +511,9 @@ def scan(
         mood_model = shared_model(model if model is not None else config.model)
     except ModelError as exc:
         raise usage_error(str(exc)) from exc
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word, convert_id3v22
+    )
     policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = ScanOptions(
         roots=tuple(p.absolute() for p in paths),
@@ -541,6 +571,7 @@ def scan(
             energy=energy,
             overwrite_energy=overwrite_energy,
             mood_field=mood_field,
+            convert_id3v22=convert_id3v22,
         )
         config_path = ctx.find_root().params.get("config")
         unchanged = summary.unchanged - len(summary.still_failing)  # analysed, so writable
@@ -562,10 +593,12 @@ def export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     sort: SortOption = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Write the index rows a query selects (all by default; header first for CSV)."""
     from mertag.tagger.export import export_rows
+    from mertag.tagger.output_files import OutputExists, check_replaceable
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
@@ -575,6 +608,10 @@ def export(
     if output is None:
         export_rows(rows, fmt, sys.stdout)
     else:
+        try:
+            check_replaceable(output, overwrite)
+        except OutputExists as exc:
+            raise output_refused(exc) from exc
         try:
             with open(output, "w", encoding="utf-8", newline="") as out:
                 n = export_rows(rows, fmt, out)
@@ -760,11 +797,13 @@ def playlist(
     ] = None,
     path_glob: PathGlobOption = None,
     sort: SortOption = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Write one playlist per mood (best match first), one playlist of a query's tracks, or a
     mood journey (--journey, or --from and --to)."""
     from mertag.tagger.nsp import NspError
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.playlist import FORMATS, mood_playlists, one_playlist
 
     config = settings(ctx)
@@ -793,24 +832,27 @@ def playlist(
             idx, config, query, sort, min_confidence=min_confidence, path_glob=path_glob
         )
         if ends is not None:
-            _journey(config, idx, rows, ends, target, length, max_distance, rel)
+            _journey(config, idx, rows, ends, target, length, max_distance, rel, overwrite)
             return
+    if named is None and target.exists() and not target.is_dir():
+        raise usage_error(
+            f"{display(target)}: not a folder (--out takes a folder, or a .m3u8 or .nsp file)"
+        )
+    write = mood_playlists if named is None else one_playlist
     try:
-        if named is not None:
-            result = one_playlist(
-                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
-            )
-        else:
-            if target.exists() and not target.is_dir():
-                raise usage_error(
-                    f"{display(target)}: not a folder (--out takes a folder, or a .m3u8 or "
-                    ".nsp file)"
-                )
-            result = mood_playlists(
-                rows, target, moods=config.moods, relative_to=rel, fmt=fmt, query=parsed
-            )
+        result = write(
+            rows,
+            target,
+            moods=config.moods,
+            relative_to=rel,
+            fmt=fmt,
+            query=parsed,
+            overwrite=overwrite,
+        )
     except NspError as exc:
         raise usage_error(str(exc)) from exc
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     for path, reason in result.skipped:
         _warn(path, f"left out: {reason}")
     for word, quadrant, stale in result.empty:
@@ -859,8 +901,10 @@ def _journey(
     length: int,
     max_distance: float,
     relative_to: Path | None,
+    overwrite: bool = False,
 ) -> None:
     from mertag.tagger.journey import JourneyError, plan_journey, write_journey
+    from mertag.tagger.output_files import OutputExists
     from mertag.tagger.playlist import playable, safe_file_name
     from mertag.tagger.querylang import index_words, resolve_quadrant
     from mertag.tagger.report import journey_table
@@ -890,7 +934,10 @@ def _journey(
         raise typer.Exit(EXIT_FAILED) from exc
     if target.is_dir() or target.suffix == "":
         target = target / f"{safe_file_name(plan.title)}.m3u8"
-    entries = write_journey(plan, target, relative_to=relative_to)
+    try:
+        entries = write_journey(plan, target, relative_to=relative_to, overwrite=overwrite)
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     terminal(stderr=True).print(journey_table(plan, entries))
     for warning in plan.warnings:
         _err(f"warning: {warning}")
@@ -913,10 +960,12 @@ def map_library(
     min_confidence: MinConfidenceOption = None,
     path_glob: PathGlobOption = None,
     title: Annotated[str | None, typer.Option("--title", help="Heading of the map.")] = None,
+    overwrite: OverwriteOption = False,
     index: IndexOption = None,
 ) -> None:
     """Draw every analysed track (or those a query selects) on the valence-arousal plane."""
     from mertag.tagger.libmap import MapError, draw_map
+    from mertag.tagger.output_files import OutputExists
 
     config = settings(ctx)
     with open_index(resolve_index(index, config)) as idx:
@@ -925,11 +974,13 @@ def map_library(
         if out.suffix.lower() in (".html", ".htm"):
             from mertag.tagger.htmlmap import write_html_map
 
-            n = write_html_map(rows, out, moods=config.moods, title=title)
+            n = write_html_map(rows, out, moods=config.moods, title=title, overwrite=overwrite)
         else:
-            n = draw_map(rows, out, moods=config.moods, title=title)
+            n = draw_map(rows, out, moods=config.moods, title=title, overwrite=overwrite)
     except MapError as exc:
         raise usage_error(str(exc)) from exc
+    except OutputExists as exc:
+        raise output_refused(exc) from exc
     _err(f"wrote {display(out)} ({n} track{'' if n == 1 else 's'})")
 
 
@@ -942,6 +993,7 @@ def write(
     ] = False,
     overwrite_mood: OverwriteMoodOption = None,
     id3v23: Id3VersionOption = None,
+    convert_id3v22: ConvertId3v22Option = False,
     moods: MoodsOption = None,
     uncertain_below: UncertainBelowOption = None,
     uncertain_word: UncertainWordOption = None,
@@ -964,7 +1016,9 @@ def write(
     from mertag.tagger.writeback import WriteOptions, WriteResult, write_rows
 
     config = settings(ctx)
-    policy = tag_policy(config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word)
+    policy = tag_policy(
+        config, moods, id3v23, overwrite_mood, uncertain_below, uncertain_word, convert_id3v22
+    )
     policy["fields"] = player_fields(config, energy, overwrite_energy, mood_field)
     options = WriteOptions(**policy, dry_run=dry_run)
     index_path = resolve_index(index, config)

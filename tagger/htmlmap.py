@@ -30,6 +30,7 @@ from mertag.tagger.libmap import (
     silent_note,
 )
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS, mood_shown
+from mertag.tagger.output_files import HTML_MARK, check_replaceable
 from mertag.tagger.playlist import write_text_atomic
 from mertag.tagger.trackinfo import track_info
 
@@ -99,6 +100,7 @@ def render_html(data: Mapping[str, object]) -> str:
     title = html.escape(str(data["title"]))
     return (
         _PAGE.replace("@TITLE@", title)
+        .replace("@GENERATOR@", HTML_MARK)
         .replace("@STYLE@", _STYLE)
         .replace("@SCRIPT@", _SCRIPT)
         .replace("@DATA@", _script_json(data))
@@ -111,8 +113,11 @@ def write_html_map(
     *,
     moods: Mapping[str, str] | None = None,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> int:
-    """Write the page to `out` (atomically) and return how many tracks it shows."""
+    """Write the page to `out` (atomically) and return how many tracks it shows. A file at
+    `out` that mertag did not write raises OutputExists, unless `overwrite`."""
+    check_replaceable(out, overwrite)
     data = map_data(rows, moods=moods, title=title)
     write_text_atomic(out, render_html(data))
     return len(data["tracks"])  # type: ignore[arg-type]
@@ -122,6 +127,7 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+@GENERATOR@
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy"
  content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">

@@ -28,6 +28,7 @@ import numpy as np
 
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS
+from mertag.tagger.output_files import check_replaceable
 from mertag.tagger.playlist import Entry, render_m3u8, track_entry, write_text_atomic
 
 DEFAULT_LENGTH = 20
@@ -233,8 +234,12 @@ def plan_journey(
     )
 
 
-def write_journey(journey: Journey, out: Path, *, relative_to: Path | None = None) -> list[Entry]:
-    """Write the journey as an M3U8 playlist, in play order; returns its entries."""
+def write_journey(
+    journey: Journey, out: Path, *, relative_to: Path | None = None, overwrite: bool = False
+) -> list[Entry]:
+    """Write the journey as an M3U8 playlist, in play order; returns its entries. A file at
+    `out` that mertag did not write raises OutputExists, unless `overwrite`."""
+    check_replaceable(out, overwrite)
     entries = [track_entry(step.row.path) for step in journey.steps]
     write_text_atomic(out, render_m3u8(entries, relative_to=relative_to))
     return entries

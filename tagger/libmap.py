@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from mertag.tagger.display import counted
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
+from mertag.tagger.output_files import CREATOR, check_replaceable
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -80,13 +81,16 @@ def draw_map(
     *,
     moods: Mapping[str, str] | None = None,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> int:
-    """Draw the analysed rows into `out` and return how many points were drawn."""
+    """Draw the analysed rows into `out` and return how many points were drawn. A file at `out`
+    that mertag did not write raises OutputExists, unless `overwrite`."""
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise MapError(
             f"{out.name}: the map is a page (.html) or a picture ({', '.join(FORMATS)}); pick one"
         )
+    check_replaceable(out, overwrite)
     fig, drawn = map_figure(rows, moods=moods, title=title)
     import matplotlib
 
@@ -202,7 +206,7 @@ def map_figure(
 def _metadata(suffix: str) -> dict[str, str | None]:
     # SVG and PDF otherwise carry a creation date, so the same library would give different bytes.
     if suffix == ".svg":
-        return {"Date": None, "Creator": "mertag"}
+        return {"Date": None, "Creator": CREATOR}
     if suffix == ".pdf":
-        return {"CreationDate": None, "Creator": "mertag"}
-    return {"Software": "mertag"}
+        return {"CreationDate": None, "Creator": CREATOR}
+    return {"Software": CREATOR}

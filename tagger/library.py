@@ -16,7 +16,20 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".m4b", ".wav", ".aif", ".aiff"}
+    {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".spx",
+        ".m4a",
+        ".mp4",
+        ".m4b",
+        ".wav",
+        ".aif",
+        ".aiff",
+    }
 )
 """File name suffixes (matched case-insensitively) that the tagger treats as audio."""
 HEAD_BYTES = 12

@@ -38,6 +38,7 @@ class TrackWork:
     moods: Mapping[str, str] | None = None
     write: bool = True  # write the tags where the track was analysed
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
     overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
     plan: bool = False  # (without write) list the changes a write would make: a dry run
     uncertain_below: float | None = None  # None: each model's own threshold; 0: never uncertain
@@ -157,6 +158,7 @@ def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
             id3_version=work.id3_version,
             overwrite_mood=work.overwrite_mood,
             overwrite_energy=work.fields.overwrite_energy,
+            convert_id3v22=work.convert_id3v22,
         )
     except (TagError, OSError) as exc:
         outcome.planned = [f"cannot be tagged: {exc}"]
@@ -218,6 +220,7 @@ def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
             id3_version=work.id3_version,
             overwrite_mood=work.overwrite_mood,
             overwrite_energy=overwrite_energy,
+            convert_id3v22=work.convert_id3v22,
             expect=(outcome.size, outcome.mtime_ns),
         )
         outcome.tagged = True

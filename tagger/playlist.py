@@ -7,7 +7,8 @@ absolute by default, or relative to the folder the playlist will live in (`relat
 is what players resolve relative entries against. Rows whose file is gone, or whose name an M3U8
 line cannot hold, are left out and reported, never silently. A mood with no track gets no file.
 Files are written atomically with the mode the umask gives a new file (0644 under 022), so a
-music server running as another user can read them.
+music server running as another user can read them; a file at a target that mertag did not write
+(the user's own playlist of that name) is never replaced unless asked (`output_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.nsp import SUFFIX as NSP_SUFFIX
 from mertag.tagger.nsp import mood_rule, query_rules, render_nsp
+from mertag.tagger.output_files import M3U8_MARK, NSP_MARK, check_replaceable
 from mertag.tagger.query import check_file
 from mertag.tagger.querylang import MOOD_FIELDS, Query, sort_rows
 from mertag.tagger.trackinfo import read_track_info, track_info
@@ -91,10 +93,11 @@ def location(path: str, relative_to: Path | None) -> str:
 def render_m3u8(entries: Iterable[Entry], *, relative_to: Path | None = None) -> str:
     """The text of an extended M3U playlist.
 
-    Only #EXTM3U and #EXTINF lines: a playlist is named by its file, and a title directive such
-    as '#PLAYLIST:' is unknown to strict parsers.
+    Only #EXTM3U and #EXTINF lines, and mertag's mark as a comment line (players skip comments):
+    a playlist is named by its file, and a title directive such as '#PLAYLIST:' is unknown to
+    strict parsers.
     """
-    lines = ["#EXTM3U"]
+    lines = ["#EXTM3U", M3U8_MARK]
     for e in entries:
         lines.append(f"#EXTINF:{e.seconds},{e.title}")
         lines.append(location(e.path, relative_to))
@@ -184,7 +187,7 @@ def render(
 ) -> str:
     """One playlist's text: M3U8 entries for `rows`, or an .nsp file of `rules`."""
     if fmt == "nsp":
-        comment = f"mertag: {len(rows)} track{'' if len(rows) == 1 else 's'} when written"
+        comment = f"{NSP_MARK} {len(rows)} track{'' if len(rows) == 1 else 's'} when written"
         return render_nsp(name, comment, rules or [], query.sorts if query else ())
     return render_m3u8([row_entry(r) for r in rows], relative_to=relative_to)
 
@@ -197,9 +200,11 @@ def mood_playlists(
     relative_to: Path | None = None,
     fmt: str = "m3u8",
     query: Query | None = None,
+    overwrite: bool = False,
 ) -> PlaylistResult:
     """Write one `<Mood>.m3u8` (or `.nsp`) per mood into `out_dir`, best match first (or in the
-    query's order).
+    query's order). A file there that mertag did not write raises OutputExists before any
+    playlist is written, unless `overwrite`.
 
     Tracks are grouped by the mood word the index holds (the one in their tags); an uncertain
     track is in none (counted in `result.uncertain`). A mood with no track gets no file (it is
@@ -224,6 +229,7 @@ def mood_playlists(
         key = safe_file_name(word).casefold()
         groups.setdefault(key, (quadrant, word, []))[2].append(row)
     suffix = NSP_SUFFIX if fmt == "nsp" else SUFFIX
+    texts: dict[Path, tuple[str, int]] = {}
     for quadrant, word, members in sorted(groups.values(), key=lambda g: (g[0], g[1])):
         target = out_dir / f"{safe_file_name(word)}{suffix}"
         if not members:
@@ -233,8 +239,11 @@ def mood_playlists(
         text = render(
             fmt, word, ordered(members, query), rules=rules, query=query, relative_to=relative_to
         )
+        check_replaceable(target, overwrite)
+        texts[target] = (text, len(members))
+    for target, (text, n) in texts.items():
         write_text_atomic(target, text)
-        result.written[target] = len(members)
+        result.written[target] = n
     return result
 
 
@@ -246,9 +255,11 @@ def one_playlist(
     relative_to: Path | None = None,
     fmt: str = "m3u8",
     query: Query | None = None,
+    overwrite: bool = False,
 ) -> PlaylistResult:
     """Write every playable row into one playlist `target` (nothing when there is none); an .nsp
-    file holds the query's rules, limited to tracks with a mertag mood."""
+    file holds the query's rules, limited to tracks with a mertag mood. A file at `target` that
+    mertag did not write raises OutputExists, unless `overwrite`."""
     result = PlaylistResult()
     rows = list(rows)
     rules: list[dict[str, object]] = []
@@ -268,6 +279,7 @@ def one_playlist(
     text = render(
         fmt, target.stem, ordered(members, query), rules=rules, query=query, relative_to=relative_to
     )
+    check_replaceable(target, overwrite)
     write_text_atomic(target, text)
     result.written[target] = len(members)
     return result

@@ -48,6 +48,7 @@ def tag_options(
     energy: bool | None = None,
     overwrite_energy: bool | None = None,
     mood_field: Sequence[str] | None = None,
+    convert_id3v22: bool = False,
 ) -> dict[str, list[str]]:
     """The tag options given on a command line (None: not given), as `mertag write` takes them,
     by the config key each one stands for."""
@@ -56,6 +57,8 @@ def tag_options(
         out["moods"] = ["--moods", moods]
     if id3v23 is not None:
         out["id3_version"] = ["--id3v23" if id3v23 else "--id3v24"]
+    if convert_id3v22:
+        out["convert_id3v22"] = ["--convert-id3v22"]
     if overwrite_mood is not None:
         out["overwrite_mood"] = ["--overwrite-mood" if overwrite_mood else "--keep-mood"]
     if uncertain_below is not None:

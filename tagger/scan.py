@@ -68,6 +68,7 @@ class ScanOptions:
     moods: Mapping[str, str] | None = None
     write: bool = True
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     uncertain_below: float | None = None  # None: the model's own threshold; 0: never uncertain
     uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
@@ -267,6 +268,7 @@ def _outcomes(
         write=options.write and not options.dry_run,
         plan=options.dry_run,
         id3_version=options.id3_version,
+        convert_id3v22=options.convert_id3v22,
         overwrite_mood=options.overwrite_mood,
         uncertain_below=options.uncertain_below,
         uncertain_word=options.uncertain_word,

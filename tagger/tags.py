@@ -114,6 +114,25 @@ class UnsupportedFormat(TagError):
     indexed, not tagged, and that is not a failure. The message names the format."""
 
 
+ID3V22_REASON = "ID3v2.2 tags cannot be written without converting them"
+"""How the reason an ID3v2.2 file is left untagged starts (a scan says it for each file)."""
+
+CONVERT_ID3V22 = "--convert-id3v22"
+"""The option of `mertag scan` and `mertag write` that converts ID3v2.2 tags to write them."""
+
+
+class ID3v22Kept(UnsupportedFormat):
+    """The file's ID3 tag is v2.2, which mutagen reads but cannot write: a write would convert
+    it (to v2.4, or the version asked for), and v2.2 frames with no later form would go. So the
+    file keeps its tag, unless the caller asks to convert (`convert_id3v22`)."""
+
+    def __init__(self, target: int) -> None:
+        super().__init__(
+            f"{ID3V22_REASON} to v2.{target}: left as they are "
+            f"(`mertag write {CONVERT_ID3V22}` converts and tags them)"
+        )
+
+
 class FieldKeys(NamedTuple):
     """The key that holds one field in each kind of tag."""
 
@@ -227,6 +246,10 @@ class _Storage:
         fileobj.seek(0)  # mutagen reads and writes from where the file object stands
         self.audio.save(fileobj)
 
+    def check_writable(self, convert_id3v22: bool) -> None:
+        """Raise UnsupportedFormat when the tag cannot be saved as it is (ID3v2.2: only by
+        converting it, which `convert_id3v22` asks for)."""
+
     def version_change(self) -> TagChange | None:
         """What saving changes beyond the fields (ID3: the version), or None."""
         return None
@@ -326,6 +349,10 @@ class _ID3Storage(_Storage):
 
     def delete(self, key: str) -> None:
         self.tags.delall(key)
+
+    def check_writable(self, convert_id3v22: bool) -> None:
+        if self.loaded == (2, 2) and not convert_id3v22:
+            raise ID3v22Kept(self.target)
 
     def version_change(self) -> TagChange | None:
         if self.loaded == (2, self.target) or (self.loaded is None and not len(self.tags)):
@@ -551,7 +578,17 @@ class _MP4Storage(_Storage):
     (comment, grouping)."""
 
     def keys_for(self, field: str) -> list[str]:
-        return [FIELD_TABLE[field].mp4]
+        """The field's atom: a freeform one under the name the file spells it with, in any
+        case (some taggers write `----:com.apple.iTunes:mood`, and FFmpeg, which matches tag
+        names in any case, takes it for MOOD), the exact name first."""
+        key = FIELD_TABLE[field].mp4
+        if not key.startswith(_ITUNES) or key in self.tags:
+            return [key]
+        name = key.removeprefix(_ITUNES).casefold()
+        spelt = (
+            k for k in self.tags if k.startswith(_ITUNES) and k[len(_ITUNES) :].casefold() == name
+        )
+        return [next(spelt, key)]
 
     def get(self, key: str) -> Values | None:
         if key not in self.tags:
@@ -769,6 +806,7 @@ def plan_write(
     id3_version: int | None = None,
     overwrite_mood: bool = False,
     overwrite_energy: bool = False,
+    convert_id3v22: bool = False,
 ) -> list[TagChange]:
     """What write_tags with these arguments would change (field: old -> new), writing nothing.
 
@@ -777,6 +815,7 @@ def plan_write(
     _check_values(values)
     _check_version(id3_version)
     storage = _storage(_detect(path), path, id3_version)
+    storage.check_writable(convert_id3v22)
     version = storage.version_change()
     storage.prepare()
     changes = _write_changes(storage, values, _overwritten(overwrite_mood, overwrite_energy))
@@ -810,6 +849,7 @@ def write_tags(
     id3_version: int | None = None,
     overwrite_mood: bool = False,
     overwrite_energy: bool = False,
+    convert_id3v22: bool = False,
     expect: tuple[int, int] | None = None,
 ) -> bool:
     """Write `values` (keys from WRITTEN_FIELDS; other fields untouched).
@@ -820,7 +860,9 @@ def write_tags(
     MOOD and MERTAG_MOOD are left as they are. The other owned fields go the same way
     (field_policy): values["ENERGY"] (`overwrite_energy` replaces the user's), and the word
     to append to COMMENT or GROUPING; "" takes mertag's value back out of the field.
-    An ID3 tag keeps its version unless `id3_version` (3 or 4) asks for one (a new tag is v2.4).
+    An ID3 tag keeps its version unless `id3_version` (3 or 4) asks for one (a new tag is v2.4);
+    an ID3v2.2 tag, which cannot be written as it is, raises ID3v22Kept (an UnsupportedFormat)
+    unless `convert_id3v22` asks to convert it (to `id3_version`, else v2.4).
     Returns False without touching the file when nothing would change; True after a write.
     `expect` is the (size, mtime_ns) the caller saw when it analysed the file: if the file
     differs, TagError. A format mertag cannot tag raises UnsupportedFormat (a TagError).
@@ -830,6 +872,7 @@ def write_tags(
     state = _state(path, expect)
     kind = _detect(path)
     storage = _storage(kind, path, id3_version)
+    storage.check_writable(convert_id3v22)
     overwrite = _overwritten(overwrite_mood, overwrite_energy)
     if not _write_changes(storage, values, overwrite) and (
         id3_version is None or storage.version_change() is None

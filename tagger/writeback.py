@@ -48,6 +48,7 @@ class WriteOptions:
 
     moods: Mapping[str, str] | None = None
     id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
     overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
     uncertain_below: float | None = None  # None: each row's own verdict (the model's threshold)
     uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
@@ -61,6 +62,7 @@ class WriteOptions:
             moods=self.moods,
             write=not self.dry_run,
             id3_version=self.id3_version,
+            convert_id3v22=self.convert_id3v22,
             overwrite_mood=self.overwrite_mood,
             plan=self.dry_run,
             uncertain_below=self.uncertain_below,
@@ -177,6 +179,7 @@ def write_row(index: Index | None, row: IndexRow, options: WriteOptions) -> Writ
             id3_version=options.id3_version,
             overwrite_mood=options.overwrite_mood,
             overwrite_energy=options.fields.overwrite_energy,
+            convert_id3v22=options.convert_id3v22,
         )
     except UnsupportedFormat as exc:
         result.not_tagged = str(exc)

@@ -11,12 +11,16 @@ pools interleaved feature by feature, as TensorFlow's flatten of a (753, 2) map 
 
 Run ``python -m mertag.trainer.musicnn_port WEIGHTS_NPZ OUT.onnx --frontend musicnn-msd`` to write
 the
-ONNX file (the model card gives the commands for both shipped front ends).
+ONNX file (the model card gives the commands for both shipped front ends). The export computes
+the two timbral convolutions through a DFT along the mel axis (`mertag.trainer.musicnn_meldft`:
+the same values to float32 rounding, a quarter of the multiply-adds); this module's `Musicnn`
+stays the plain convolutional reference the tests hold it to.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import cast
 
@@ -27,6 +31,7 @@ from torch import nn
 
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.embeddings import MUSICNN_HOP, MUSICNN_N_FFT, MUSICNN_N_MELS, PATCH_FRAMES
+from mertag.trainer.musicnn_meldft import TIMBRAL_KEY, MelDftTimbral
 
 BN_EPS = 1e-3
 """TensorFlow's default batch-normalisation epsilon, which the checkpoint was trained with."""
@@ -97,6 +102,7 @@ class Musicnn(nn.Module):
 
     def __init__(self, n_mels: int = MUSICNN_N_MELS, n_tags: int = 50) -> None:
         super().__init__()
+        self.n_mels = n_mels
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         # Timbral branches: 7 frames by 40% / 70% of the mel bands, 1.6 * 128 filters.
         self.timbral = nn.ModuleList(
@@ -200,9 +206,21 @@ def load_musicnn(weights_npz: Path) -> Musicnn:
     return model.eval()
 
 
+def with_mel_dft_timbral(model: Musicnn) -> Musicnn:
+    """A copy of `model` whose timbral branches run through the mel-axis DFT, for export."""
+    out = copy.deepcopy(model).eval()
+    branches = [cast(_FreqPooledConv, b) for b in out.timbral]
+    out.timbral = nn.ModuleList(
+        MelDftTimbral(b.conv, b.bn, b.time_pad, out.n_mels) for b in branches
+    )
+    return out
+
+
 def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-msd") -> None:
-    """Export the port to ONNX (dynamic batch) with the front-end metadata the runtime checks."""
-    export_model_onnx(load_musicnn(weights_npz), out, frontend)
+    """Export the port to ONNX (dynamic batch) with the front-end metadata the runtime checks;
+    the timbral convolutions go through the mel-axis DFT (`with_mel_dft_timbral`)."""
+    model = with_mel_dft_timbral(load_musicnn(weights_npz))
+    export_model_onnx(model, out, frontend, {TIMBRAL_KEY: "mel-dft"})
 
 
 def export_model_onnx(

@@ -5,6 +5,7 @@ data flows down the pipeline."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +65,15 @@ def test_no_import_circle() -> None:
     assert not circles, circles
 
 
+def imported(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each import statement of `path`, at any depth: its line and the modules it names."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield node.lineno, [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, [node.module]
+
+
 BEETS_PLUGIN = "mertag.tagger.beets_plugin"
 """The one runtime module that imports beets, which only the `beets` extra installs."""
 
@@ -73,14 +83,7 @@ def test_the_runtime_never_imports_the_trainer_or_torch() -> None:
         if not name.startswith("mertag.tagger"):
             continue
         forbidden = ("mertag.trainer", "torch") + (() if name == BEETS_PLUGIN else ("beets",))
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module]
-            else:
-                continue
+        for _, targets in imported(path):
             for target in targets:
                 assert not target.startswith(forbidden), (name, target)
 
@@ -93,3 +96,20 @@ def test_no_stage_imports_a_later_one() -> None:
     for i, stage in enumerate(order):
         later = {f"mertag.tagger.{s}" for s in order[i + 1 :]}
         assert not edges[f"mertag.tagger.{stage}"] & later, stage
+
+
+ONNXRUNTIME_IMPORTERS = {
+    "mertag.tagger.embeddings": "onnx_runtime(), its owner: telemetry off before the import",
+    "mertag.tagger.model": "its error classes, in a method run only on a session made already",
+}
+"""The modules that may import onnxruntime themselves. Its telemetry switch counts only before
+the first import, so every other module, the trainer's included, goes through
+mertag.tagger.embeddings.onnx_runtime()."""
+
+
+def test_onnxruntime_is_imported_only_through_its_owner() -> None:
+    for name, path in modules().items():
+        if name in ONNXRUNTIME_IMPORTERS:
+            continue
+        for line, targets in imported(path):
+            assert not any(t.split(".")[0] == "onnxruntime" for t in targets), (name, line)

@@ -1,0 +1,110 @@
+"""The files mertag writes for the user (playlists, maps, exports) never replace one of theirs.
+
+A file already at the target is replaced only when it carries mertag's mark, each format's own
+place for one: a comment line after `#EXTM3U` in M3U8 (players skip comment lines), the comment
+of a Navidrome .nsp, a generator meta of the HTML map, the Software or Creator of a picture map,
+the column header of a CSV export, the columns of a JSON export. So running a command again
+replaces what it wrote before, and a playlist, page or sheet of the user's with the same name is
+refused with one line before anything is written, unless the caller asks (`--overwrite`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+from mertag.tagger.index import COLUMNS
+
+CREATOR = "mertag"
+"""The creator a picture map names in its metadata (PNG Software, SVG and PDF Creator)."""
+
+M3U8_MARK = "# written by mertag: mertag replaces this file when it writes this playlist again"
+"""The line after `#EXTM3U` in every M3U8 playlist mertag writes."""
+
+NSP_MARK = "mertag:"
+"""How the comment of every .nsp file mertag writes starts."""
+
+HTML_MARK = '<meta name="generator" content="mertag">'
+"""The generator line in the head of the HTML map."""
+
+OVERWRITE_OPTION = "--overwrite"
+
+_HEAD = 16384  # where a mark at the start of a file must be
+_WHOLE = 64 << 20  # a PDF names its creator near its end: a map is far smaller than this
+_PNG_TEXT = b"Software\x00" + CREATOR.encode()
+_PNG_SOFTWARE = struct.pack(">I", len(_PNG_TEXT)) + b"tEXt" + _PNG_TEXT  # a whole tEXt chunk
+_SVG_CREATOR = re.compile(
+    rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>" + re.escape(CREATOR.encode()) + rb"</dc:title>"
+)
+
+
+class OutputExists(Exception):
+    """A file mertag did not write is at the target: nothing was written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"a file mertag did not write is there; {OVERWRITE_OPTION} replaces it")
+        self.path = path
+
+
+def _read(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+def _json_export(text: str) -> bool:
+    """Whether `text` starts as `export --format json` writes: '[]', or '[' and a first row
+    object holding exactly the index's columns."""
+    if text.startswith("[]"):
+        return True
+    lines = text.split("\n", 2)
+    if len(lines) < 3 or lines[0] != "[":
+        return False
+    try:
+        first = json.loads(lines[1].strip().removesuffix(","))
+    except ValueError:
+        return False
+    return isinstance(first, dict) and list(first) == list(COLUMNS)
+
+
+def written_by_mertag(path: Path) -> bool:
+    """Whether the file at `path` carries mertag's mark for its kind (by suffix, as the writer
+    chose its format); False for anything unreadable or unknown."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            data = _read(path, _WHOLE)
+            return b"/Creator (" + CREATOR.encode() + b")" in data
+        head = _read(path, _HEAD)
+    except OSError:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    if suffix in (".m3u8", ".m3u"):
+        return text.split("\n")[:2] == ["#EXTM3U", M3U8_MARK]
+    if suffix == ".nsp":
+        try:
+            comment = json.loads(_read(path, _WHOLE)).get("comment")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return isinstance(comment, str) and comment.startswith(NSP_MARK)
+    if suffix in (".html", ".htm"):
+        return HTML_MARK in text
+    if suffix == ".png":
+        return _PNG_SOFTWARE in head
+    if suffix == ".svg":
+        return _SVG_CREATOR.search(head) is not None
+    if suffix == ".csv":
+        return text.split("\n", 1)[0].rstrip("\r") == ",".join(COLUMNS)
+    if suffix == ".json":
+        return _json_export(text)
+    return False
+
+
+def check_replaceable(path: Path, overwrite: bool = False) -> None:
+    """Raise OutputExists when a file that is not mertag's is at `path` and `overwrite` is not
+    given; a missing target, or one mertag wrote, is fine (a folder is the caller's error)."""
+    if overwrite or not path.is_file():
+        return
+    if not written_by_mertag(path):
+        raise OutputExists(path)
