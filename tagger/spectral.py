@@ -204,7 +204,7 @@ def spectral_weights(s: np.ndarray) -> np.ndarray:
     bandwidth weigh the bin frequencies by (librosa normalises for each; compute it once).
 
     normalize(s, norm=1, axis=-2) for s >= 0: the float64 sums without a float64 copy of s."""
-    length = np.sum(s, axis=-2, keepdims=True, dtype=np.float64)
+    length = np.asarray(np.sum(s, axis=-2, keepdims=True, dtype=np.float64))
     length[length < np.finfo(s.dtype).tiny] = 1.0
     out = np.empty_like(s)
     np.divide(s, length, out=out, casting="unsafe")
