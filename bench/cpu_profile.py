@@ -1,6 +1,6 @@
 """Where a track's CPU goes: each part of the scan's analysis, in CPU ms per track.
 
-    python bench/cpu_profile.py [FOLDER] [--rounds N] [--model FILE]
+    python bench/cpu_profile.py [FOLDER] [--rounds N] [--model FILE] [--new-tunings]
 
 Runs every track of FOLDER (default ../shared/corpus) through the scan's own code in this
 process, as a worker does (one BLAS thread, glibc's thresholds), after one warm-up round, and
@@ -10,6 +10,10 @@ mood model and the tag write (on fresh temp copies each round). Prints CPU ms pe
 averaged over the tracks as the excerpt policy analyses them, and each part's share: the
 numbers behind the feature-ablation candidates in docs/PERFORMANCE.md. Timings nest (a spectral
 call runs inside "frame features"); the shares of the top-level parts add up to the track.
+
+The filter banks of the chromas depend on a track's tuning estimate and are kept per process, so
+repeated rounds of the same tracks find them built; `--new-tunings` empties those caches before
+each track, as a worker meets them in a library whose tracks' tunings it has not seen yet.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ SEED_CALLS = (
     "constant_q.chroma",
     "spectral.mfcc",
     "spectral.rms",
+    "spectral.spectral_weights",
     "spectral.spectral_centroid",
     "spectral.spectral_bandwidth",
     "spectral.spectral_contrast",
@@ -85,7 +90,18 @@ def instrument() -> None:
     for call in SEED_CALLS:
         owner, _, name = call.partition(".")
         module = modules[owner]
-        setattr(module, name, timed(call, getattr(module, name)))
+        if hasattr(module, name):  # older checkouts lack some (spectral_weights)
+            setattr(module, name, timed(call, getattr(module, name)))
+
+
+def forget_tunings() -> None:
+    """Empty the per-process caches of filter banks that depend on the tuning estimate."""
+    from mertag.tagger import constant_q, spectral
+
+    for cache in ("_octave_filters", "_octave_kernel"):
+        if hasattr(constant_q, cache):
+            getattr(constant_q, cache).cache_clear()
+    spectral.chroma_filters.cache_clear()
 
 
 def main() -> None:
@@ -93,6 +109,9 @@ def main() -> None:
     parser.add_argument("folder", type=Path, nargs="?", default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument(
+        "--new-tunings", action="store_true", help="build the chromas' filters for each track"
+    )
     args = parser.parse_args()
 
     from mertag.tagger.backends import warm_process
@@ -114,6 +133,8 @@ def main() -> None:
             if round_ == 1:
                 CPU.clear()  # the first round warmed sessions, caches and kernels
             for path in tracks:
+                if args.new_tunings:
+                    forget_tunings()
                 st = path.stat()
                 outcome = process_track(path, st.st_size, st.st_mtime_ns, work)
                 if outcome.failed:
@@ -121,7 +142,11 @@ def main() -> None:
             shutil.rmtree(lib)
     n = args.rounds * len(tracks)
     total = sum(CPU.get(name, 0.0) for name in TOP)
-    print(f"{len(tracks)} tracks x {args.rounds} rounds; CPU ms per track, share of the track")
+    import mertag.tagger
+
+    fresh = ", each track's tuning new" if args.new_tunings else ""
+    print(f"{len(tracks)} tracks x {args.rounds} rounds{fresh}; CPU ms per track, share of it")
+    print(f"  (mertag.tagger from {Path(mertag.tagger.__file__).parent})")
     print(f"  {'all of the track':<34} {1000 * total / n:7.1f}")
     for name in TOP:
         cpu = CPU.get(name, 0.0)

@@ -5,9 +5,12 @@ norm, sparsity 0.01, soxr_hq resampling, scaled by the filter lengths): the audi
 decimated by soxr as far as the highest filter allows, then each octave, from the top, is the
 product of an STFT (rectangular window) with the FFT of that octave's wavelets, and the audio
 halved again. The filters depend on the sample rate and the tuning only and are kept per process.
-Differences from librosa: the wavelets' FFT runs in numpy's complex64 where librosa calls scipy's,
-and the product is a dense one with the sparsified filters (over the FFT bins they reach) where
-librosa uses scipy.sparse: the values agree to float32 precision (tests/tagger/test_spectral.py).
+Differences from librosa, none beyond float32 rounding (tests/tagger/test_spectral.py): the
+wavelets' FFT runs in numpy's complex64 where librosa calls scipy's; an octave's STFT and its
+product with the sparsified filters are one float32 product of the frames with the filters
+brought back to the time domain (`_octave_kernel`), where librosa runs a float64 FFT and a
+complex64 sparse product; and the CQT and the VQT of one excerpt share its halvings
+(`OctaveChain`), where librosa halves anew for each.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ FILTER_CACHE_SIZE = 512
 """Octave filter banks kept per process: one per (octave, tuning, transform), the band of FFT
 bins their filters reach (at 16 kHz ~20 kB for a CQT octave, 36 x ~80 complex64, ~1 kB for a
 VQT one), so the 14 banks of a tuning estimate are built once, and 512 hold ~36 tunings."""
+KERNEL_CACHE_SIZE = 56
+"""Octave kernels (`_octave_kernel`) kept per process: 14 per tuning, ~150 kB for a CQT octave
+(n_fft 512 x 72 float32), so 56 hold the last 4 tunings in ~4 MB; one more costs an FFT."""
 
 
 def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
@@ -76,18 +82,24 @@ def _octave_filters(
     that band's slice of the n_fft // 2 + 1 bins, and n_fft."""
     freqs_a = np.asarray(freqs)
     lengths, _ = _wavelet_lengths(freqs_a, sr, variable, np.asarray(alpha))
-    filters = []
-    for ilen, freq in zip(lengths, freqs_a, strict=True):
-        angles = np.arange(-ilen // 2, ilen // 2, dtype=float) * 2 * np.pi * freq / sr
-        sig = np.cos(angles) + 1j * np.sin(angles)
-        sig *= hann(len(sig))
-        filters.append(normalize(sig, norm=1, axis=0))
     n_fft = int(2.0 ** (np.ceil(np.log2(max(lengths)))))
-    padded = []
-    for filt in filters:
-        lpad = int((n_fft - filt.shape[0]) // 2)
-        padded.append(np.pad(filt, (lpad, int(n_fft - filt.shape[0] - lpad))))
-    basis = np.asarray(padded, dtype=np.complex64)
+    # librosa's wavelets, each normalised to unit L1 norm and centred in n_fft zeros: all of
+    # them one after another in one array, with librosa's operations element by element (the
+    # L1 norms summed over each one's own run), then put in their rows.
+    starts = np.floor_divide(-lengths, 2)  # np.arange(-ilen // 2, ilen // 2) per wavelet
+    sizes = (np.floor_divide(lengths, 2) - starts).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    within = np.arange(int(sizes.sum())) - np.repeat(offsets, sizes)
+    positions = np.repeat(starts, sizes) + within
+    angles = positions * 2 * np.pi * np.repeat(freqs_a, sizes) / sr
+    sig = np.cos(angles) + 1j * np.sin(angles)
+    sig *= np.concatenate([hann(int(n)) for n in sizes])
+    norms = np.add.reduceat(np.abs(sig), offsets)  # normalize(sig, norm=1) of each wavelet
+    norms[norms < np.finfo(np.complex128).tiny] = 1.0
+    sig /= np.repeat(norms, sizes)
+    basis = np.zeros((len(freqs_a), n_fft), dtype=np.complex64)
+    lpads = (n_fft - sizes) // 2
+    basis[np.repeat(np.arange(len(freqs_a)), sizes), np.repeat(lpads, sizes) + within] = sig
     basis *= lengths[:, np.newaxis] / float(n_fft)
     fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
     fft_basis = _sparsify_rows(fft_basis, SPARSITY)
@@ -99,17 +111,38 @@ def _octave_filters(
     return kept, n_fft, band
 
 
-def _octave_response(
-    y: np.ndarray, n_fft: int, hop_length: int, basis: np.ndarray, band: slice
+@lru_cache(maxsize=KERNEL_CACHE_SIZE)
+def _octave_kernel(
+    sr: float, freqs: tuple[float, ...], alpha: tuple[float, ...], variable: bool, scale: float
 ) -> np.ndarray:
-    """librosa's `__cqt_response`: the STFT of `y` (rectangular window, centred, zero-padded,
-    in float64 like librosa's, stored complex64) times the octave's filters, on the FFT bins
-    where the filters are not zero (librosa's sparse product skips the others too)."""
+    """One octave's filters as a (n_fft, 2 x bins) float32 matrix in the time domain: a frame
+    times it is the product of the frame's DFT, on the band of `_octave_filters`, with the
+    filters (real parts, then imaginary). So an octave costs one real matrix product instead of
+    an FFT and a complex one. Sum over the band of basis[k, f] exp(-2 pi i f n / n_fft) is the
+    DFT of the filter's spectrum itself, computed in float64 and rounded once."""
+    basis, n_fft, band = _octave_filters(sr, freqs, alpha, variable, scale)
+    spectrum = np.zeros((basis.shape[0], n_fft), dtype=np.complex128)
+    spectrum[:, band] = basis
+    kernel = np.fft.fft(spectrum, axis=1).T
+    out = np.ascontiguousarray(np.hstack([kernel.real, kernel.imag]), dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _octave_response(y: np.ndarray, hop_length: int, kernel: np.ndarray) -> np.ndarray:
+    """librosa's `__cqt_response`, complex64 (bins, frames): the STFT of `y` (rectangular
+    window, centred, zero-padded) times the octave's filters, as one float32 product of the
+    frames with `_octave_kernel` (librosa: a float64 FFT, stored complex64, times the sparse
+    filters in complex64; the two agree to float32 rounding)."""
+    n_fft = kernel.shape[0]
     padded = np.pad(y, (n_fft // 2, n_fft // 2), mode="constant")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    # The window of ones makes float64 frames, as librosa's product with its float64 window.
-    spectrum = np.fft.rfft(frames * np.ones(n_fft), axis=-1)[:, band].astype(np.complex64)
-    return (spectrum @ basis.T).T
+    product = frames @ kernel
+    bins = kernel.shape[1] // 2
+    response = np.empty((bins, len(frames)), dtype=np.complex64)
+    response.real = product[:, :bins].T
+    response.imag = product[:, bins:].T
+    return response
 
 
 def _halve(y: np.ndarray, factor: int) -> np.ndarray:
@@ -135,6 +168,21 @@ def _two_factors(x: int) -> int:
     return count
 
 
+class OctaveChain:
+    """An excerpt and its successive halvings (`_halve` by 2), each made when first asked for
+    and kept: the CQT and the VQT of one excerpt read the same ones, where librosa halves anew
+    for each transform (and once more after its last octave)."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.levels = [y]
+
+    def level(self, i: int) -> np.ndarray:
+        """The audio halved `i` times."""
+        while len(self.levels) <= i:
+            self.levels.append(_halve(self.levels[-1], 2))
+        return self.levels[i]
+
+
 def vqt(
     y: np.ndarray,
     sr: float,
@@ -143,10 +191,12 @@ def vqt(
     bins_per_octave: int,
     tuning: float,
     variable: bool,
+    octaves: OctaveChain | None = None,
 ) -> np.ndarray:
     """librosa.vqt(y, sr=sr, hop_length=..., n_bins=..., bins_per_octave=..., tuning=tuning,
     gamma=None if variable else 0), i.e. librosa.cqt when not `variable`: complex64 (n_bins,
-    frames)."""
+    frames). `octaves`, an OctaveChain of this `y`, shares its halvings with other transforms
+    of it."""
     n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
     n_filters = min(bins_per_octave, n_bins)
     freqs = _frequencies(n_bins, bins_per_octave, tuning)
@@ -157,28 +207,32 @@ def vqt(
     downsample_count1 = max(0, int(np.ceil(np.log2(nyquist / filter_cutoff)) - 1) - 1)
     downsample_count2 = max(0, _two_factors(hop_length) - n_octaves + 1)
     downsample_count = min(downsample_count1, downsample_count2)
+    if octaves is not None and octaves.levels[0] is not y:
+        raise ValueError("octaves must be the OctaveChain of this y")
     if downsample_count > 0:
         factor = 2**downsample_count
         hop_length //= factor
-        y = _halve(y, factor)
+        octaves = OctaveChain(_halve(y, factor))
         sr = sr / float(factor)
+    elif octaves is None:
+        octaves = OctaveChain(y)
 
     responses = []
-    my_y, my_sr, my_hop = y, sr, hop_length
+    level, my_sr, my_hop = 0, sr, hop_length
     for i in range(n_octaves):
         sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
-        basis, n_fft, band = _octave_filters(
+        kernel = _octave_kernel(
             my_sr,
             tuple(freqs[sl].tolist()),
             tuple(alpha[sl].tolist()),
             variable,
             float(np.sqrt(sr / my_sr)),
         )
-        responses.append(_octave_response(my_y, n_fft, my_hop, basis, band))
+        responses.append(_octave_response(octaves.level(level), my_hop, kernel))
         if my_hop % 2 == 0:
             my_hop //= 2
             my_sr /= 2.0
-            my_y = _halve(my_y, 2)
+            level += 1
 
     max_col = min(r.shape[-1] for r in responses)
     out = np.empty((n_bins, max_col), dtype=np.complex64, order="F")

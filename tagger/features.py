@@ -143,13 +143,15 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     tuning = spectral.estimate_tuning(stft, sr, N_FFT)  # 0.0 for silence: nothing is pitched
     mel = spectral.melspectrogram(power, sr, N_MELS)
     log_mel = spectral.power_to_db(mel)
-    cqt = np.abs(constant_q.vqt(y, sr, HOP, 84 * 3, 36, tuning, variable=False))
-    vqt = np.abs(constant_q.vqt(y, sr, HOP, 84, 12, tuning, variable=True))
+    octaves = constant_q.OctaveChain(y)  # both transforms read the same halvings of y
+    cqt = np.abs(constant_q.vqt(y, sr, HOP, 84 * 3, 36, tuning, variable=False, octaves=octaves))
+    vqt = np.abs(constant_q.vqt(y, sr, HOP, 84, 12, tuning, variable=True, octaves=octaves))
     chroma_cqt = constant_q.chroma(cqt, 36)
     # The bandwidth reuses the centroid, and both weigh float32 bin frequencies (librosa's own
     # would broadcast float64 ones; the values agree to 1e-6 relative).
     freq = spectral.fft_frequencies(sr, N_FFT).astype(np.float32)
-    centroid = spectral.spectral_centroid(stft, freq)
+    weights = spectral.spectral_weights(stft)
+    centroid = spectral.spectral_centroid(stft, freq, weights)
     onset = spectral.onset_strength(log_mel, N_FFT, HOP)
     parts = [
         spectral.chroma_stft(power, sr, tuning),
@@ -159,7 +161,7 @@ def frame_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         spectral.mfcc(log_mel, N_MFCC),
         spectral.rms(stft, N_FFT),
         centroid / 1000.0,
-        spectral.spectral_bandwidth(stft, freq, centroid) / 1000.0,
+        spectral.spectral_bandwidth(stft, freq, centroid, weights) / 1000.0,
         spectral.spectral_contrast(stft, sr),
         np.log10(spectral.spectral_flatness(stft) + 1e-10),
         spectral.spectral_rolloff(stft, sr) / 1000.0,

@@ -54,11 +54,21 @@ def integrated_loudness(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     step = 1.0 - BLOCK_OVERLAP
     length = y.size / sr
     blocks = int(np.round((length - BLOCK_SECONDS) / (BLOCK_SECONDS * step))) + 1
-    z = np.zeros(blocks)
-    for j in range(blocks):
-        lo = int(BLOCK_SECONDS * (j * step) * sr)
-        hi = int(BLOCK_SECONDS * (j * step + 1) * sr)
-        z[j] = (1.0 / (BLOCK_SECONDS * sr)) * np.sum(np.square(weighted[lo:hi]))
+    j = np.arange(blocks, dtype=np.float64)
+    # pyloudnorm's bounds (int() of the same products), as its slices clip them.
+    lo = np.minimum((BLOCK_SECONDS * (j * step) * sr).astype(np.int64), y.size)
+    hi = np.minimum((BLOCK_SECONDS * (j * step + 1) * sr).astype(np.int64), y.size)
+    # A block's energy: the sums of the pieces between consecutive bounds (blocks overlap by
+    # three quarters), added up; the same sums as block by block, to float64 rounding.
+    bounds = np.unique(np.concatenate([lo, hi]))
+    energy = np.square(weighted)
+    pieces = np.add.reduceat(energy, bounds[:-1]) if bounds.size > 1 else np.zeros(0)
+    if pieces.size:  # reduceat's last piece runs to the end of the signal, not to bounds[-1]
+        pieces[-1] = np.sum(energy[bounds[-2] : bounds[-1]])
+    before = np.concatenate([[0.0], np.cumsum(pieces)])
+    z = (1.0 / (BLOCK_SECONDS * sr)) * (
+        before[np.searchsorted(bounds, hi)] - before[np.searchsorted(bounds, lo)]
+    )
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # All blocks gated out (silence): the mean of nothing, and log10 of 0, give -inf.
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -24,16 +24,21 @@ HANN_BANDWIDTH = 1.50018310546875
 A440 = 440.0
 
 
+@lru_cache(maxsize=1024)
 def hann(length: int, periodic: bool = True) -> np.ndarray:
-    """Hann window, float64, as scipy.signal.get_window("hann", length, fftbins=periodic)."""
+    """Hann window, float64, as scipy.signal.get_window("hann", length, fftbins=periodic);
+    read-only, kept per process (the constant-Q filters ask for the same few hundred lengths)."""
     if length <= 1:
-        return np.ones(length, dtype=np.float64)
-    n = length + 1 if periodic else length
-    fac = np.linspace(-np.pi, np.pi, n, dtype=np.float64)
-    w = np.zeros(n, dtype=np.float64)
-    for k, a in enumerate((0.5, 0.5)):
-        w += a * np.cos(k * fac)
-    return w[:-1] if periodic else w
+        w = np.ones(length, dtype=np.float64)
+    else:
+        n = length + 1 if periodic else length
+        fac = np.linspace(-np.pi, np.pi, n, dtype=np.float64)
+        w = np.zeros(n, dtype=np.float64)
+        for k, a in enumerate((0.5, 0.5)):
+            w += a * np.cos(k * fac)
+        w = w[:-1] if periodic else w
+    w.setflags(write=False)
+    return w
 
 
 def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -67,14 +72,17 @@ def normalize(s: np.ndarray, norm: float, axis: int) -> np.ndarray:
     """librosa.util.normalize(s, norm=norm, axis=axis) for norm 1, 2 or inf (threshold, fill:
     librosa's defaults)."""
     threshold = np.finfo(s.dtype).tiny
-    mag = np.abs(s).astype(float)
+    mag = np.abs(s, dtype=np.float64) if np.isrealobj(s) else np.abs(s).astype(float)
     if norm == np.inf:
         length = np.max(mag, axis=axis, keepdims=True)
+    elif norm == 1:  # mag ** 1 is mag: the same sum without its copy
+        length = np.sum(mag, axis=axis, keepdims=True)
     else:
         length = np.sum(mag**norm, axis=axis, keepdims=True) ** (1.0 / norm)
     length[length < threshold] = 1.0
     out = np.empty_like(s)
-    out[:] = s / length
+    # Divided in float64 as `s / length` is and rounded into `out`, without the float64 copy.
+    np.divide(s, length, out=out, casting="unsafe")
     return out
 
 
@@ -191,17 +199,35 @@ def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
     return out.astype(log_mel.dtype)
 
 
-def spectral_centroid(s: np.ndarray, freq: np.ndarray) -> np.ndarray:
-    """librosa.feature.spectral_centroid(S=s, freq=freq)."""
+def spectral_weights(s: np.ndarray) -> np.ndarray:
+    """Each frame of a magnitude spectrogram normalised to sum 1: what the centroid and the
+    bandwidth weigh the bin frequencies by (librosa normalises for each; compute it once).
+
+    normalize(s, norm=1, axis=-2) for s >= 0: the float64 sums without a float64 copy of s."""
+    length = np.asarray(np.sum(s, axis=-2, keepdims=True, dtype=np.float64))
+    length[length < np.finfo(s.dtype).tiny] = 1.0
+    out = np.empty_like(s)
+    np.divide(s, length, out=out, casting="unsafe")
+    return out
+
+
+def spectral_centroid(
+    s: np.ndarray, freq: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """librosa.feature.spectral_centroid(S=s, freq=freq); `weights`: spectral_weights(s)."""
     freq = freq.reshape(-1, 1)
-    return np.sum(freq * normalize(s, norm=1, axis=-2), axis=-2, keepdims=True)
+    weights = spectral_weights(s) if weights is None else weights
+    return np.sum(freq * weights, axis=-2, keepdims=True)
 
 
-def spectral_bandwidth(s: np.ndarray, freq: np.ndarray, centroid: np.ndarray) -> np.ndarray:
-    """librosa.feature.spectral_bandwidth(S=s, freq=freq, centroid=centroid) (p = 2)."""
+def spectral_bandwidth(
+    s: np.ndarray, freq: np.ndarray, centroid: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """librosa.feature.spectral_bandwidth(S=s, freq=freq, centroid=centroid) (p = 2);
+    `weights`: spectral_weights(s)."""
     deviation = np.abs(np.subtract.outer(centroid[..., 0, :], freq).swapaxes(-2, -1))
-    s = normalize(s, norm=1, axis=-2)
-    return np.sum(s * deviation**2, axis=-2, keepdims=True) ** (1.0 / 2)
+    weights = spectral_weights(s) if weights is None else weights
+    return np.sum(weights * deviation**2, axis=-2, keepdims=True) ** (1.0 / 2)
 
 
 def spectral_contrast(
@@ -222,13 +248,15 @@ def spectral_contrast(
             current_band[idx[0] - 1] = True
         if k == n_bands:
             current_band[idx[-1] + 1 :] = True
-        sub_band = s[..., current_band, :]
-        if k < n_bands:
-            sub_band = sub_band[..., :-1, :]
-        count = int(np.maximum(np.rint(quantile * np.sum(current_band)), 1))
+        # A band is a run of bins: sorted as a slice of `s` (librosa's boolean index copies it
+        # row by row first, and sorts that copy slower), then averaged in the copy's C order.
+        band = np.flatnonzero(current_band)
+        lo, hi = int(band[0]), int(band[-1]) + 1
+        sub_band = s[..., lo : hi if k == n_bands else hi - 1, :]
+        count = int(np.maximum(np.rint(quantile * (hi - lo)), 1))
         sortedr = np.sort(sub_band, axis=-2)
-        valley[..., k, :] = np.mean(sortedr[..., :count, :], axis=-2)
-        peak[..., k, :] = np.mean(sortedr[..., -count:, :], axis=-2)
+        valley[..., k, :] = np.mean(np.ascontiguousarray(sortedr[..., :count, :]), axis=-2)
+        peak[..., k, :] = np.mean(np.ascontiguousarray(sortedr[..., -count:, :]), axis=-2)
     return power_to_db(peak) - power_to_db(valley)
 
 
@@ -242,11 +270,15 @@ def spectral_flatness(s: np.ndarray, amin: float = 1e-10) -> np.ndarray:
 
 def spectral_rolloff(s: np.ndarray, sr: float, roll_percent: float = 0.85) -> np.ndarray:
     """librosa.feature.spectral_rolloff(S=s, sr=sr)."""
-    freq = fft_frequencies(sr, 2 * (s.shape[-2] - 1)).reshape(-1, 1)
+    freq = fft_frequencies(sr, 2 * (s.shape[-2] - 1))
     total_energy = np.cumsum(s, axis=-2)
     threshold = np.expand_dims(roll_percent * total_energy[..., -1, :], axis=-2)
-    ind = np.where(total_energy < threshold, np.nan, 1)
-    return np.nanmin(ind * freq, axis=-2, keepdims=True)
+    # librosa: the smallest frequency whose cumulative energy reaches the threshold, as a
+    # nanmin over all bins; the energy only grows with frequency, so it is the first such bin.
+    reached = total_energy >= threshold
+    rolloff = freq[np.argmax(reached, axis=-2)][..., np.newaxis, :]
+    rolloff[~reached.any(axis=-2, keepdims=True)] = np.nan  # NaN energy: NaN, as librosa's
+    return rolloff
 
 
 def rms(s: np.ndarray, frame_length: int) -> np.ndarray:
@@ -261,14 +293,17 @@ def rms(s: np.ndarray, frame_length: int) -> np.ndarray:
 def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
     """librosa.feature.zero_crossing_rate(y, frame_length=..., hop_length=...) (centred, edge
     padding; a sample within 1e-10 of zero counts as zero, and zero as positive)."""
-    padded = np.pad(y, (frame_length // 2, frame_length // 2), mode="edge")
     threshold = 1e-10
-    negative = np.signbit(np.where(np.abs(padded) <= threshold, 0, padded))
-    crossing = np.empty(padded.shape, dtype=bool)
-    crossing[1:] = negative[1:] != negative[:-1]
-    crossings = frame(crossing, frame_length, hop_length).copy()
-    crossings[0] = False  # librosa's stencil leaves each frame's first sample without a neighbour
-    return np.mean(crossings, axis=-2, keepdims=True)
+    negative = np.signbit(np.where(np.abs(y) <= threshold, 0, y))
+    negative = np.pad(negative, (frame_length // 2, frame_length // 2), mode="edge")
+    # crossed[i]: crossings among the first i + 1 samples (each with the one before it).
+    crossed = np.zeros(negative.shape, dtype=np.int64)
+    np.cumsum(negative[1:] != negative[:-1], out=crossed[1:])
+    # librosa's stencil leaves each frame's first sample without a neighbour: a frame counts
+    # the crossings at its samples 1 .. frame_length - 1, and the mean divides by frame_length.
+    starts = np.arange(0, negative.size - frame_length + 1, hop_length)
+    counts = crossed[starts + frame_length - 1] - crossed[starts]
+    return (counts / float(frame_length))[np.newaxis, :]
 
 
 def tonnetz(chroma: np.ndarray) -> np.ndarray:
