@@ -35,6 +35,16 @@ from tests.conftest import CORPUS_FILES
 CORPUS_NAMES = CORPUS_FILES
 GENERATED = ("tone [A440].wav", "Generated/chord.wav")
 BAD = "bad/text.mp3"
+WRITTEN_FIELDS = {
+    "MOOD": "Happy",
+    "MERTAG_QUADRANT": "Q1",
+    "MERTAG_VALENCE": "0.500",
+    "MERTAG_AROUSAL": "0.500",
+    "MERTAG_CONFIDENCE": "0.900",
+    "MERTAG_MODEL": "test",
+}
+"""The fields of one analysed track, as `write_tags` takes them, for tests that tag a file
+without the model."""
 
 runner = CliRunner()
 

@@ -21,6 +21,7 @@ from mutagen.id3 import ID3
 
 from mertag.tagger.index import Index
 from mertag.tagger.tags import read_tags, remove_tags, write_tags
+from tests.tagger.scanned_library import WRITTEN_FIELDS as VALUES
 from tests.tagger.scanned_library import invoke
 
 V22_REASON = "ID3v2.2 tags cannot be written without converting them to v2.4"
@@ -165,16 +166,6 @@ def test_asked_to_convert_the_tag_becomes_v24_and_untag_keeps_everything_else(
     assert not [k for k in read_tags(old_rip) if k.startswith("MERTAG_")]
     assert user_frames(old_rip) == frames
     assert tail(old_rip) == after_tag and old_rip.read_bytes()[-128:] == v1
-
-
-VALUES = {
-    "MOOD": "Happy",
-    "MERTAG_QUADRANT": "Q1",
-    "MERTAG_VALENCE": "0.500",
-    "MERTAG_AROUSAL": "0.500",
-    "MERTAG_CONFIDENCE": "0.900",
-    "MERTAG_MODEL": "test",
-}
 
 
 @pytest.mark.parametrize(("name", "version"), [("celtic.mp3", (2, 3, 0)), ("bay.mp3", (2, 4, 0))])

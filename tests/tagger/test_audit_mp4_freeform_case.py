@@ -17,6 +17,7 @@ import pytest
 from mutagen.mp4 import MP4FreeForm
 
 from mertag.tagger.tags import read_tags, remove_tags, write_tags
+from tests.tagger.scanned_library import WRITTEN_FIELDS as VALUES
 from tests.tagger.scanned_library import invoke
 
 ITUNES = "----:com.apple.iTunes:"
@@ -68,16 +69,6 @@ def test_a_freeform_mood_in_another_case_is_the_users_and_untag_restores_it(
     result = invoke(["untag", track.parent, "--index", index])
     assert result.exit_code == 0, result.output
     assert every_tag(track) == before
-
-
-VALUES = {
-    "MOOD": "Happy",
-    "MERTAG_QUADRANT": "Q1",
-    "MERTAG_VALENCE": "0.500",
-    "MERTAG_AROUSAL": "0.500",
-    "MERTAG_CONFIDENCE": "0.900",
-    "MERTAG_MODEL": "test",
-}
 
 
 def test_any_case_of_a_freeform_name_is_the_field(track: Path) -> None:
