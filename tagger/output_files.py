@@ -37,6 +37,7 @@ REPORT_TITLE = "# mertag model comparison"
 
 REPORT_MARK = {"written_by": CREATOR}
 """The first key of every JSON report `mertag train` and `mertag evaluate` write."""
+_REPORT_MARK_LINE = json.dumps(REPORT_MARK)[1:-1] + ","  # its line under json.dumps(indent=2)
 
 OVERWRITE_OPTION = "--overwrite"
 
@@ -79,8 +80,8 @@ def _json_export(text: str) -> bool:
 
 def _json_report(text: str) -> bool:
     """Whether `text` starts as a train or evaluate JSON report: '{' then the mark's line."""
-    (key, value), lines = next(iter(REPORT_MARK.items())), text.split("\n", 2)
-    return len(lines) >= 2 and lines[0] == "{" and lines[1].strip() == f'"{key}": "{value}",'
+    lines = text.split("\n", 2)
+    return len(lines) >= 2 and lines[0] == "{" and lines[1].strip() == _REPORT_MARK_LINE
 
 
 def written_by_mertag(path: Path) -> bool:

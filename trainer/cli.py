@@ -50,23 +50,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
-def _refuse_foreign_outputs(paths: list[Path | None], overwrite: bool) -> None:
+def _refuse_foreign_outputs(paths: list[Path], overwrite: bool) -> None:
     """Before any work: a file of the user's at an output path is one line and exit 2 (a file
     mertag wrote there, a model or report of its own, is replaced as before)."""
-    for path in paths:
-        try:
-            if path is not None:
-                check_replaceable(path, overwrite)
-        except OutputExists as exc:
-            raise _fail(f"{display(exc.path)}: {exc}") from exc
-
-
-def _report_paths(report: Path | None) -> list[Path | None]:
-    """What `train --report` writes: the markdown and the JSON beside it (or the JSON alone)."""
-    if report is None:
-        return []
-    json_path = report.with_suffix(".json")
-    return [json_path] if report.suffix.lower() == ".json" else [report, json_path]
+    try:
+        for path in paths:
+            check_replaceable(path, overwrite)
+    except OutputExists as exc:
+        raise _fail(f"{display(exc.path)}: {exc}") from exc
 
 
 def _report_problems(problems: list) -> None:
@@ -198,11 +189,14 @@ def train(
         raise _fail(f"--companion must be one of {', '.join(PACKAGED_MODELS)}, not {companion!r}")
     if fold_models is not None and folds < 2:
         raise _fail("--fold-models needs cross-validation (--folds 2 or more)")
-    _refuse_foreign_outputs([output, *_report_paths(report)], overwrite)
     from mertag.trainer.augment import augmentations as pick_augmentations
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
+    from mertag.trainer.train import report_paths
     from mertag.trainer.train import train as run_training
+
+    outputs = [] if output is None else [output]
+    _refuse_foreign_outputs(outputs + ([] if report is None else report_paths(report)), overwrite)
 
     try:
         copies = pick_augmentations(augmentations)
@@ -289,7 +283,7 @@ def evaluate(
     progress: ProgressOption = True,
 ) -> None:
     """Score a model on labelled clips through the same path `mertag scan` uses."""
-    _refuse_foreign_outputs([report], overwrite)
+    _refuse_foreign_outputs([] if report is None else [report], overwrite)
     import json
 
     from mertag.tagger.model import ModelError

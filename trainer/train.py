@@ -58,15 +58,21 @@ class TrainResult:
     """The chosen candidate under folds grouped by genre family (`genre_cv`)."""
 
 
+def report_paths(path: Path) -> list[Path]:
+    """The files a report at `path` is: the markdown and the JSON beside it, or the JSON alone
+    when `path` ends in .json (JSON last)."""
+    json_path = path.with_suffix(".json")
+    return [json_path] if path.suffix.lower() == ".json" else [path, json_path]
+
+
 def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
     """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    json_path = path.with_suffix(".json")
+    *markdown, json_path = paths = report_paths(path)
     json_path.write_text(report_json(results, meta) + "\n", encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        return [json_path]
-    path.write_text(report_markdown(results, meta), encoding="utf-8")
-    return [path, json_path]
+    for md in markdown:
+        md.write_text(report_markdown(results, meta), encoding="utf-8")
+    return paths
 
 
 def train(
