@@ -64,6 +64,7 @@ class TrackOutcome:
     planned: list[str] | None = None  # a dry run: the changes a write would make
     tag_error: str | None = None
     not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
+    not_tagged_per_file: bool = False  # not_tagged is about this file's tag (UnsupportedFormat)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -193,7 +194,7 @@ def withdraw_outcome_tags(outcome: TrackOutcome, convert_id3v22: bool = False) -
             st = outcome.path.stat()
             outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
     except ID3v22Kept as exc:
-        outcome.not_tagged = str(exc)
+        outcome.not_tagged, outcome.not_tagged_per_file = str(exc), exc.per_file
     except UnsupportedFormat:
         pass
     except TagError as exc:
@@ -234,7 +235,7 @@ def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
         outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
     except UnsupportedFormat as exc:
         outcome.tagged = False
-        outcome.not_tagged = str(exc)
+        outcome.not_tagged, outcome.not_tagged_per_file = str(exc), exc.per_file
     except FileChanged as exc:
         if tagged_through_another_link(
             outcome.path, values, work.id3_version, work.overwrite_mood, overwrite_energy

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import mutagen
 from mutagen._util import resize_bytes
@@ -113,9 +113,14 @@ class UnsupportedFormat(TagError):
     """The file is audio, but of a kind mertag cannot tag (RF64, raw AAC...): it is analysed and
     indexed, not tagged, and that is not a failure. The message names the format."""
 
+    per_file: ClassVar[bool] = False
+    """Whether the reason is about this file's tag rather than its format: a scan then names
+    every such file, where a format's reason is said once."""
+
 
 ID3V22_REASON = "ID3v2.2 tags cannot be written without converting them"
-"""How the reason an ID3v2.2 file is left untagged starts (a scan says it for each file)."""
+"""How the reason an ID3v2.2 file is left untagged starts (a scan names each such file: it tells
+them apart by ID3v22Kept.per_file, never by this text)."""
 
 CONVERT_ID3V22 = "--convert-id3v22"
 """The option of `mertag scan`, `mertag write` and `mertag untag` that converts ID3v2.2 tags to
@@ -127,6 +132,8 @@ class ID3v22Kept(UnsupportedFormat):
     mertag's fields out: `removing`) would convert it (to v2.4, or the version asked for), and
     v2.2 frames with no later form would go. So the file keeps its tag, unless the caller asks
     to convert (`convert_id3v22`)."""
+
+    per_file = True
 
     def __init__(self, target: int, *, removing: bool = False) -> None:
         command, does = (

@@ -24,12 +24,14 @@ from mutagen.id3 import ID3
 
 from mertag.tagger.index import Index
 from mertag.tagger.tags import ID3v22Kept, read_tags, remove_tags, write_tags
+from tests.audio_files import encode_tone
 from tests.tagger.scanned_library import WRITTEN_FIELDS as VALUES
 from tests.tagger.scanned_library import invoke
 from tests.tagger.test_uncertain import _silence as silence
 
 CONVERT = "--convert-id3v22"
 V22_REASON = "ID3v2.2 tags cannot be written without converting them to v2.4"
+WRITE_HINT = ": left as they are (`mertag write --convert-id3v22` converts and tags them)"
 UNTAG_REASON = (
     f"{V22_REASON}: left as they are "
     "(`mertag untag --convert-id3v22` converts them and takes mertag's fields out)"
@@ -178,6 +180,23 @@ def test_an_id3v22_file_is_analysed_and_indexed_but_not_rewritten(
     result = invoke(["scan", old_rip.parent, "--index", index, "-j", "1", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert old_rip.read_bytes() == before
+
+
+def test_a_scan_names_every_id3v22_file_and_says_a_formats_reason_once(
+    old_rip: Path, tmp_path: Path
+) -> None:
+    """The ID3v2.2 reason is about each file's tag (ID3v22Kept.per_file), an RF64 file's about
+    its format: the scan's report tells them apart by the exception, not by the message."""
+    other = old_rip.with_name("older rip.mp3")
+    other.write_bytes(old_rip.read_bytes())
+    for name in ("long take.wav", "longer take.wav"):
+        encode_tone(old_rip.parent / name, 3.5, "wav", "pcm_s16le", options={"rf64": "always"})
+    result = invoke(["scan", old_rip.parent, "--index", tmp_path / "index.sqlite3", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    named = sorted(line for line in result.stderr.splitlines() if line.startswith("not tagged"))
+    assert named == [f"not tagged {path}: {V22_REASON}{WRITE_HINT}" for path in (old_rip, other)]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "RF64" in notes[0] and "take.wav" in notes[0], result.stderr
 
 
 def test_asked_to_convert_the_tag_becomes_v24_and_untag_keeps_everything_else(
