@@ -5,7 +5,7 @@ place for one: a comment line after `#EXTM3U` in M3U8 (players skip comment line
 of a Navidrome .nsp, a generator meta of the HTML map, the Software or Creator of a picture map,
 the column header of a CSV export, the columns of a JSON export; for the trainer's files, a
 mertag model's own ONNX metadata, the title of a CV report and the mark key first in a JSON
-report. So running a command again
+report or in the folds.json of `train --fold-models`. So running a command again
 replaces what it wrote before, and a playlist, page or sheet of the user's with the same name is
 refused with one line before anything is written, unless the caller asks (`--overwrite`).
 """
@@ -36,8 +36,10 @@ REPORT_TITLE = "# mertag model comparison"
 """The first line of every markdown CV report `mertag train --report` writes."""
 
 REPORT_MARK = {"written_by": CREATOR}
-"""The first key of every JSON report `mertag train` and `mertag evaluate` write."""
+"""The first key of every JSON report `mertag train` and `mertag evaluate` write, and of the
+folds.json of `mertag train --fold-models`."""
 _REPORT_MARK_LINE = json.dumps(REPORT_MARK)[1:-1] + ","  # its line under json.dumps(indent=2)
+_REPORT_MARK_START = json.dumps(REPORT_MARK)[:-1] + ", "  # the start of json.dumps on one line
 
 OVERWRITE_OPTION = "--overwrite"
 
@@ -79,7 +81,10 @@ def _json_export(text: str) -> bool:
 
 
 def _json_report(text: str) -> bool:
-    """Whether `text` starts as a train or evaluate JSON report: '{' then the mark's line."""
+    """Whether `text` starts as a train or evaluate JSON report ('{' then the mark's line) or
+    as a folds.json (one line, the mark first)."""
+    if text.startswith(_REPORT_MARK_START):
+        return True
     lines = text.split("\n", 2)
     return len(lines) >= 2 and lines[0] == "{" and lines[1].strip() == _REPORT_MARK_LINE
 
