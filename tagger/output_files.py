@@ -13,8 +13,10 @@ refused with one line before anything is written, unless the caller asks (`--ove
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import tempfile
 from pathlib import Path
 
 from mertag.tagger.index import COLUMNS
@@ -136,3 +138,28 @@ def check_replaceable(path: Path, overwrite: bool = False) -> None:
         return
     if not written_by_mertag(path):
         raise OutputExists(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` so that `path` is always either the old file or the whole new one, through
+    a temp file of a name no other file has (mkstemp: nothing beside `path` is replaced).
+
+    The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
+    temp file, so a music server running as another user can read a playlist or a model.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
