@@ -423,7 +423,7 @@ def dask_outcomes(
                 if work.write and outcome.prediction is not None:
                     write_outcome_tags(outcome, work)
                 elif work.write and outcome.silent is not None:
-                    withdraw_outcome_tags(outcome)
+                    withdraw_outcome_tags(outcome, work.convert_id3v22)
             yield outcome
             for track in _take(tracks, 1):
                 running.add(submit(track))

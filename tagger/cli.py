@@ -1058,6 +1058,15 @@ def untag(
         bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    convert_id3v22: Annotated[
+        bool,
+        typer.Option(
+            "--convert-id3v22",
+            help="Untag ID3v2.2 files too, converting their tags to v2.4: mutagen cannot write "
+            "v2.2, and v2.2 frames with no later form are lost. By default such a file keeps "
+            "its tag as it is, and is named as a failure.",
+        ),
+    ] = False,
     index: IndexOption = None,
 ) -> None:
     """Remove the tags mertag wrote (MOOD only if it is still mertag's word, every MERTAG_*)."""
@@ -1071,7 +1080,11 @@ def untag(
         raise usage_error(nothing_there(missing))
     try:
         summary = untag_paths(
-            paths, resolve_index(index, config), moods=config.moods, dry_run=dry_run
+            paths,
+            resolve_index(index, config),
+            moods=config.moods,
+            dry_run=dry_run,
+            convert_id3v22=convert_id3v22,
         )
     except IndexFileError as exc:
         raise index_failure(exc) from exc
@@ -1094,6 +1107,9 @@ def untag(
         if o.restored:
             back = ", ".join(f"{k}={v}" for k, v in o.restored.items())
             note += f"; {'would restore' if dry_run else 'restored'} {back}"
+        if o.converted is not None:
+            c = o.converted
+            note += f"; {'would convert' if dry_run else 'converted'} ID3v{c.old} to v{c.new}"
         _err(f"{display(o.path)}: {verb} {fields}{note}")
     if not quiet:
         failed = sum(o.error is not None for o in summary.outcomes) + len(summary.problems)

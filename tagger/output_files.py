@@ -5,7 +5,7 @@ place for one: a comment line after `#EXTM3U` in M3U8 (players skip comment line
 of a Navidrome .nsp, a generator meta of the HTML map, the Software or Creator of a picture map,
 the column header of a CSV export, the columns of a JSON export; for the trainer's files, a
 mertag model's own ONNX metadata, the title of a CV report and the mark key first in a JSON
-report. So running a command again
+report or in the folds.json of `train --fold-models`. So running a command again
 replaces what it wrote before, and a playlist, page or sheet of the user's with the same name is
 refused with one line before anything is written, unless the caller asks (`--overwrite`).
 """
@@ -13,8 +13,10 @@ refused with one line before anything is written, unless the caller asks (`--ove
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import tempfile
 from pathlib import Path
 
 from mertag.tagger.index import COLUMNS
@@ -36,8 +38,10 @@ REPORT_TITLE = "# mertag model comparison"
 """The first line of every markdown CV report `mertag train --report` writes."""
 
 REPORT_MARK = {"written_by": CREATOR}
-"""The first key of every JSON report `mertag train` and `mertag evaluate` write."""
+"""The first key of every JSON report `mertag train` and `mertag evaluate` write, and of the
+folds.json of `mertag train --fold-models`."""
 _REPORT_MARK_LINE = json.dumps(REPORT_MARK)[1:-1] + ","  # its line under json.dumps(indent=2)
+_REPORT_MARK_START = json.dumps(REPORT_MARK)[:-1] + ", "  # the start of json.dumps on one line
 
 OVERWRITE_OPTION = "--overwrite"
 
@@ -79,7 +83,10 @@ def _json_export(text: str) -> bool:
 
 
 def _json_report(text: str) -> bool:
-    """Whether `text` starts as a train or evaluate JSON report: '{' then the mark's line."""
+    """Whether `text` starts as a train or evaluate JSON report ('{' then the mark's line) or
+    as a folds.json (one line, the mark first)."""
+    if text.startswith(_REPORT_MARK_START):
+        return True
     lines = text.split("\n", 2)
     return len(lines) >= 2 and lines[0] == "{" and lines[1].strip() == _REPORT_MARK_LINE
 
@@ -131,3 +138,28 @@ def check_replaceable(path: Path, overwrite: bool = False) -> None:
         return
     if not written_by_mertag(path):
         raise OutputExists(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` so that `path` is always either the old file or the whole new one, through
+    a temp file of a name no other file has (mkstemp: nothing beside `path` is replaced).
+
+    The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
+    temp file, so a music server running as another user can read a playlist or a model.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

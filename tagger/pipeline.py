@@ -64,6 +64,7 @@ class TrackOutcome:
     planned: list[str] | None = None  # a dry run: the changes a write would make
     tag_error: str | None = None
     not_tagged: str | None = None  # why a format mertag cannot tag was left as it was
+    not_tagged_per_file: bool = False  # not_tagged is about this file's tag (UnsupportedFormat)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -127,9 +128,9 @@ def process_track(path: Path, size: int, mtime_ns: int, work: TrackWork) -> Trac
         outcome.silent = str(exc)
         outcome.tagged = False
         if work.plan:
-            plan_withdrawal(outcome)
+            plan_withdrawal(outcome, work.convert_id3v22)
         if work.write:
-            withdraw_outcome_tags(outcome)
+            withdraw_outcome_tags(outcome, work.convert_id3v22)
         return outcome
     except (AudioError, ModelOutputError) as exc:
         outcome.error = str(exc)
@@ -166,28 +167,34 @@ def plan_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
     outcome.planned = [str(change) for change in changes]
 
 
-def plan_withdrawal(outcome: TrackOutcome) -> None:
+def plan_withdrawal(outcome: TrackOutcome, convert_id3v22: bool = False) -> None:
     """The changes withdraw_outcome_tags would make (nothing written)."""
     from mertag.tagger.tags import TagError, plan_removal
 
     try:
-        outcome.planned = [str(c) for c in plan_removal(outcome.path, None)]
+        planned = plan_removal(outcome.path, None, convert_id3v22=convert_id3v22)
+        outcome.planned = [str(c) for c in planned]
     except (TagError, OSError) as exc:
         outcome.planned = [f"cannot be tagged: {exc}"]
 
 
-def withdraw_outcome_tags(outcome: TrackOutcome) -> None:
+def withdraw_outcome_tags(outcome: TrackOutcome, convert_id3v22: bool = False) -> None:
     """Take back what mertag wrote into a track on an earlier scan, now that the track is (near)
     silent and has no mood: its MERTAG_* fields go and the user's values come back, as `untag`
     does (a file holding nothing of mertag's is not written). A failure is recorded in the
-    outcome as a tag write's is; a format mertag cannot tag holds nothing of it."""
-    from mertag.tagger.tags import TagError, UnsupportedFormat, remove_tags
+    outcome as a tag write's is; a format mertag cannot tag holds nothing of it; an ID3v2.2
+    tag holding mertag's fields is converted only with `convert_id3v22` (else `not_tagged`
+    says why it keeps them)."""
+    from mertag.tagger.tags import ID3v22Kept, TagError, UnsupportedFormat, remove_tags
 
     t0 = time.perf_counter()
+    expect = (outcome.size, outcome.mtime_ns)
     try:
-        if remove_tags(outcome.path, None, expect=(outcome.size, outcome.mtime_ns)):
+        if remove_tags(outcome.path, None, convert_id3v22=convert_id3v22, expect=expect):
             st = outcome.path.stat()
             outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
+    except ID3v22Kept as exc:
+        outcome.not_tagged, outcome.not_tagged_per_file = str(exc), exc.per_file
     except UnsupportedFormat:
         pass
     except TagError as exc:
@@ -228,7 +235,7 @@ def write_outcome_tags(outcome: TrackOutcome, work: TrackWork) -> None:
         outcome.size, outcome.mtime_ns = st.st_size, st.st_mtime_ns
     except UnsupportedFormat as exc:
         outcome.tagged = False
-        outcome.not_tagged = str(exc)
+        outcome.not_tagged, outcome.not_tagged_per_file = str(exc), exc.per_file
     except FileChanged as exc:
         if tagged_through_another_link(
             outcome.path, values, work.id3_version, work.overwrite_mood, overwrite_energy

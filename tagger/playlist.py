@@ -14,7 +14,6 @@ music server running as another user can read them; a file at a target that mert
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import DEFAULT_MOODS, QUADRANTS
 from mertag.tagger.nsp import SUFFIX as NSP_SUFFIX
 from mertag.tagger.nsp import mood_rule, query_rules, render_nsp
-from mertag.tagger.output_files import M3U8_MARK, NSP_MARK, check_replaceable
+from mertag.tagger.output_files import M3U8_MARK, NSP_MARK, check_replaceable, write_bytes_atomic
 from mertag.tagger.query import check_file
 from mertag.tagger.querylang import MOOD_FIELDS, Query, sort_rows
 from mertag.tagger.trackinfo import read_track_info, track_info
@@ -104,28 +103,10 @@ def render_m3u8(entries: Iterable[Entry], *, relative_to: Path | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) so that `path` is always either the old file or the whole new one.
-
-    The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
-    temp file, so a music server running as another user can read the playlist.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `text` (UTF-8, lines ending in '\\n') as output_files.write_bytes_atomic does: `path`
+    is always either the old file or the whole new one, readable by a music server."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def playable(rows: Iterable[IndexRow], skipped: list[tuple[str, str]]) -> list[IndexRow]:

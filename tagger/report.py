@@ -37,7 +37,6 @@ from mertag.tagger.query import LibraryStats
 from mertag.tagger.querylang import common_folder
 from mertag.tagger.retag_hint import RetagHint
 from mertag.tagger.scan import ScanSummary
-from mertag.tagger.tags import ID3V22_REASON
 
 
 class RateColumn(ProgressColumn):
@@ -165,7 +164,7 @@ class ScanReporter:
                 Text(f"error: {display(outcome.path)}: {outcome.tag_error}"), style="red"
             )
         reason = outcome.not_tagged
-        if reason is not None and reason.startswith(ID3V22_REASON) and not self.as_json:
+        if reason is not None and outcome.not_tagged_per_file and not self.as_json:
             # About this file's tag, not its format: each file is named, as `mertag write` does.
             self.progress.console.print(Text(f"not tagged {display(outcome.path)}: {reason}"))
         elif reason is not None and reason not in self.not_tagged_said and not self.as_json:

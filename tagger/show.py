@@ -18,7 +18,7 @@ from mertag.tagger.analysed_file import FileCheck, check_analysed_file
 from mertag.tagger.display import display
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.safe_write import interrupted_write
-from mertag.tagger.tags import TagChange, TagError, read_tags
+from mertag.tagger.tags import ID3v22Kept, TagChange, TagError, read_tags
 from mertag.tagger.untag import planned_removal
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class TrackReport:
     tags_unreadable: str | None = None  # why the file's tags could not be read
     check: FileCheck = field(default_factory=lambda: FileCheck(True))
     untag: list[TagChange] = field(default_factory=list)  # what `mertag untag` would change
+    untag_refused: str | None = None  # why `mertag untag` would leave mertag's fields in it
 
     @property
     def energy(self) -> int | None:
@@ -65,6 +66,7 @@ class TrackReport:
             "untag_would_change": [
                 {"field": c.field, "old": c.old, "new": c.new} for c in self.untag
             ],
+            "untag_refused": self.untag_refused,
         }
 
 
@@ -103,6 +105,8 @@ def report_track(row: IndexRow, moods: Mapping[str, str] | None = None) -> Track
     try:
         report.file_tags = read_tags(Path(row.path))
         report.untag = planned_removal(Path(row.path), row, report.file_tags, moods)
+    except ID3v22Kept as exc:  # its tags were read: only untag would not take them out
+        report.untag_refused = str(exc)
     except TagError as exc:  # UnsupportedFormat too: a format mertag cannot tag
         report.tags_unreadable = str(exc)
     except OSError as exc:
@@ -195,5 +199,8 @@ def report_table(report: TrackReport) -> Table:
     elif report.file_tags is not None:
         shown = [f"{k} = {v}" for k, v in report.file_tags.items()]
         add("tags in the file", "\n".join(shown) or "(none of mertag's, no MOOD)")
-        add("untag would", "\n".join(str(c) for c in report.untag) or "change nothing")
+        untag = "\n".join(str(c) for c in report.untag) or "change nothing"
+        if report.untag_refused is not None:
+            untag += f": {report.untag_refused}"
+        add("untag would", untag)
     return table

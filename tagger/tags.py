@@ -25,7 +25,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import mutagen
 from mutagen._util import resize_bytes
@@ -113,23 +113,37 @@ class UnsupportedFormat(TagError):
     """The file is audio, but of a kind mertag cannot tag (RF64, raw AAC...): it is analysed and
     indexed, not tagged, and that is not a failure. The message names the format."""
 
+    per_file: ClassVar[bool] = False
+    """Whether the reason is about this file's tag rather than its format: a scan then names
+    every such file, where a format's reason is said once."""
+
 
 ID3V22_REASON = "ID3v2.2 tags cannot be written without converting them"
-"""How the reason an ID3v2.2 file is left untagged starts (a scan says it for each file)."""
+"""How the reason an ID3v2.2 file is left untagged starts (a scan names each such file: it tells
+them apart by ID3v22Kept.per_file, never by this text)."""
 
 CONVERT_ID3V22 = "--convert-id3v22"
-"""The option of `mertag scan` and `mertag write` that converts ID3v2.2 tags to write them."""
+"""The option of `mertag scan`, `mertag write` and `mertag untag` that converts ID3v2.2 tags to
+write them."""
 
 
 class ID3v22Kept(UnsupportedFormat):
-    """The file's ID3 tag is v2.2, which mutagen reads but cannot write: a write would convert
-    it (to v2.4, or the version asked for), and v2.2 frames with no later form would go. So the
-    file keeps its tag, unless the caller asks to convert (`convert_id3v22`)."""
+    """The file's ID3 tag is v2.2, which mutagen reads but cannot write: a write (or taking
+    mertag's fields out: `removing`) would convert it (to v2.4, or the version asked for), and
+    v2.2 frames with no later form would go. So the file keeps its tag, unless the caller asks
+    to convert (`convert_id3v22`)."""
 
-    def __init__(self, target: int) -> None:
+    per_file = True
+
+    def __init__(self, target: int, *, removing: bool = False) -> None:
+        command, does = (
+            ("untag", "converts them and takes mertag's fields out")
+            if removing
+            else ("write", "converts and tags them")
+        )
         super().__init__(
             f"{ID3V22_REASON} to v2.{target}: left as they are "
-            f"(`mertag write {CONVERT_ID3V22}` converts and tags them)"
+            f"(`mertag {command} {CONVERT_ID3V22}` {does})"
         )
 
 
@@ -246,9 +260,10 @@ class _Storage:
         fileobj.seek(0)  # mutagen reads and writes from where the file object stands
         self.audio.save(fileobj)
 
-    def check_writable(self, convert_id3v22: bool) -> None:
+    def check_writable(self, convert_id3v22: bool, *, removing: bool = False) -> None:
         """Raise UnsupportedFormat when the tag cannot be saved as it is (ID3v2.2: only by
-        converting it, which `convert_id3v22` asks for)."""
+        converting it, which `convert_id3v22` asks for; `removing`: to take mertag's fields
+        out, which the reason names)."""
 
     def version_change(self) -> TagChange | None:
         """What saving changes beyond the fields (ID3: the version), or None."""
@@ -350,9 +365,9 @@ class _ID3Storage(_Storage):
     def delete(self, key: str) -> None:
         self.tags.delall(key)
 
-    def check_writable(self, convert_id3v22: bool) -> None:
+    def check_writable(self, convert_id3v22: bool, *, removing: bool = False) -> None:
         if self.loaded == (2, 2) and not convert_id3v22:
-            raise ID3v22Kept(self.target)
+            raise ID3v22Kept(self.target, removing=removing)
 
     def version_change(self) -> TagChange | None:
         if self.loaded == (2, self.target) or (self.loaded is None and not len(self.tags)):
@@ -893,15 +908,28 @@ def write_tags(
     return True
 
 
-def plan_removal(path: Path, mood_value: str | None) -> list[TagChange]:
-    """What remove_tags would change (field: old -> new, new None when the field goes)."""
+def plan_removal(
+    path: Path, mood_value: str | None, *, convert_id3v22: bool = False
+) -> list[TagChange]:
+    """What remove_tags would change (field: old -> new, new None when the field goes; the ID3
+    version as the pseudo-field ID3_VERSION when an ID3v2.2 tag is converted). Raises
+    ID3v22Kept as remove_tags does."""
     storage = _storage(_detect(path), path, None)
     current = storage.current()
-    return _as_tag_changes(current, removal_changes(current, mood_value))
+    changes = removal_changes(current, mood_value)
+    if not changes:
+        return []
+    storage.check_writable(convert_id3v22, removing=True)
+    version = storage.version_change()
+    return ([version] if version else []) + _as_tag_changes(current, changes)
 
 
 def remove_tags(
-    path: Path, mood_value: str | None, *, expect: tuple[int, int] | None = None
+    path: Path,
+    mood_value: str | None,
+    *,
+    convert_id3v22: bool = False,
+    expect: tuple[int, int] | None = None,
 ) -> list[str]:
     """Take mertag's fields out (removal_changes says which; MOOD is restored from
     MERTAG_PREVIOUS_MOOD where mertag replaced it, and removed only where it is mertag's word;
@@ -910,13 +938,16 @@ def remove_tags(
     `mood_value` is the word mertag wrote, for files without MERTAG_MOOD (older mertag). Returns
     the names of the fields changed; when there is nothing to change the file is not written. An
     ID3 tag is saved in the version it already has; a WAV or AIFF ID3 chunk left without a frame
-    is taken out. `expect` as for write_tags.
+    is taken out. An ID3v2.2 tag, which mutagen cannot write, raises ID3v22Kept (the file
+    untouched) unless `convert_id3v22` asks to convert it to v2.4. `expect` as for write_tags.
     """
     state = _state(path, expect)
     kind = _detect(path)
-    changes = removal_changes(_storage(kind, path, None).current(), mood_value)
+    storage = _storage(kind, path, None)
+    changes = removal_changes(storage.current(), mood_value)
     if not changes:
         return []
+    storage.check_writable(convert_id3v22, removing=True)
 
     def edit(fileobj: BinaryIO) -> None:
         storage = _storage(kind, fileobj, None)

@@ -4,7 +4,9 @@ saved in MERTAG_PREVIOUS_MOOD are put back. The fields for other players go the 
 (field_policy): mertag's ENERGY goes (a user's ENERGY it replaced comes back), and COMMENT and
 GROUPING get back exactly the user's text without mertag's appended word. Every other tag, the
 pictures and the audio stay as they were (the removal goes through tags.remove_tags, which saves
-through the crash-safe rewrite).
+through the crash-safe rewrite). An ID3v2.2 tag, which mutagen cannot write, is not converted to
+take mertag's fields out unless asked (`convert_id3v22`, as scan and write): without it such a
+file keeps its tag byte for byte and its outcome is a failure naming the reason.
 
 The word mertag wrote is in the file's MERTAG_MOOD. A file tagged by an older mertag has none:
 then, only where the file carries MERTAG_QUADRANT (proof mertag tagged it), it is the index row's
@@ -36,6 +38,8 @@ from mertag.tagger.safe_write import (
     settle_interrupted_write,
 )
 from mertag.tagger.tags import (
+    ID3_VERSION,
+    ID3v22Kept,
     TagChange,
     TagError,
     UnsupportedFormat,
@@ -53,6 +57,7 @@ class UntagOutcome:
     removed: dict[str, str] = field(default_factory=dict)  # field -> the value taken out
     restored: dict[str, str] = field(default_factory=dict)  # field -> the user's value put back
     kept_mood: str | None = None  # a MOOD left in place because mertag did not write it
+    converted: TagChange | None = None  # the ID3 version switch, asked for (convert_id3v22)
     error: str | None = None
     indexed: bool = False  # the index has a row for it (updated unless a dry run)
 
@@ -93,10 +98,13 @@ def planned_removal(
     row: IndexRow | None,
     tags: Mapping[str, str],
     moods: Mapping[str, str] | None = None,
+    *,
+    convert_id3v22: bool = False,
 ) -> list[TagChange]:
     """What untagging the file at `path` would change, given its index row and its mertag
-    `tags` as read_tags gives them (nothing is written)."""
-    return plan_removal(path, mertag_mood(row, tags, moods))
+    `tags` as read_tags gives them (nothing is written; ID3v22Kept for an ID3v2.2 tag holding
+    mertag's fields, unless `convert_id3v22`)."""
+    return plan_removal(path, mertag_mood(row, tags, moods), convert_id3v22=convert_id3v22)
 
 
 def untag_file(
@@ -105,9 +113,11 @@ def untag_file(
     *,
     moods: Mapping[str, str] | None = None,
     dry_run: bool = False,
+    convert_id3v22: bool = False,
 ) -> UntagOutcome:
     """Remove mertag's fields from one file and record it in `index` (never raises for a bad
-    file: the reason is in the outcome)."""
+    file: the reason is in the outcome; an ID3v2.2 tag is converted only with
+    `convert_id3v22`)."""
     outcome = UntagOutcome(path=path)
     row = index.get(str(path)) if index is not None else None
     outcome.indexed = row is not None
@@ -122,14 +132,19 @@ def untag_file(
         st = path.stat()
         tags = read_tags(path)
         mood_value = mertag_mood(row, tags, moods)
-        planned = planned_removal(path, row, tags, moods)
+        planned = planned_removal(path, row, tags, moods, convert_id3v22=convert_id3v22)
         changed = {c.field for c in planned}
         if "MOOD" in tags and "MOOD" not in changed:
             outcome.kept_mood = tags["MOOD"]
         if not dry_run:
-            changed = set(remove_tags(path, mood_value, expect=(st.st_size, st.st_mtime_ns)))
+            expect = (st.st_size, st.st_mtime_ns)
+            removed = remove_tags(path, mood_value, convert_id3v22=convert_id3v22, expect=expect)
+            changed = set(removed) | ({ID3_VERSION} if removed else set())
         for change in planned:
             if change.field not in changed or change.old is None:
+                continue
+            if change.field == ID3_VERSION:
+                outcome.converted = change
                 continue
             if change.new is None:
                 outcome.removed[change.field] = change.old
@@ -137,6 +152,9 @@ def untag_file(
                 outcome.restored[change.field] = change.new
         if dry_run:
             return outcome
+    except ID3v22Kept as exc:  # mertag's fields are in it, but only a conversion takes them out
+        outcome.error = str(exc)
+        return outcome
     except UnsupportedFormat:
         return outcome  # mertag never tags such files: nothing of its own can be in them
     except TagError as exc:
@@ -168,8 +186,10 @@ def untag(
     *,
     moods: Mapping[str, str] | None = None,
     dry_run: bool = False,
+    convert_id3v22: bool = False,
 ) -> UntagSummary:
-    """Untag every audio file under `paths` (files or folders, walked as a scan walks them).
+    """Untag every audio file under `paths` (files or folders, walked as a scan walks them;
+    `convert_id3v22` as for untag_file).
 
     The index at `index_path` is opened only when it exists: untag never creates one.
     """
@@ -189,7 +209,9 @@ def untag(
                 for journal, reason in finish_interrupted_writes(folder)[1]:
                     summary.problems.append((journal, reason))
         for path in found.tracks:
-            summary.outcomes.append(untag_file(path, index, moods=moods, dry_run=dry_run))
+            summary.outcomes.append(
+                untag_file(path, index, moods=moods, dry_run=dry_run, convert_id3v22=convert_id3v22)
+            )
     finally:
         if index is not None:
             index.close()

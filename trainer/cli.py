@@ -166,7 +166,8 @@ def train(
         Path | None,
         typer.Option(
             "--fold-models",
-            help="Folder for each CV fold's model and the out-of-fold probabilities.",
+            help="Folder for each CV fold's model and the out-of-fold probabilities "
+            "(fold<k>.onnx, folds.json; files of yours there are refused unless --overwrite).",
         ),
     ] = None,
     overwrite: OverwriteOption = False,
@@ -192,11 +193,16 @@ def train(
     from mertag.trainer.augment import augmentations as pick_augmentations
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.fit import FitConfig
-    from mertag.trainer.train import report_paths
+    from mertag.trainer.train import fold_model_paths, report_paths
     from mertag.trainer.train import train as run_training
 
     outputs = [] if output is None else [output]
-    _refuse_foreign_outputs(outputs + ([] if report is None else report_paths(report)), overwrite)
+    outputs += [] if report is None else report_paths(report)
+    if fold_models is not None:
+        if fold_models.exists() and not fold_models.is_dir():
+            raise _fail(f"{display(fold_models)}: --fold-models must be a folder, not a file")
+        outputs += fold_model_paths(fold_models, folds)
+    _refuse_foreign_outputs(outputs, overwrite)
 
     try:
         copies = pick_augmentations(augmentations)

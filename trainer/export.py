@@ -31,6 +31,7 @@ from mertag.tagger.model import (
 )
 from mertag.tagger.model_names import MODEL_FORMAT_KEY
 from mertag.tagger.mood import QUADRANTS
+from mertag.tagger.output_files import write_bytes_atomic
 from mertag.trainer.ensemble import MoodEnsemble
 from mertag.trainer.nets import MoodNet
 
@@ -149,9 +150,6 @@ def export_onnx(
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+    # Through a temp file of its own name: a fixed '<path>.tmp' replaced a file of the user's.
+    write_bytes_atomic(Path(path), proto.SerializeToString())
     return meta["model_id"]

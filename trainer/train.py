@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mertag import __version__
+from mertag.tagger.output_files import REPORT_MARK
 from mertag.trainer.augment import AUGMENTATIONS, Augmentation
 from mertag.trainer.cache import default_cache_dir
 from mertag.trainer.calibrate import calibration_report
@@ -63,6 +64,12 @@ def report_paths(path: Path) -> list[Path]:
     when `path` ends in .json (JSON last)."""
     json_path = path.with_suffix(".json")
     return [json_path] if path.suffix.lower() == ".json" else [path, json_path]
+
+
+def fold_model_paths(folder: Path, folds: int) -> list[Path]:
+    """The files save_fold_models writes into `folder` for `folds` folds: each fold's model
+    `fold<k>.onnx`, then `folds.json` (last)."""
+    return [folder / f"fold{k}.onnx" for k in range(folds)] + [folder / "folds.json"]
 
 
 def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
@@ -189,9 +196,11 @@ def save_fold_models(
     assert result.chosen is not None and result.chosen.fold_models is not None
     assert result.chosen.probabilities is not None  # CV ran: every clip has them
     folder.mkdir(parents=True, exist_ok=True)
-    for k, net in enumerate(result.chosen.fold_models):
-        export_onnx(net, folder / f"fold{k}.onnx", {"fold": k})
+    *models, folds_json = fold_model_paths(folder, len(result.chosen.fold_models))
+    for k, (net, path) in enumerate(zip(result.chosen.fold_models, models, strict=True)):
+        export_onnx(net, path, {"fold": k})
     payload = {
+        **REPORT_MARK,  # first, so a later run knows the file for its own (output_files)
         "clips": list(table.names),
         "labels": table.labels.tolist(),
         "test_folds": [[int(i) for i in test] for _, test in splits],
@@ -214,7 +223,7 @@ def save_fold_models(
                 targets[test] = fold_targets[test]
         payload["oof_valence_arousal"] = _nan_to_none(result.chosen.valence_arousal)
         payload["oof_va_targets"] = _nan_to_none(targets)
-    (folder / "folds.json").write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    folds_json.write_text(json.dumps(payload) + "\n", encoding="utf-8")
 
 
 def _nan_to_none(values: np.ndarray) -> list:

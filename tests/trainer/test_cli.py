@@ -70,6 +70,11 @@ def test_train_export_reload_and_evaluate(tiny_data: Path, shared_cache: Path, t
     assert sorted(i for fold in folds["test_folds"] for i in fold) == list(range(16))
     assert len(folds["oof_probabilities"]) == 16 and folds["genre_oof_probabilities"]
     assert MoodModel(tmp_path / "folds" / "fold1.onnx").info.companion is None
+    # Each carries mertag's mark, so the same command run again replaces them without asking.
+    from mertag.tagger.output_files import written_by_mertag
+    from mertag.trainer.train import fold_model_paths
+
+    assert all(map(written_by_mertag, fold_model_paths(tmp_path / "folds", 2)))
     assert loaded.model_id.startswith("mertag-lstm-x2-lin-")
     summary = loaded.info.training_summary
     assert summary["arch"] == "lstm" and summary["epochs"] == 2 and summary["n_clips"] == 16

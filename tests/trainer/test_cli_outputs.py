@@ -1,9 +1,11 @@
-"""`mertag train` and `mertag evaluate` never replace a file of the user's with a model or a
-report: the paths are checked before any work, and only mertag's own files (a mertag model, a
-report it wrote) are replaced without `--overwrite`."""
+"""`mertag train` and `mertag evaluate` never replace a file of the user's with a model, a
+report or a fold model (`train --fold-models DIR`: DIR/fold<k>.onnx, DIR/folds.json): the paths
+are checked before any work, and only mertag's own files (a mertag model, a report or folds.json
+it wrote) are replaced without `--overwrite`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from mertag.models import MODELS_DIR
 from mertag.tagger.cli import command_line
-from mertag.tagger.output_files import written_by_mertag
+from mertag.tagger.output_files import REPORT_MARK, written_by_mertag
 from mertag.trainer.compare import report_json, report_markdown
 
 app = command_line()
@@ -30,24 +32,49 @@ def users_file(path: Path, text: str = "my notes, not a model\n") -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("which", ["output", "report", "json beside the report"])
+@pytest.mark.parametrize(
+    "which", ["output", "report", "json beside the report", "a fold model", "folds.json"]
+)
 def test_train_refuses_a_users_file_before_any_work(tiny_data: Path, tmp_path: Path, which):
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    (folds / "notes.txt").write_text("mine, beside the fold models\n")  # not one mertag writes
     target = {
         "output": tmp_path / "mood.onnx",
         "report": tmp_path / "cv.md",
         "json beside the report": tmp_path / "cv.json",
+        "a fold model": folds / "fold1.onnx",
+        "folds.json": folds / "folds.json",
     }[which]
     before = users_file(target)
     cache = tmp_path / "cache"
     args = ["train", tiny_data / "labels.csv", "--folds", 2, "--epochs", 1, "--cache", cache]
+    args += ["--fold-models", folds]
     result = mertag(*args, "--output", tmp_path / "mood.onnx", "--report", tmp_path / "cv.md")
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"mertag: error: {target}: {REFUSED}"
     assert target.read_bytes() == before
     assert not cache.exists()  # refused before a clip was read
     assert not (tmp_path / "mood.onnx").exists() or which == "output"
+    theirs = {"notes.txt"} | ({target.name} if target.parent == folds else set())
+    assert {p.name for p in folds.iterdir()} == theirs  # no fold model written
+
+
+def test_train_refuses_a_file_named_as_the_fold_models_folder(tiny_data: Path, tmp_path: Path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    folds = tmp_path / "folds"
+    before = users_file(folds)
+    cache = tmp_path / "cache"
+    args = ["train", tiny_data / "labels.csv", "--folds", 2, "--epochs", 1, "--cache", cache]
+    result = mertag(*args, "--fold-models", folds)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"mertag: error: {folds}: --fold-models must be a folder, not a file"
+    )
+    assert folds.read_bytes() == before and not cache.exists()
 
 
 def test_evaluate_replaces_its_own_report_and_refuses_a_users(tiny_data: Path, tmp_path: Path):
@@ -78,3 +105,9 @@ def test_mertag_models_and_reports_carry_the_mark(tmp_path: Path):
     users_file(markdown, "# My model comparison\n")
     users_file(as_json, '{\n  "written_by": "me",\n}\n')
     assert not written_by_mertag(markdown) and not written_by_mertag(as_json)
+    folds = tmp_path / "folds.json"  # one line, as `train --fold-models` writes it
+    users_file(folds, json.dumps({**REPORT_MARK, "clips": [], "labels": []}) + "\n")
+    assert written_by_mertag(folds)
+    for theirs in ({"written_by": "me", "clips": []}, {"clips": [], "written_by": "mertag"}):
+        users_file(folds, json.dumps(theirs) + "\n")
+        assert not written_by_mertag(folds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,22 @@ def test_metadata_is_exactly_what_the_tagger_requires(tmp_path: Path):
     assert norm["columns"] == "librosa"
     assert len(norm["mean"]) == len(norm["std"]) == LIBROSA_SLICE.stop - LIBROSA_SLICE.start
     assert model.info.training_summary == summary
+
+
+def test_export_replaces_no_other_file_and_the_model_is_readable_by_others(tmp_path: Path):
+    """The model goes through a temp file of a name no file has: a fixed 'm.onnx.tmp' replaced a
+    file of the user's; and it gets a new file's mode, not a temp file's private 0600."""
+    path, theirs = tmp_path / "m.onnx", tmp_path / "m.onnx.tmp"
+    theirs.write_bytes(b"my notes, not a model")
+    mask = os.umask(0o022)
+    try:
+        export_onnx(random_net("lstm", "librosa"), path, {})
+    finally:
+        os.umask(mask)
+    assert theirs.read_bytes() == b"my notes, not a model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.tmp"]
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert MoodModel(path).model_id.startswith("mertag-lstm-")
 
 
 def test_a_librosa_model_ignores_the_musicnn_columns(tmp_path: Path):
