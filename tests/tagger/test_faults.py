@@ -19,14 +19,13 @@ from typer.testing import CliRunner
 from mertag.models import MODELS_DIR
 from mertag.tagger.cli import app
 from mertag.tagger.display import display
-from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import Index
 from mertag.tagger.model import default_model_path, read_model_info
 from mertag.tagger.pipeline import TrackWork, process_track
 from mertag.tagger.scan import ScanOptions, ScanRefused, run_scan
 from mertag.tagger.tags import read_tags
 from tests.tagger.fault_helpers import REPO, check_index, make_track, mertag_command, temp_files
-from tests.tagger.onnx_models import broken_model, linear_model
+from tests.tagger.onnx_models import broken_model, linear_model, linear_scan
 
 runner = CliRunner()
 HUGE = 4 << 30  # a 4 GiB sparse file: no disk used, but a decoder scanning it would take minutes
@@ -119,13 +118,7 @@ def test_a_track_that_vanishes_mid_scan_is_reported(tmp_path: Path) -> None:
     lib.mkdir()
     first, gone = make_track(lib / "a.wav"), make_track(lib / "b.flac")
     model = linear_model(tmp_path / "m.onnx")
-    options = ScanOptions(
-        roots=(lib,),
-        index_path=index,
-        model_path=model,
-        model_id="test-linear-0",
-        feature_schema=FEATURE_SCHEMA,
-    )
+    options = linear_scan(lib, index, model)
     outcomes = []
 
     def on_outcome(outcome):  # type: ignore[no-untyped-def]

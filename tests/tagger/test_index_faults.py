@@ -14,9 +14,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mertag.tagger.cli import app
-from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import APPLICATION_ID, SCHEMA_VERSION, Index, IndexRow
-from mertag.tagger.scan import ScanOptions, run_scan
+from mertag.tagger.scan import run_scan
 from tests.tagger.fault_helpers import (
     REPO,
     check_index,
@@ -25,7 +24,7 @@ from tests.tagger.fault_helpers import (
     start_scan,
 )
 from tests.tagger.index_files import folder_state, sha, write_newer_index, write_v1_index
-from tests.tagger.onnx_models import linear_model
+from tests.tagger.onnx_models import linear_model, linear_scan
 from tests.tagger.test_faults import _drop_permission_override
 
 runner = CliRunner()
@@ -492,14 +491,7 @@ def test_a_scan_whose_index_is_deleted_or_replaced_stops_at_the_next_row(
     lib, index, other = tmp_path / "lib", tmp_path / "index.sqlite3", tmp_path / "other.sqlite3"
     make_library(lib, ["a.wav", "b.flac", "c.wav"])
     Index(other).close()
-    options = ScanOptions(
-        roots=(lib,),
-        index_path=index,
-        model_path=model,
-        model_id="test-linear-0",
-        feature_schema=FEATURE_SCHEMA,
-        write=False,
-    )
+    options = linear_scan(lib, index, model, write=False)
     seen = []
 
     def on_outcome(outcome: object) -> None:
