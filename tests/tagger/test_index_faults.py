@@ -21,11 +21,11 @@ from tests.tagger.fault_helpers import (
     check_index,
     make_library,
     mertag_command,
+    run_obeying_permissions,
     start_scan,
 )
 from tests.tagger.index_files import folder_state, sha, write_newer_index, write_v1_index
 from tests.tagger.onnx_models import linear_model, linear_scan
-from tests.tagger.test_faults import _drop_permission_override
 
 runner = CliRunner()
 READING = (["list"], ["stats"], ["export"])
@@ -316,14 +316,7 @@ def test_a_read_only_or_immutable_index_file_refuses_a_scan_and_still_reads(
     assert scan(lib, index, model, "--no-write").exit_code == 0
     index.chmod(0o444)
     before = folder_state(tmp_path)
-    done = subprocess.run(
-        [*mertag_scan(lib, index, model), "--force"],
-        cwd=REPO,
-        preexec_fn=_drop_permission_override,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_obeying_permissions([*mertag_scan(lib, index, model), "--force"], timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         f"mertag: error: {index}: read-only file (permission denied): a scan cannot record its "
