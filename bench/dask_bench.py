@@ -22,9 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scan_setup import scan_options  # noqa: E402
+
 from mertag.tagger.library import walk  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
-from mertag.tagger.scan import ScanOptions, run_scan  # noqa: E402
+from mertag.tagger.scan import run_scan  # noqa: E402
 
 
 def copy_tracks(tracks: list[Path], folder: Path, copies: int) -> None:
@@ -53,15 +55,7 @@ def peak_rss_mb() -> float:
 
 
 def scan(folder: Path, index: Path, model: MoodModel, scheduler: str) -> tuple[float, int]:
-    options = ScanOptions(
-        roots=(folder,),
-        index_path=index,
-        model_path=model.path,
-        model_id=model.model_id,
-        feature_schema=model.info.feature_schema,
-        backend="dask",
-        scheduler=scheduler,
-    )
+    options = scan_options((folder,), index, model, backend="dask", scheduler=scheduler)
     t0 = time.perf_counter()
     summary = run_scan(options)
     assert summary.ok, summary.failures

@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scan_setup import MERTAG, scan_options  # noqa: E402
+
 from mertag.tagger.index import Index, IndexRow  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
-from mertag.tagger.scan import ScanOptions, run_scan  # noqa: E402
-
-MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
+from mertag.tagger.scan import run_scan  # noqa: E402
 
 
 def main() -> None:
@@ -51,13 +51,7 @@ def main() -> None:
         with Index(index_path) as index:
             for row in rows:
                 index.upsert(row)
-        options = ScanOptions(
-            roots=(lib,),
-            index_path=index_path,
-            model_path=model.path,
-            model_id=model.model_id,
-            feature_schema=model.info.feature_schema,
-        )
+        options = scan_options((lib,), index_path, model)
         in_process = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()

@@ -33,10 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scan_setup import scan_options  # noqa: E402
+
 from mertag.tagger.audio import SAMPLE_RATE, decode  # noqa: E402
 from mertag.tagger.library import walk  # noqa: E402
 from mertag.tagger.model import MoodModel  # noqa: E402
-from mertag.tagger.scan import STAGES, ScanOptions, run_scan, usable_cores  # noqa: E402
+from mertag.tagger.scan import STAGES, run_scan, usable_cores  # noqa: E402
 
 
 def decode_whole(path: Path) -> int:
@@ -147,15 +149,7 @@ def stop_workers() -> None:
 
 
 def scan(folder: Path, index: Path, model: MoodModel, jobs: int) -> tuple[float, dict, int]:
-    options = ScanOptions(
-        roots=(folder,),
-        index_path=index,
-        model_path=model.path,
-        model_id=model.model_id,
-        feature_schema=model.info.feature_schema,
-        jobs=jobs,
-        force=True,
-    )
+    options = scan_options((folder,), index, model, jobs=jobs, force=True)
     t0 = time.perf_counter()
     summary = run_scan(options)
     return time.perf_counter() - t0, summary.timings, summary.analysed

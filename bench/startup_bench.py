@@ -19,14 +19,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from scan_setup import MERTAG
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-MERTAG = [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
 
 
 def wall(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from mertag.tagger.audio import AudioError
@@ -30,24 +31,40 @@ class PlayerFields:
     mood_fields: tuple[str, ...] = ()  # COMMENT, GROUPING: the mood word is appended there too
 
 
+@dataclass(frozen=True, kw_only=True)
+class TagPolicy:
+    """How mertag words and writes its tags: the settings a scan, `mertag write` and every
+    worker's tag write share, so that a new one is one field here."""
+
+    moods: Mapping[str, str] | None = None
+    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
+    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
+    overwrite_mood: bool = False  # replace a MOOD mertag did not write (its values saved first)
+    uncertain_below: float | None = None
+    """None: the model's own threshold (for `mertag write`, each index row's own verdict);
+    0: never uncertain."""
+    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
+    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING: added or taken back
+
+
 @dataclass(frozen=True)
-class TrackWork:
+class TrackWork(TagPolicy):
     """What to do with every track of a scan, as plain values a worker can receive."""
 
     model_path: Path
-    moods: Mapping[str, str] | None = None
     write: bool = True  # write the tags where the track was analysed
-    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
-    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
-    overwrite_mood: bool = False  # replace a MOOD mertag found (its values are saved first)
     plan: bool = False  # (without write) list the changes a write would make: a dry run
-    uncertain_below: float | None = None  # None: each model's own threshold; 0: never uncertain
-    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
-    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING
 
     def analysis_only(self) -> TrackWork:
         """The same work without the tag write (a Dask worker analyses, the client writes)."""
         return replace(self, write=False)
+
+
+def track_work(policy: TagPolicy, model_path: Path, *, write: bool, dry_run: bool) -> TrackWork:
+    """The work that writes tags by `policy` (when `write`), or in a dry run plans the changes a
+    write would make and writes nothing."""
+    shared = {f.name: getattr(policy, f.name) for f in dataclass_fields(TagPolicy)}
+    return TrackWork(model_path=model_path, write=write and not dry_run, plan=dry_run, **shared)
 
 
 @dataclass

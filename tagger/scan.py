@@ -36,7 +36,7 @@ from mertag.tagger.index import (
     needs_analysis,
 )
 from mertag.tagger.library import walk
-from mertag.tagger.pipeline import PlayerFields, TrackOutcome, TrackWork
+from mertag.tagger.pipeline import TagPolicy, TrackOutcome, track_work
 from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import (
     SafeWriteError,
@@ -53,8 +53,9 @@ STAGES = ("decode", "features", "model", "tags", "index")
 
 
 @dataclass(frozen=True)
-class ScanOptions:
-    """Everything a scan needs to know, as plain values (the CLI fills it)."""
+class ScanOptions(TagPolicy):
+    """Everything a scan needs to know, as plain values (the CLI fills it): what to scan, with
+    which model, and how its tags are written (TagPolicy)."""
 
     roots: tuple[Path, ...]
     index_path: Path
@@ -65,14 +66,7 @@ class ScanOptions:
     """The model ids whose rows count as finished (`model.accepted_model_ids`: the model's and
     its companion's); empty: worked out from `model_id`."""
     exclude: tuple[str, ...] = ()
-    moods: Mapping[str, str] | None = None
     write: bool = True
-    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
-    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
-    overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
-    uncertain_below: float | None = None  # None: the model's own threshold; 0: never uncertain
-    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
-    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING
     dry_run: bool = False
     force: bool = False
     retry_failed: bool = False
@@ -262,18 +256,7 @@ def _outcomes(
 ) -> Iterator[TrackOutcome]:
     from mertag.tagger import backends
 
-    work = TrackWork(
-        model_path=options.model_path,
-        moods=options.moods,
-        write=options.write and not options.dry_run,
-        plan=options.dry_run,
-        id3_version=options.id3_version,
-        convert_id3v22=options.convert_id3v22,
-        overwrite_mood=options.overwrite_mood,
-        uncertain_below=options.uncertain_below,
-        uncertain_word=options.uncertain_word,
-        fields=options.fields,
-    )
+    work = track_work(options, options.model_path, write=options.write, dry_run=options.dry_run)
     jobs = options.jobs if len(todo) > 1 else 1
     yield from backends.outcomes(
         _current(todo),

@@ -18,7 +18,7 @@ reason, since its analysis may not describe it any more. The index row then reco
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,10 +27,11 @@ from mertag.tagger.display import counted
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.mood import Prediction, predict_mood
 from mertag.tagger.pipeline import (
-    PlayerFields,
+    TagPolicy,
     TrackOutcome,
     TrackWork,
     tag_values,
+    track_work,
     write_outcome_tags,
 )
 from mertag.tagger.safe_write import (
@@ -43,32 +44,14 @@ from mertag.tagger.tags import TagError, UnsupportedFormat, plan_write
 
 
 @dataclass(frozen=True)
-class WriteOptions:
+class WriteOptions(TagPolicy):
     """How to write, as the scan's tag write takes it."""
 
-    moods: Mapping[str, str] | None = None
-    id3_version: int | None = None  # 3 or 4 forces that ID3 version; None keeps each file's
-    convert_id3v22: bool = False  # an ID3v2.2 tag is converted to be written (else left alone)
-    overwrite_mood: bool = False  # replace a MOOD mertag did not write (saved first)
-    uncertain_below: float | None = None  # None: each row's own verdict (the model's threshold)
-    uncertain_word: str = ""  # the mood of an uncertain track ("": no MOOD is written)
-    fields: PlayerFields = PlayerFields()  # ENERGY, COMMENT, GROUPING: added or taken back
     dry_run: bool = False
 
     def work(self) -> TrackWork:
         # No analysis happens here: the model path is never opened.
-        return TrackWork(
-            model_path=Path(),
-            moods=self.moods,
-            write=not self.dry_run,
-            id3_version=self.id3_version,
-            convert_id3v22=self.convert_id3v22,
-            overwrite_mood=self.overwrite_mood,
-            plan=self.dry_run,
-            uncertain_below=self.uncertain_below,
-            uncertain_word=self.uncertain_word,
-            fields=self.fields,
-        )
+        return track_work(self, Path(), write=True, dry_run=self.dry_run)
 
 
 @dataclass

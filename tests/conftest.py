@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,20 @@ def need_module(name: str, extra: str) -> Any:
         pytest.skip(reason)
 
 
+def copy_corpus(dst: Path, names: Iterable[str] | None = None) -> Path:
+    """A new folder `dst` holding writable copies (mtimes kept) of the ../shared/corpus tracks
+    `names` (default: every track there), for a test that writes to them."""
+    src = need_shared(CORPUS)
+    if names is None:
+        names = [f.name for f in src.iterdir() if f.is_file() and f.suffix != ".md"]
+    dst.mkdir()
+    for name in names:
+        shutil.copy2(src / name, dst / name)
+        (dst / name).chmod(0o644)
+    return dst
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A private copy of ../shared/corpus, writable, in a temp dir."""
-    src = need_shared(CORPUS)
-    dst = tmp_path / "corpus"
-    dst.mkdir()
-    for f in src.iterdir():
-        if f.is_file() and f.suffix != ".md":
-            shutil.copy2(f, dst / f.name)
-            (dst / f.name).chmod(0o644)
-    return dst
+    return copy_corpus(tmp_path / "corpus")

@@ -3,6 +3,7 @@ checks that every file is intact and the index is whole after a scan was killed 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import sqlite3
@@ -62,6 +63,30 @@ def add_picture(path: Path, size: int) -> None:
 def mertag_command() -> list[str]:
     """The mertag entry point (mertag.tagger.cli:main) as a command for subprocess."""
     return [sys.executable, "-c", "from mertag.tagger.cli import main; main()"]
+
+
+def drop_permission_override() -> None:
+    """In the child before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding
+    set, so this root process obeys permission bits like any user (PR_CAPBSET_DROP = 24)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def run_obeying_permissions(
+    command: list[str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`command` (from the repository) in a subprocess that obeys permission bits: as root,
+    without root's permission override (`drop_permission_override`)."""
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        preexec_fn=drop_permission_override if os.geteuid() == 0 else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 AS_FROM_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "

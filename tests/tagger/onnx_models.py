@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -11,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.features import FEATURE_DIM, FEATURE_SCHEMA, FRAME_FEATURES, HOP
+from mertag.tagger.scan import ScanOptions
 
 
 def _metadata(model_id: str, columns: str, arch: str) -> dict[str, str | None]:
@@ -67,6 +69,19 @@ def linear_model(path: Path, *, seed: int = 0, **meta_overrides: str | None) -> 
     meta = _metadata(f"test-linear-{seed}", "both", "linear")
     meta.update(meta_overrides)
     return _save(path, nodes, consts, 4, meta)
+
+
+def linear_scan(lib: Path, index: Path, model: Path, **changes: Any) -> ScanOptions:
+    """A scan of `lib` into `index` with the `linear_model` at `model` (seed 0), the other
+    options as `changes` say."""
+    return ScanOptions(
+        roots=(lib,),
+        index_path=index,
+        model_path=model,
+        model_id="test-linear-0",
+        feature_schema=FEATURE_SCHEMA,
+        **changes,
+    )
 
 
 FAULTS = ("nan", "negative", "not-a-distribution", "wrong-shape")

@@ -119,18 +119,13 @@ _SCANNED: dict[Path, tuple[Library, Result]] = {}
 
 def scanned_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Library, Result]:
     """One real `mertag scan` of the corpus copy plus generated tracks, shared by the session."""
-    from tests.conftest import CORPUS, need_shared
+    from tests.conftest import copy_corpus
 
     key = tmp_path_factory.getbasetemp()
     if key in _SCANNED:
         return _SCANNED[key]
-    src = need_shared(CORPUS)
     root = tmp_path_factory.mktemp("scanned")
-    lib = root / "lib"
-    lib.mkdir()
-    for name in CORPUS_NAMES:
-        shutil.copy2(src / name, lib / name)
-        (lib / name).chmod(0o644)
+    lib = copy_corpus(root / "lib", CORPUS_NAMES)
     make_wav(lib / GENERATED[0], freqs=(440.0,), artist="Test Tones", title="A above middle C")
     make_wav(lib / GENERATED[1], freqs=(261.6, 329.6, 392.0))
     add_pictures(lib)

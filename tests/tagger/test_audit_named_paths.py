@@ -4,7 +4,8 @@ Found by the red-team audit: `mertag scan secret.flac good.wav` stopped before a
 Click's usage box ("path 'secret.flac' is not readable", exit 2), and so did `untag` and
 `show`, while the same file inside a scanned folder, or a missing path on the command line, gets
 one line, an error row, and the batch goes on. Run as root without root's permission override,
-in a subprocess, as test_faults.py does. And an empty path was taken for the current folder.
+in a subprocess (`fault_helpers.run_obeying_permissions`). And an empty path was taken for the
+current folder.
 """
 
 from __future__ import annotations
@@ -17,21 +18,14 @@ import pytest
 
 from mertag.tagger.index import Index
 from mertag.tagger.tags import read_tags
-from tests.tagger.fault_helpers import REPO, make_track, mertag_command
+from tests.tagger.fault_helpers import make_track, mertag_command, run_obeying_permissions
 from tests.tagger.scanned_library import invoke
-from tests.tagger.test_faults import _drop_permission_override, error_lines
+from tests.tagger.test_faults import error_lines
 
 
 def mertag(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """`mertag ARGS` obeying permission bits (as root: without CAP_DAC_OVERRIDE)."""
-    return subprocess.run(
-        [*mertag_command(), *(str(a) for a in args)],
-        cwd=REPO,
-        preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_obeying_permissions([*mertag_command(), *(str(a) for a in args)])
 
 
 def test_an_unreadable_file_named_on_the_command_line_fails_alone(tmp_path: Path) -> None:

@@ -7,10 +7,9 @@ import json
 import threading
 from pathlib import Path
 
-from mertag.tagger.features import FEATURE_SCHEMA
-from mertag.tagger.scan import ScanOptions, run_scan
+from mertag.tagger.scan import run_scan
 from tests.tagger.fault_helpers import check_index, check_track, make_library, start_scan
-from tests.tagger.onnx_models import linear_model
+from tests.tagger.onnx_models import linear_model, linear_scan
 
 NAMES = ["a.wav", "b.flac", "c.mp3", "d.m4a", "e.opus", "f.flac"]
 
@@ -39,13 +38,7 @@ def test_a_scan_waits_for_the_one_holding_the_index_and_says_so(tmp_path: Path) 
     lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
     make_library(lib, ["a.wav"])
     model = linear_model(tmp_path / "m.onnx")
-    options = ScanOptions(
-        roots=(lib,),
-        index_path=index,
-        model_path=model,
-        model_id="test-linear-0",
-        feature_schema=FEATURE_SCHEMA,
-    )
+    options = linear_scan(lib, index, model)
     told = threading.Event()
     results = []
     with open(f"{index}.lock", "a+b") as lock:

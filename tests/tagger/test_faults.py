@@ -4,7 +4,6 @@ read-only library is refused (or scanned with --no-write); a full disk leaves th
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -19,14 +18,20 @@ from typer.testing import CliRunner
 from mertag.models import MODELS_DIR
 from mertag.tagger.cli import app
 from mertag.tagger.display import display
-from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import Index
 from mertag.tagger.model import default_model_path, read_model_info
 from mertag.tagger.pipeline import TrackWork, process_track
 from mertag.tagger.scan import ScanOptions, ScanRefused, run_scan
 from mertag.tagger.tags import read_tags
-from tests.tagger.fault_helpers import REPO, check_index, make_track, mertag_command, temp_files
-from tests.tagger.onnx_models import broken_model, linear_model
+from tests.tagger.fault_helpers import (
+    REPO,
+    check_index,
+    make_track,
+    mertag_command,
+    run_obeying_permissions,
+    temp_files,
+)
+from tests.tagger.onnx_models import broken_model, linear_model, linear_scan
 
 runner = CliRunner()
 HUGE = 4 << 30  # a 4 GiB sparse file: no disk used, but a decoder scanning it would take minutes
@@ -119,13 +124,7 @@ def test_a_track_that_vanishes_mid_scan_is_reported(tmp_path: Path) -> None:
     lib.mkdir()
     first, gone = make_track(lib / "a.wav"), make_track(lib / "b.flac")
     model = linear_model(tmp_path / "m.onnx")
-    options = ScanOptions(
-        roots=(lib,),
-        index_path=index,
-        model_path=model,
-        model_id="test-linear-0",
-        feature_schema=FEATURE_SCHEMA,
-    )
+    options = linear_scan(lib, index, model)
     outcomes = []
 
     def on_outcome(outcome):  # type: ignore[no-untyped-def]
@@ -284,29 +283,15 @@ def test_the_cli_refuses_a_read_only_library_with_exit_2(tmp_path: Path, tmpfs: 
     assert not index.exists()
 
 
-def _drop_permission_override() -> None:
-    """In the child before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding
-    set, so this root process obeys permission bits like any user (PR_CAPBSET_DROP = 24)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (1, 2):
-        if libc.prctl(24, capability, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
-
-
 def scan_obeying_permissions(
     lib: Path, index: Path, folder: Path, mode: int
 ) -> subprocess.CompletedProcess[str]:
-    """`mertag scan LIB` while `folder` has `mode`, in a subprocess that obeys permission bits:
-    as root, without root's permission override (`_drop_permission_override`)."""
+    """`mertag scan LIB` while `folder` has `mode`, in a subprocess that obeys permission bits
+    (`run_obeying_permissions`)."""
     folder.chmod(mode)
     try:
-        return subprocess.run(
-            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"],
-            cwd=REPO,
-            preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        return run_obeying_permissions(
+            [*mertag_command(), "scan", str(lib), "--index", str(index), "-j", "1"], timeout=120
         )
     finally:
         folder.chmod(0o755)

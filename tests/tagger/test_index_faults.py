@@ -14,19 +14,18 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mertag.tagger.cli import app
-from mertag.tagger.features import FEATURE_SCHEMA
 from mertag.tagger.index import APPLICATION_ID, SCHEMA_VERSION, Index, IndexRow
-from mertag.tagger.scan import ScanOptions, run_scan
+from mertag.tagger.scan import run_scan
 from tests.tagger.fault_helpers import (
     REPO,
     check_index,
     make_library,
     mertag_command,
+    run_obeying_permissions,
     start_scan,
 )
 from tests.tagger.index_files import folder_state, sha, write_newer_index, write_v1_index
-from tests.tagger.onnx_models import linear_model
-from tests.tagger.test_faults import _drop_permission_override
+from tests.tagger.onnx_models import linear_model, linear_scan
 
 runner = CliRunner()
 READING = (["list"], ["stats"], ["export"])
@@ -317,14 +316,7 @@ def test_a_read_only_or_immutable_index_file_refuses_a_scan_and_still_reads(
     assert scan(lib, index, model, "--no-write").exit_code == 0
     index.chmod(0o444)
     before = folder_state(tmp_path)
-    done = subprocess.run(
-        [*mertag_scan(lib, index, model), "--force"],
-        cwd=REPO,
-        preexec_fn=_drop_permission_override,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_obeying_permissions([*mertag_scan(lib, index, model), "--force"], timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         f"mertag: error: {index}: read-only file (permission denied): a scan cannot record its "
@@ -492,14 +484,7 @@ def test_a_scan_whose_index_is_deleted_or_replaced_stops_at_the_next_row(
     lib, index, other = tmp_path / "lib", tmp_path / "index.sqlite3", tmp_path / "other.sqlite3"
     make_library(lib, ["a.wav", "b.flac", "c.wav"])
     Index(other).close()
-    options = ScanOptions(
-        roots=(lib,),
-        index_path=index,
-        model_path=model,
-        model_id="test-linear-0",
-        feature_schema=FEATURE_SCHEMA,
-        write=False,
-    )
+    options = linear_scan(lib, index, model, write=False)
     seen = []
 
     def on_outcome(outcome: object) -> None:

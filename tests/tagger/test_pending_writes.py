@@ -176,6 +176,14 @@ def _interrupted_through_a_link(track: Path, tmp_path: Path) -> tuple[Path, str]
     return other, original_audio
 
 
+def _finished_through_the_link(other: Path, original_audio: str) -> None:
+    """The write killed through the link `other` was finished: no journal or temp copy left
+    beside it, its audio as it was, and the new write's tags in it (not the killed one's)."""
+    assert not _leftovers(other.parent) and marked_journal(other) is None
+    assert audio_fingerprint(other) == original_audio
+    assert read_tags(other)["MERTAG_MODEL"] != KILLED_WRITE["MERTAG_MODEL"]
+
+
 def test_a_write_interrupted_through_a_hard_link_elsewhere(
     tmp_path: Path, lib: Path, model: Path
 ) -> None:
@@ -190,9 +198,7 @@ def test_a_write_interrupted_through_a_hard_link_elsewhere(
 
     code, _, err = _scan(lib, index, model)  # finished before it is analysed
     assert code == 0, err
-    assert not _leftovers(downloads) and marked_journal(other) is None
-    assert audio_fingerprint(other) == original_audio
-    assert read_tags(other)["MERTAG_MODEL"] != KILLED_WRITE["MERTAG_MODEL"]
+    _finished_through_the_link(other, original_audio)
     with Index(index, read_only=True) as idx:
         row = idx.get(str(lib / "half.flac"))
         assert row is not None and row.status == "ok" and row.tagged == 1
@@ -212,9 +218,7 @@ def test_write_finishes_a_write_interrupted_through_a_hard_link_elsewhere(
     done = invoke(["write", "--index", index])
     assert done.exit_code == 0, done.stderr
     assert "wrote 2 of 2 tracks" in done.stderr
-    assert not _leftovers(downloads) and marked_journal(other) is None
-    assert audio_fingerprint(other) == original_audio
-    assert read_tags(other)["MERTAG_MODEL"] != KILLED_WRITE["MERTAG_MODEL"]
+    _finished_through_the_link(other, original_audio)
 
 
 def test_untag_finishes_a_write_interrupted_through_a_hard_link_elsewhere(

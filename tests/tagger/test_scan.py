@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mertag.tagger.cli import app
 from mertag.tagger.index import Index
 from mertag.tagger.tags import audio_fingerprint, read_tags
-from tests.conftest import CORPUS, CORPUS_FILES, need_shared
+from tests.conftest import CORPUS_FILES, copy_corpus
 from tests.tagger.fault_helpers import FORMATS, make_track
 from tests.tagger.onnx_models import linear_model
 from tests.tagger.scanned_library import neutral_config
@@ -66,13 +66,8 @@ def add_bad_files(lib: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real scan (2 jobs) of the corpus plus bad files, shared by the tests below."""
-    src = need_shared(CORPUS)
     root = tmp_path_factory.mktemp("scan")
-    lib = root / "lib"
-    lib.mkdir()
-    for name in GOOD:
-        shutil.copy2(src / name, lib / name)
-        (lib / name).chmod(0o644)
+    lib = copy_corpus(root / "lib", GOOD)
     bad = add_bad_files(lib)
     before = {name: audio_fingerprint(lib / name) for name in GOOD}
     tags_before = {name: _other_tags(lib / name) for name in GOOD}

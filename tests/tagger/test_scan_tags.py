@@ -35,6 +35,16 @@ def inodes(folder: Path) -> set[int]:
     return {p.stat().st_ino for p in folder.rglob("*") if p.is_file()}
 
 
+def users_flac(lib: Path, mood: list[str]) -> Path:
+    """A new folder `lib` with one FLAC track whose MOOD the user set to `mood`."""
+    lib.mkdir()
+    path = make_track(lib / "mine.flac")
+    flac = FLAC(path)
+    flac["MOOD"] = mood
+    flac.save()
+    return path
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_hard_linked_library_is_tagged_once_and_never_grows(
     jobs: str, tmp_path: Path, model: Path
@@ -90,11 +100,7 @@ def test_scan_keeps_id3v23_and_its_frames(tmp_path: Path, model: Path) -> None:
 
 def test_scan_keeps_the_users_mood_and_untag_gives_it_back(tmp_path: Path, model: Path) -> None:
     lib = tmp_path / "lib"
-    lib.mkdir()
-    path = make_track(lib / "mine.flac")
-    flac = FLAC(path)
-    flac["MOOD"] = ["Melancholic", "Dreamy"]
-    flac.save()
+    path = users_flac(lib, ["Melancholic", "Dreamy"])
     index = tmp_path / "i.sqlite3"
     code, err = scan(lib, index, model)
     assert code == 0, err
@@ -148,11 +154,7 @@ def test_dry_run_shows_old_to_new_and_overwrite_mood_is_undone_by_untag(
     """The CLI end to end: `--dry-run` names each field old -> new and writes nothing;
     `--overwrite-mood` (and the config key) replaces the user's MOOD; `untag` restores it."""
     lib = tmp_path / "lib"
-    lib.mkdir()
-    track = make_track(lib / "mine.flac")
-    flac = FLAC(track)
-    flac["MOOD"] = ["Chill", "Dreamy"]
-    flac.save()
+    track = users_flac(lib, ["Chill", "Dreamy"])
     before = track.read_bytes()
     index = tmp_path / "index.db"
     result = invoke(["scan", lib, "--index", index, "--model", model, "--dry-run"])

@@ -22,12 +22,13 @@ from tests.tagger.scanned_library import invoke
 NAMES = ("bay.mp3", "egypt.flac", "farm.ogg", "hacienda.m4a")
 
 
-def _library(corpus: Path, tmp_path: Path) -> Path:
+def _library(corpus: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A library of the corpus tracks NAMES, and where its index goes."""
     lib = tmp_path / "lib"
     lib.mkdir()
     for name in NAMES:
         shutil.copy2(corpus / name, lib / name)
-    return lib
+    return lib, tmp_path / "index.sqlite3"
 
 
 def _config(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +53,7 @@ def test_the_models_threshold_decides_by_default(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, "", monkeypatch)  # the shipped defaults, threshold on
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     threshold = MoodModel().uncertain_below
     assert threshold is not None and 0.5 < threshold < 0.9
     doc = _scan(lib, index)
@@ -77,7 +78,7 @@ def test_a_rescan_takes_back_mertags_word_and_keeps_the_users(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, "", monkeypatch)
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     mine = FLAC(lib / "egypt.flac")
     mine["MOOD"] = ["Wistful"]
     mine.save()
@@ -120,7 +121,7 @@ def test_the_uncertain_word_is_written_and_cannot_be_a_mood_word(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, 'uncertain_word = "Unsure"\nuncertain_below = 1\n', monkeypatch)
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _scan(lib, index)
     for name, row in _rows(index).items():
         assert row.uncertain == 1 and row.mood == "Unsure"
@@ -185,7 +186,7 @@ def test_stats_count_uncertain_and_silent_tracks_apart(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, "uncertain_below = 1\n", monkeypatch)
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _silence(lib / "quiet.wav")
     _scan(lib, index)
     result = invoke(["stats", "--index", index, "--format", "json"])
@@ -239,7 +240,7 @@ def test_a_journey_shows_uncertain_tracks_as_lists_do(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, "uncertain_below = 1\n", monkeypatch)  # every track is uncertain
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _scan(lib, index)
     out = tmp_path / "journey.m3u8"
     args = ["playlist", "--journey", "sad", "happy", "-n", 3, "--max-distance", 2, "-o", out]
@@ -255,7 +256,7 @@ def test_a_query_nsp_counts_what_navidrome_will_show(
     """Navidrome selects by the mood in the tags, which an uncertain track lacks: the .nsp
     of a query counts only the tracks it will show, while the .m3u8 lists every match."""
     _config(tmp_path, "uncertain_below = 0\n", monkeypatch)
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _scan(lib, index)
     confidences = sorted(r.confidence for r in _rows(index).values())
     threshold = (confidences[1] + confidences[2]) / 2  # two tracks below it, two above
@@ -276,7 +277,7 @@ def test_the_html_map_labels_uncertain_tracks_as_lists_do(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(tmp_path, "uncertain_below = 1\n", monkeypatch)
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _scan(lib, index)
     out = tmp_path / "map.html"
     result = invoke(["map", "--out", out, "--index", index])
@@ -294,7 +295,7 @@ def test_the_maps_count_uncertain_and_silent_tracks_as_stats_and_lists_do(
     from mertag.tagger.libmap import map_figure
     from tests.tagger.test_htmlmap import embedded
 
-    lib, index = _library(corpus, tmp_path), tmp_path / "index.sqlite3"
+    lib, index = _library(corpus, tmp_path)
     _silence(lib / "quiet.wav")
     _scan(lib, index)  # under the tests' config every track is confident
     confidences = sorted(r.confidence for r in _rows(index).values() if r.status == "ok")

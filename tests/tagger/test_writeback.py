@@ -4,7 +4,6 @@ the files changed since analysis skipped, the index updated. Tags read back with
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from mutagen.id3 import ID3
 from mertag.tagger.index import Index
 from mertag.tagger.tags import MERTAG_FIELDS, audio_fingerprint, read_tags
 from mertag.tagger.writeback import WriteOptions, write_row
-from tests.conftest import CORPUS, need_shared
+from tests.conftest import CORPUS, copy_corpus
 from tests.tagger.onnx_models import linear_model
 from tests.tagger.scanned_library import CORPUS_NAMES, GENERATED, Library, invoke, other_tags
 
@@ -32,19 +31,14 @@ def _write(library: Library, *args: object) -> tuple[int, str]:
 
 
 def test_scan_no_write_then_write_dry_run_then_write(tmp_path: Path) -> None:
-    src = need_shared(CORPUS)
-    lib = tmp_path / "lib"
-    lib.mkdir()
     names = ("egypt.flac", "lava.wav", "hacienda.m4a", "celtic.mp3")
-    for name in names:
-        shutil.copy2(src / name, lib / name)
-        (lib / name).chmod(0o644)
+    lib = copy_corpus(tmp_path / "lib", names)
     index = tmp_path / "index.sqlite3"
     model = linear_model(tmp_path / "m.onnx")
     scanned = invoke(["scan", lib, "--index", index, "--model", model, "--no-write", "-q"])
     assert scanned.exit_code == 0, scanned.output
     untouched = {n: _digest(lib / n) for n in names}
-    assert all(_digest(src / n) == d for n, d in untouched.items())
+    assert all(_digest(CORPUS / n) == d for n, d in untouched.items())
     library = Library(lib, index)
 
     code, err = _write(library, "--dry-run")
