@@ -32,6 +32,7 @@ from torch import nn
 from mertag.tagger.audio import SAMPLE_RATE
 from mertag.tagger.embeddings import MUSICNN_HOP, MUSICNN_N_FFT, MUSICNN_N_MELS, PATCH_FRAMES
 from mertag.trainer.musicnn_meldft import TIMBRAL_KEY, MelDftTimbral
+from mertag.trainer.musicnn_temporal import TEMPORAL_KEY, MaxFirstTemporal
 
 BN_EPS = 1e-3
 """TensorFlow's default batch-normalisation epsilon, which the checkpoint was trained with."""
@@ -216,11 +217,24 @@ def with_mel_dft_timbral(model: Musicnn) -> Musicnn:
     return out
 
 
+def with_max_first_temporal(model: Musicnn) -> Musicnn:
+    """A copy of `model` whose temporal branches take the max over mel first, for export."""
+    out = copy.deepcopy(model).eval()
+    branches = [cast(_FreqPooledConv, b) for b in out.temporal]
+    out.temporal = nn.ModuleList(MaxFirstTemporal(b.conv, b.bn, b.time_pad) for b in branches)
+    return out
+
+
+EXPORT_FORMS = {TIMBRAL_KEY: "mel-dft", TEMPORAL_KEY: "max-first"}
+"""How the exported networks compute their branches, recorded in each file's metadata."""
+
+
 def export_musicnn_onnx(weights_npz: Path, out: Path, frontend: str = "musicnn-msd") -> None:
     """Export the port to ONNX (dynamic batch) with the front-end metadata the runtime checks;
-    the timbral convolutions go through the mel-axis DFT (`with_mel_dft_timbral`)."""
-    model = with_mel_dft_timbral(load_musicnn(weights_npz))
-    export_model_onnx(model, out, frontend, {TIMBRAL_KEY: "mel-dft"})
+    the timbral convolutions go through the mel-axis DFT (`with_mel_dft_timbral`) and the
+    temporal branches take the max over mel first (`with_max_first_temporal`)."""
+    model = with_max_first_temporal(with_mel_dft_timbral(load_musicnn(weights_npz)))
+    export_model_onnx(model, out, frontend, EXPORT_FORMS)
 
 
 def export_model_onnx(
