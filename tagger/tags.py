@@ -970,11 +970,14 @@ def audio_fingerprint(path: Path) -> str:
     """
     import av  # lazy: PyAV is heavy to import and only needed here
 
+    from mertag.tagger.audio import open_options  # lazy: it imports numpy
+
     digest = hashlib.sha256()
     packets = 0
     try:
         # Tag text is not the audio: undecodable metadata must not stop the hash.
-        with av.open(str(path), metadata_errors="ignore") as container:
+        options = open_options(path)
+        with av.open(str(path), metadata_errors="ignore", options=options) as container:
             if not container.streams.audio:
                 raise TagError("no audio stream")
             stream = container.streams.audio[0]

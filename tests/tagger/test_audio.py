@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import av
@@ -41,6 +42,53 @@ def test_aiff_decodes(tmp_path: Path) -> None:
     assert abs(y.size - 2 * SAMPLE_RATE) <= 2
     spectrum = np.abs(np.fft.rfft(y))
     assert abs(np.argmax(spectrum) * SAMPLE_RATE / y.size - 440) < 2
+
+
+def _plain_read(path: Path) -> tuple[tuple, np.ndarray]:
+    """A file's stream facts and its whole decode to mono 16 kHz by PyAV with FFmpeg's defaults."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        facts = (stream.duration, stream.time_base, ctx.name, ctx.sample_rate, ctx.channels)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        frames = [*container.decode(stream), None]
+        pieces = [o.to_ndarray().reshape(-1) for f in frames for o in resampler.resample(f)]
+    return facts, np.concatenate(pieces)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "codec", "options"),
+    [
+        ("tone.wav", "wav", "pcm_s16le", None),
+        ("tone64.wav", "wav", "pcm_s16le", {"rf64": "always"}),
+        ("tone.aiff", "aiff", "pcm_s16be", None),
+    ],
+)
+def test_wav_and_aiff_open_on_their_header_alone_with_the_same_audio(
+    tmp_path: Path, name: str, fmt: str, codec: str, options: dict[str, str] | None
+) -> None:
+    from mertag.tagger.tags import audio_fingerprint
+
+    path = encode_tone(tmp_path / name, 8.0, fmt, codec, options=options)
+    assert audio_module.open_options(path) == audio_module.HEADER_PROBE
+    facts, whole = _plain_read(path)
+    with AudioFile(path) as opened:
+        stream = opened._container.streams.audio[0]
+        ctx = stream.codec_context
+        assert (stream.duration, stream.time_base, ctx.name, ctx.sample_rate, ctx.channels) == facts
+        np.testing.assert_array_equal(opened.read(0.0, None), whole)
+    # The audio hash (already stored in users' indexes) is the one FFmpeg's defaults give.
+    plain = hashlib.sha256()
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.audio[0]):
+            plain.update(bytes(packet))
+    assert audio_fingerprint(path) == plain.hexdigest()
+
+
+def test_other_formats_open_with_ffmpegs_defaults(corpus: Path) -> None:
+    for name in ("bay.mp3", "egypt.flac", "garden.opus", "hacienda.m4a", "farm.ogg"):
+        assert audio_module.open_options(corpus / name) == {}, name
+    assert audio_module.open_options(corpus / "lava.wav") == audio_module.HEADER_PROBE
 
 
 @pytest.mark.parametrize("name", ["bay.mp3", "egypt.flac", "garden.opus", "hacienda.m4a"])
