@@ -293,6 +293,7 @@ def evaluate(
     import json
 
     from mertag.tagger.model import ModelError
+    from mertag.tagger.playlist import write_text_atomic
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.evaluate import evaluate as run_evaluation
     from mertag.trainer.metrics import format_scores
@@ -319,7 +320,7 @@ def evaluate(
             **result.scores.as_dict(),
             "calibration": c,
         }
-        report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(report, json.dumps(payload, indent=2) + "\n")
         _err(f"wrote {display(report)}")
     raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
 

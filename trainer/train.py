@@ -19,6 +19,7 @@ import numpy as np
 
 from mertag import __version__
 from mertag.tagger.output_files import REPORT_MARK
+from mertag.tagger.playlist import write_text_atomic
 from mertag.trainer.augment import AUGMENTATIONS, Augmentation
 from mertag.trainer.cache import default_cache_dir
 from mertag.trainer.calibrate import calibration_report
@@ -73,12 +74,13 @@ def fold_model_paths(folder: Path, folds: int) -> list[Path]:
 
 
 def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
-    """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json)."""
+    """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json), each
+    written atomically: a kill mid-write leaves the report that was there whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     *markdown, json_path = paths = report_paths(path)
-    json_path.write_text(report_json(results, meta) + "\n", encoding="utf-8")
+    write_text_atomic(json_path, report_json(results, meta) + "\n")
     for md in markdown:
-        md.write_text(report_markdown(results, meta), encoding="utf-8")
+        write_text_atomic(md, report_markdown(results, meta))
     return paths
 
 
@@ -223,7 +225,7 @@ def save_fold_models(
                 targets[test] = fold_targets[test]
         payload["oof_valence_arousal"] = _nan_to_none(result.chosen.valence_arousal)
         payload["oof_va_targets"] = _nan_to_none(targets)
-    folds_json.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    write_text_atomic(folds_json, json.dumps(payload) + "\n")
 
 
 def _nan_to_none(values: np.ndarray) -> list:
