@@ -16,6 +16,7 @@ from mertag.models import MODELS_DIR
 from mertag.tagger.cli import command_line
 from mertag.tagger.output_files import REPORT_MARK, written_by_mertag
 from mertag.trainer.compare import report_json, report_markdown
+from tests.tagger.fault_helpers import FILE_SIZE_LIMIT, atomic_leftovers, cut_short
 
 app = command_line()
 pytestmark = pytest.mark.usefixtures("need_frontend")
@@ -111,3 +112,31 @@ def test_mertag_models_and_reports_carry_the_mark(tmp_path: Path):
     for theirs in ({"written_by": "me", "clips": []}, {"clips": [], "written_by": "mertag"}):
         users_file(folds, json.dumps(theirs) + "\n")
         assert not written_by_mertag(folds)
+
+
+def test_a_cv_report_cut_short_keeps_the_report_that_was_there(tmp_path: Path):
+    """`train --report` (write_report) wrote the markdown and the JSON in place: a kill or a
+    full disk mid-write tore them. Now atomic; the write cut half-way by RLIMIT_FSIZE."""
+    pytest.importorskip("torch")
+    from mertag.trainer.train import write_report
+
+    report = tmp_path / "cv.md"
+    meta = {"n_clips": 16, "data": "x" * (2 * FILE_SIZE_LIMIT), "folds": 2, "seed": 0}
+    written = write_report([], meta, report)
+    assert written == [report, report.with_suffix(".json")]
+    ours = {p: p.read_bytes() for p in written}
+    assert all(map(written_by_mertag, written))
+    meta["data"] = "y" * (2 * FILE_SIZE_LIMIT)
+    code, stderr = cut_short(
+        f"""
+        from pathlib import Path
+        from mertag.trainer.train import write_report
+        try:
+            write_report([], {meta!r}, Path({str(report)!r}))
+        except OSError as exc:
+            print(exc.strerror, file=sys.stderr)
+        """
+    )
+    assert code == 0 and stderr.strip() == "File too large", stderr
+    assert {p: p.read_bytes() for p in written} == ours
+    assert atomic_leftovers(tmp_path) == []
