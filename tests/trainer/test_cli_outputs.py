@@ -172,9 +172,10 @@ def test_a_cv_report_cut_short_keeps_the_report_that_was_there(tmp_path: Path):
         try:
             write_report([], {meta!r}, Path({str(report)!r}))
         except OSError as exc:
-            print(exc.strerror, file=sys.stderr)
+            print(exc.filename, exc.strerror, sep=": ", file=sys.stderr)
         """
     )
-    assert code == 0 and stderr.strip() == "File too large", stderr
+    assert code == 0, stderr
+    assert stderr.strip() == f"{report.with_suffix('.json')}: File too large"  # JSON first
     assert {p: p.read_bytes() for p in written} == ours
     assert atomic_leftovers(tmp_path) == []
