@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mertag.tagger.output_files import write_bytes_atomic
 from mertag.tagger.pipeline import (
     TrackOutcome,
     TrackWork,
@@ -331,7 +333,8 @@ def _sigint_between_tracks() -> Iterator[Callable[[], None]]:
 
 @dataclass(frozen=True, eq=False)
 class ModelFile:
-    """A mood model's bytes, sent once to each Dask worker and saved there in its temp folder."""
+    """A mood model's bytes, sent once to each Dask worker and saved there, in a folder of the
+    worker's user that no one else can write (`private_folder`)."""
 
     name: str
     digest: str
@@ -343,13 +346,45 @@ class ModelFile:
         return cls(Path(path).name, hashlib.sha256(data).hexdigest(), data)
 
     def local_path(self) -> Path:
-        """The model as a file on this machine (written once per machine and content)."""
-        path = Path(tempfile.gettempdir()) / f"mertag-{self.digest[:16]}-{self.name}"
-        if not path.is_file():
-            part = path.with_name(f"{path.name}.{os.getpid()}.part")
-            part.write_bytes(self.data)
-            part.replace(path)
+        """The model as a file on this machine (written once per user, machine and content).
+
+        A file already there is used only when its bytes have this model's digest (checked once
+        per process): anything else there (a torn or foreign file) is replaced atomically."""
+        path = private_folder() / f"{self.digest[:16]}-{self.name}"
+        if path not in _VERIFIED:
+            if not _has_digest(path, self.digest):
+                write_bytes_atomic(path, self.data)
+            _VERIFIED.add(path)
         return path
+
+
+_VERIFIED: set[Path] = set()
+"""The model files this process has checked (their folder is the user's alone, so they stay)."""
+
+
+def _has_digest(path: Path, digest: str) -> bool:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    except FileNotFoundError:
+        return False
+
+
+def private_folder() -> Path:
+    """`mertag-<uid>` in the temp folder, made mode 0700: the Dask workers' model files live
+    there, where no other user can plant one. One that exists but is not a folder owned by
+    this user that only it can write (a symlink, another user's, group- or world-writable) is
+    refused with a BackendError naming it, as ssh and tmux refuse such a socket folder."""
+    uid = os.getuid()
+    folder = Path(tempfile.gettempdir()) / f"mertag-{uid}"
+    with suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
+        raise BackendError(
+            f"{folder}: not a private folder of this user (owner uid {st.st_uid}, mode "
+            f"{stat.filemode(st.st_mode)}): remove it, or give the workers another TMPDIR"
+        )
+    return folder
 
 
 def analyse_remote(

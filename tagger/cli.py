@@ -8,6 +8,8 @@ imports them.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -599,6 +601,7 @@ def export(
     """Write the index rows a query selects (all by default; header first for CSV)."""
     from mertag.tagger.export import export_rows
     from mertag.tagger.output_files import OutputExists, check_replaceable
+    from mertag.tagger.playlist import write_text_atomic
 
     if fmt not in ("csv", "json"):
         raise usage_error(f"--format must be csv or json, not {fmt!r}")
@@ -612,9 +615,14 @@ def export(
             check_replaceable(output, overwrite)
         except OutputExists as exc:
             raise output_refused(exc) from exc
+        # The whole export in memory, then written atomically: a kill or a full disk mid-write
+        # leaves the file that was there (the user's own, under --overwrite) as it was.
+        text = io.StringIO(newline="")
+        n = export_rows(rows, fmt, text)
         try:
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                n = export_rows(rows, fmt, out)
+            if not output.parent.is_dir():  # a mistyped folder is not created (open("w") did not)
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(output))
+            write_text_atomic(output, text.getvalue())
         except OSError as exc:
             raise usage_error(f"{display(output)}: {exc.strerror or exc}") from exc
         _err(f"wrote {counted(n, 'row')} to {display(output)}")
@@ -981,6 +989,8 @@ def map_library(
         raise usage_error(str(exc)) from exc
     except OutputExists as exc:
         raise output_refused(exc) from exc
+    except OSError as exc:
+        raise usage_error(f"{display(out)}: {exc.strerror or exc}") from exc
     _err(f"wrote {display(out)} ({n} track{'' if n == 1 else 's'})")
 
 

@@ -14,6 +14,7 @@ follows the file's suffix: .png, .svg or .pdf.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from mertag.tagger.display import counted
 from mertag.tagger.index import IndexRow
 from mertag.tagger.mood import CORNERS, DEFAULT_MOODS, QUADRANTS
-from mertag.tagger.output_files import CREATOR, check_replaceable
+from mertag.tagger.output_files import CREATOR, check_replaceable, write_bytes_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -94,10 +95,13 @@ def draw_map(
     fig, drawn = map_figure(rows, moods=moods, title=title)
     import matplotlib
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Rendered whole in memory, then written atomically: a kill or a full disk mid-write
+    # leaves the file that was there (the user's own, under --overwrite) as it was.
+    picture = io.BytesIO()
     # A fixed salt makes SVG element ids, and so the file, the same for the same library.
     with matplotlib.rc_context({"svg.hashsalt": "mertag"}):
-        fig.savefig(out, format=suffix[1:], metadata=_metadata(suffix))
+        fig.savefig(picture, format=suffix[1:], metadata=_metadata(suffix))
+    write_bytes_atomic(out, picture.getvalue())
     return drawn
 
 

@@ -151,15 +151,27 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     a temp file of a name no other file has (mkstemp: nothing beside `path` is replaced).
 
     The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
-    temp file, so a music server running as another user can read a playlist or a model.
+    temp file, so a music server running as another user can read a playlist or a model. A
+    failure is an OSError naming `path`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """`exc` as the same kind of error naming `path`: the file the user asked for, not the temp
+    file (or no file, as a write cut short by a full disk says), so it makes one line."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))

@@ -167,7 +167,8 @@ def train(
         typer.Option(
             "--fold-models",
             help="Folder for each CV fold's model and the out-of-fold probabilities "
-            "(fold<k>.onnx, folds.json; files of yours there are refused unless --overwrite).",
+            "(fold<k>.onnx, folds.json; files of yours there are refused unless --overwrite; "
+            "mertag's fold models of an earlier run with more folds are removed).",
         ),
     ] = None,
     overwrite: OverwriteOption = False,
@@ -267,6 +268,8 @@ def train(
         )
     for path in result.report_paths:
         _err(f"wrote {display(path)}")
+    for path in result.stale_fold_models:
+        _err(f"removed {display(path)}: a fold model of an earlier run with more folds")
     if result.model_path is not None:
         typer.echo(f"model {result.model_id} written to {display(result.model_path)}")
     raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
@@ -293,6 +296,7 @@ def evaluate(
     import json
 
     from mertag.tagger.model import ModelError
+    from mertag.tagger.playlist import write_text_atomic
     from mertag.trainer.dataset import DatasetError
     from mertag.trainer.evaluate import evaluate as run_evaluation
     from mertag.trainer.metrics import format_scores
@@ -319,7 +323,7 @@ def evaluate(
             **result.scores.as_dict(),
             "calibration": c,
         }
-        report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(report, json.dumps(payload, indent=2) + "\n")
         _err(f"wrote {display(report)}")
     raise typer.Exit(EXIT_FAILED if result.problems else EXIT_OK)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from mertag import __version__
-from mertag.tagger.output_files import REPORT_MARK
+from mertag.tagger.model_names import onnx_metadata
+from mertag.tagger.output_files import REPORT_MARK, written_by_mertag
+from mertag.tagger.playlist import write_text_atomic
 from mertag.trainer.augment import AUGMENTATIONS, Augmentation
 from mertag.trainer.cache import default_cache_dir
 from mertag.trainer.calibrate import calibration_report
@@ -57,6 +59,9 @@ class TrainResult:
     calibration: dict | None = None
     genre: CVResult | None = None
     """The chosen candidate under folds grouped by genre family (`genre_cv`)."""
+    stale_fold_models: list[Path] = field(default_factory=list)
+    """The fold models of an earlier run with more folds, removed from the `fold_models`
+    folder (`stale_fold_models`)."""
 
 
 def report_paths(path: Path) -> list[Path]:
@@ -66,19 +71,48 @@ def report_paths(path: Path) -> list[Path]:
     return [json_path] if path.suffix.lower() == ".json" else [path, json_path]
 
 
+def _fold_model_name(k: int) -> str:
+    return f"fold{k}.onnx"
+
+
 def fold_model_paths(folder: Path, folds: int) -> list[Path]:
     """The files save_fold_models writes into `folder` for `folds` folds: each fold's model
     `fold<k>.onnx`, then `folds.json` (last)."""
-    return [folder / f"fold{k}.onnx" for k in range(folds)] + [folder / "folds.json"]
+    return [folder / _fold_model_name(k) for k in range(folds)] + [folder / "folds.json"]
+
+
+def stale_fold_models(folder: Path, folds: int) -> list[Path]:
+    """The fold models of an earlier run with more folds in `folder`: `fold<k>.onnx` for k of
+    `folds` or more that mertag exported as that fold's model (`_is_fold_model`; a file of the
+    user's of that name is not one), in fold order."""
+    found: dict[int, Path] = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        number = path.name.removeprefix("fold").removesuffix(".onnx")
+        if number.isascii() and number.isdigit() and path.name == _fold_model_name(int(number)):
+            found[int(number)] = path
+    return [found[k] for k in sorted(found) if k >= folds and _is_fold_model(found[k], k)]
+
+
+def _is_fold_model(path: Path, k: int) -> bool:
+    """Whether `path` is fold `k`'s model as save_fold_models exports it: a mertag model whose
+    training summary is its fold number (not a model of the user's saved under that name)."""
+    if not path.is_file() or not written_by_mertag(path):
+        return False
+    try:
+        summary = json.loads(onnx_metadata(path).get("training_summary", "{}"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("fold") == k
 
 
 def write_report(results: list[CVResult], meta: dict, path: Path) -> list[Path]:
-    """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json)."""
+    """Markdown to `path` and JSON beside it (or JSON only when `path` ends in .json), each
+    written atomically: a kill mid-write leaves the report that was there whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     *markdown, json_path = paths = report_paths(path)
-    json_path.write_text(report_json(results, meta) + "\n", encoding="utf-8")
+    write_text_atomic(json_path, report_json(results, meta) + "\n")
     for md in markdown:
-        md.write_text(report_markdown(results, meta), encoding="utf-8")
+        write_text_atomic(md, report_markdown(results, meta))
     return paths
 
 
@@ -192,7 +226,8 @@ def save_fold_models(
 ) -> None:
     """Each fold's model as `fold<k>.onnx` (uncalibrated), and `folds.json`: the held-out clip
     names per fold, the calibration, and every clip's out-of-fold probabilities (and, for nets
-    with a valence/arousal head, its out-of-fold values and word targets)."""
+    with a valence/arousal head, its out-of-fold values and word targets). Then mertag's own
+    fold models of an earlier run with more folds are removed, so the folder holds one set."""
     assert result.chosen is not None and result.chosen.fold_models is not None
     assert result.chosen.probabilities is not None  # CV ran: every clip has them
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,7 +258,11 @@ def save_fold_models(
                 targets[test] = fold_targets[test]
         payload["oof_valence_arousal"] = _nan_to_none(result.chosen.valence_arousal)
         payload["oof_va_targets"] = _nan_to_none(targets)
-    folds_json.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    write_text_atomic(folds_json, json.dumps(payload) + "\n")
+    # Last, once folds.json names the new set: a fold model beyond it is an earlier run's.
+    result.stale_fold_models = stale_fold_models(folder, len(models))
+    for stale in result.stale_fold_models:
+        stale.unlink(missing_ok=True)
 
 
 def _nan_to_none(values: np.ndarray) -> list:

@@ -239,3 +239,31 @@ def killed_mid_write_back(path: Path, values: dict[str, str]) -> tuple[bytes, by
         f.write(result[: (first + last) // 2 + 1])
     assert path.read_bytes() != before and path.read_bytes() != result
     return before, result
+
+
+FILE_SIZE_LIMIT = 3000
+"""The file size limit of `cut_short` runs (bytes): smaller than the outputs the tests cut."""
+
+
+def cut_short(code: str) -> tuple[int, str]:
+    """Run the Python `code` in a fresh interpreter under RLIMIT_FSIZE=FILE_SIZE_LIMIT, with
+    SIGXFSZ ignored as Python ignores it, so a write past the limit fails half-way with EFBIG,
+    as on a disk filling up; its exit code and stderr (-B: no bytecode is written)."""
+    import textwrap
+
+    child = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({FILE_SIZE_LIMIT}, resource.RLIM_INFINITY))
+        """
+    ) + textwrap.dedent(code)
+    done = subprocess.run(
+        [sys.executable, "-B", "-c", child], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stderr
+
+
+def atomic_leftovers(folder: Path) -> list[str]:
+    """The temp files of `output_files.write_bytes_atomic` left in `folder`."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))

@@ -30,7 +30,7 @@ from mertag.tagger.cli import app
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.mood import predict_mood
 from mertag.tagger.output_files import M3U8_MARK
-from tests.conftest import CORPUS_FILES
+from tests.conftest import CORPUS_FILES, need_module
 
 CORPUS_NAMES = CORPUS_FILES
 GENERATED = ("tone [A440].wav", "Generated/chord.wav")
@@ -112,6 +112,24 @@ class Library:
     def rows(self) -> list[IndexRow]:
         with Index(self.index) as idx:
             return list(idx.rows())
+
+
+OUTPUT_FILES = [
+    ("map", "map.html"), ("map", "map.png"), ("map", "map.svg"), ("map", "map.pdf"),
+    ("export", "rows.csv"), ("export", "rows.json"),
+]  # fmt: skip
+"""Each (command, file name) of the maps and exports, for `output_command`."""
+
+
+def output_command(library: Library, command: str, target: Path) -> list[object]:
+    """`map` or `export` of `library` into `target`, its format by its suffix (skips a picture
+    map where matplotlib is absent)."""
+    if command == "map" and target.suffix not in (".html", ".htm"):
+        need_module("matplotlib", "map")
+    args: list[object] = [command, "--index", library.index, "-o", target]
+    if command == "export" and target.suffix == ".json":
+        args += ["--format", "json"]
+    return args
 
 
 _SCANNED: dict[Path, tuple[Library, Result]] = {}

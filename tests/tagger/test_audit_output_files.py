@@ -15,9 +15,18 @@ from pathlib import Path
 import pytest
 
 from mertag.tagger.output_files import written_by_mertag
-from tests.conftest import need_module
-from tests.tagger.scanned_library import Library, grid_points, invoke, synthetic_library
+from tests.tagger.fault_helpers import FILE_SIZE_LIMIT, atomic_leftovers, cut_short
+from tests.tagger.scanned_library import (
+    OUTPUT_FILES,
+    Library,
+    grid_points,
+    invoke,
+    output_command,
+    synthetic_library,
+)
 
+MAIN = "from mertag.tagger.cli import main\nmain()\n"
+"""The mertag command's entry point, as code for `cut_short`."""
 MINE = "#EXTM3U\n#EXTINF:200,Me - My favourite\n/music/mine.mp3\n"
 
 
@@ -79,20 +88,12 @@ def test_a_journey_replaces_its_own_file_only(grid: Library, tmp_path: Path) -> 
     assert invoke([*args, "--overwrite"]).exit_code == 0 and target.read_bytes() == ours
 
 
-@pytest.mark.parametrize(
-    ("command", "name"),
-    [("map", "map.html"), ("map", "map.png"), ("map", "map.svg"), ("map", "map.pdf"),
-     ("export", "rows.csv"), ("export", "rows.json")],
-)  # fmt: skip
+@pytest.mark.parametrize(("command", "name"), OUTPUT_FILES)
 def test_maps_and_exports_replace_their_own_files_only(
     grid: Library, tmp_path: Path, command: str, name: str
 ) -> None:
-    if not name.endswith(".html") and command == "map":
-        need_module("matplotlib", "map")
     target = tmp_path / name
-    args: list[object] = [command, "--index", grid.index, "-o", target]
-    if name.endswith(".json"):
-        args += ["--format", "json"]
+    args = output_command(grid, command, target)
     assert invoke(args).exit_code == 0
     assert written_by_mertag(target)
     assert invoke(args).exit_code == 0  # its own file: replaced
@@ -108,3 +109,28 @@ def test_an_empty_json_export_is_mertags_too(grid: Library, tmp_path: Path) -> N
     args.append("path:/nowhere/*")
     assert invoke(args).exit_code == 0 and target.read_text() == "[]\n"
     assert invoke(args).exit_code == 0
+
+
+def test_a_map_or_export_cut_short_keeps_the_file_that_was_there(
+    grid: Library, tmp_path: Path
+) -> None:
+    """They were written in place after the check: a kill or a full disk mid-write left a torn
+    file, the user's own under --overwrite. Now made whole in memory and written atomically;
+    the failure is real, the command's write cut half-way by RLIMIT_FSIZE (EFBIG)."""
+    for command, name in OUTPUT_FILES:
+        target = tmp_path / name
+        args = [*output_command(grid, command, target), "--overwrite"]
+        # Written once in this process first (which also builds matplotlib's font cache, so
+        # the cut-short run writes nothing but the output).
+        assert invoke(args).exit_code == 0
+        whole = target.read_bytes()
+        assert len(whole) > FILE_SIZE_LIMIT, name
+        for before in (whole, b"the user's own file, kept whole\n" * 10):
+            target.write_bytes(before)
+            argv = ["mertag", *map(str, args)]
+            code, stderr = cut_short(f"sys.argv = {argv!r}\n" + MAIN)
+            assert code == 2, stderr
+            assert stderr.strip() == f"mertag: error: {target}: File too large"
+            assert target.read_bytes() == before, name  # not torn, not truncated
+            assert atomic_leftovers(tmp_path) == []  # the half-written temp file is gone
+        assert invoke(args).exit_code == 0 and target.read_bytes() == whole

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from mertag.tagger.backends import BackendError
+from mertag.models import MODELS_DIR
+from mertag.tagger.backends import BackendError, ModelFile
 from mertag.tagger.index import Index, IndexRow
 from mertag.tagger.model import MoodModel
 from mertag.tagger.pipeline import TrackOutcome
@@ -284,3 +287,91 @@ def test_cli_backend_options_are_checked(corpus: Path, monkeypatch: pytest.Monke
     result = runner.invoke(app, ["scan", str(corpus), "--index", index, *args])
     assert result.exit_code == 2, result.output
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+
+
+def plant(folder: Path, model: ModelFile, data: bytes) -> Path:
+    """`data` where a worker whose temp folder is `folder` keeps `model` (its private folder
+    made as mertag makes it)."""
+    private = folder / f"mertag-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    target = private / f"{model.digest[:16]}-{model.name}"
+    target.write_bytes(data)
+    return target
+
+
+def test_a_model_file_planted_in_the_temp_folder_is_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker keeps the model under the temp folder, named by its digest: a file already there
+    with other bytes (another model, a torn write) is replaced before it is used."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = ModelFile.read(MoodModel().path)
+    planted = plant(tmp_path, model, (MODELS_DIR / "mertag_4q_fast.onnx").read_bytes())
+    assert model.local_path() == planted
+    assert planted.read_bytes() == model.data
+    assert MoodModel(planted).model_id == MoodModel().model_id
+    assert stat.S_IMODE(planted.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("kind", ["world-writable", "a symlink", "another user's", "a file"])
+def test_a_temp_folder_not_the_users_own_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = tmp_path / f"mertag-{os.getuid()}"
+    if kind == "world-writable":
+        folder.mkdir()
+        folder.chmod(0o777)
+    elif kind == "a symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "elsewhere")
+    elif kind == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        folder.mkdir(mode=0o700)
+        os.chown(folder, 65534, 65534)
+    else:
+        folder.write_bytes(b"")
+    model = ModelFile.read(MoodModel().path)
+    with pytest.raises(BackendError) as refused:
+        model.local_path()
+    message = str(refused.value)
+    assert message.startswith(f"{folder}: not a private folder of this user")
+    assert "\n" not in message
+    assert [p.name for p in tmp_path.glob("**/*.onnx")] == []  # nothing written
+
+
+def test_dask_workers_never_load_a_planted_model(
+    corpus: Path,
+    local_scan: tuple[Path, dict[str, IndexRow]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another model planted where the workers keep theirs: the scan still gives the local
+    scan's results; with their folder made writable by others, the scan is refused in one line."""
+    need_dask()
+    from typer.testing import CliRunner
+
+    from mertag.tagger.cli import app
+
+    workers_tmp = tmp_path / "tmp"
+    workers_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(workers_tmp))  # the worker processes' temp folder
+    model = ModelFile.read(MoodModel().path)
+    fast = (MODELS_DIR / "mertag_4q_fast.onnx").read_bytes()
+    planted = plant(workers_tmp, model, fast)
+    with local_cluster() as local:
+        summary = run_scan(options(corpus, backend="dask", scheduler=local.scheduler_address))
+        assert summary.ok and summary.analysed == len(CORPUS_FILES), summary.failures
+        assert_same_results(rows_by_name(corpus.parent / "corpus.sqlite3"), local_scan[1])
+        assert planted.read_bytes() == model.data
+
+        planted.parent.chmod(0o777)
+        args = ["scan", str(corpus), "--index", str(tmp_path / "again.sqlite3"), "--no-write"]
+        args += ["--backend", "dask", "--scheduler", local.scheduler_address]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mertag: error: {planted.parent}: not a private folder of this user (owner uid "
+        f"{os.getuid()}, mode drwxrwxrwx): remove it, or give the workers another TMPDIR"
+    )

@@ -16,6 +16,7 @@ from mertag.models import MODELS_DIR
 from mertag.tagger.cli import command_line
 from mertag.tagger.output_files import REPORT_MARK, written_by_mertag
 from mertag.trainer.compare import report_json, report_markdown
+from tests.tagger.fault_helpers import FILE_SIZE_LIMIT, atomic_leftovers, cut_short
 
 app = command_line()
 pytestmark = pytest.mark.usefixtures("need_frontend")
@@ -111,3 +112,70 @@ def test_mertag_models_and_reports_carry_the_mark(tmp_path: Path):
     for theirs in ({"written_by": "me", "clips": []}, {"clips": [], "written_by": "mertag"}):
         users_file(folds, json.dumps(theirs) + "\n")
         assert not written_by_mertag(folds)
+
+
+def test_a_run_with_fewer_folds_removes_its_own_stale_fold_models_only(
+    tiny_data: Path, shared_cache: Path, tmp_path: Path
+):
+    """`--fold-models DIR` run again with fewer folds: the earlier run's fold models beyond the
+    new set are mertag's and stale, so they go; a file of the user's named like one stays."""
+    pytest.importorskip("torch")
+    folds = tmp_path / "folds"
+    args = ["train", tiny_data / "labels.csv", "--epochs", 1, "--cache", shared_cache]
+    args += ["--jobs", 1, "--no-progress", "--fold-models", folds]
+    first = mertag(*args, "--folds", 3)
+    assert first.exit_code == 0, first.output
+    assert {p.name for p in folds.iterdir()} == {
+        "fold0.onnx",
+        "fold1.onnx",
+        "fold2.onnx",
+        "folds.json",
+    }
+    notes = users_file(folds / "fold5.onnx")  # not a model
+    mine = folds / "fold4.onnx"  # a mertag model of the user's, saved under a fold's name
+    shutil.copyfile(MODELS_DIR / "mertag_4q_fast.onnx", mine)
+    assert written_by_mertag(mine)
+
+    second = mertag(*args, "--folds", 2)
+    assert second.exit_code == 0, second.output
+    stale = folds / "fold2.onnx"
+    assert f"removed {stale}: a fold model of an earlier run with more folds" in second.output
+    assert {p.name for p in folds.iterdir()} == {
+        "fold0.onnx",
+        "fold1.onnx",
+        "folds.json",
+        "fold4.onnx",
+        "fold5.onnx",
+    }
+    assert len(json.loads((folds / "folds.json").read_text())["test_folds"]) == 2
+    assert (folds / "fold5.onnx").read_bytes() == notes
+    assert mine.read_bytes() == (MODELS_DIR / "mertag_4q_fast.onnx").read_bytes()
+
+
+def test_a_cv_report_cut_short_keeps_the_report_that_was_there(tmp_path: Path):
+    """`train --report` (write_report) wrote the markdown and the JSON in place: a kill or a
+    full disk mid-write tore them. Now atomic; the write cut half-way by RLIMIT_FSIZE."""
+    pytest.importorskip("torch")
+    from mertag.trainer.train import write_report
+
+    report = tmp_path / "cv.md"
+    meta = {"n_clips": 16, "data": "x" * (2 * FILE_SIZE_LIMIT), "folds": 2, "seed": 0}
+    written = write_report([], meta, report)
+    assert written == [report, report.with_suffix(".json")]
+    ours = {p: p.read_bytes() for p in written}
+    assert all(map(written_by_mertag, written))
+    meta["data"] = "y" * (2 * FILE_SIZE_LIMIT)
+    code, stderr = cut_short(
+        f"""
+        from pathlib import Path
+        from mertag.trainer.train import write_report
+        try:
+            write_report([], {meta!r}, Path({str(report)!r}))
+        except OSError as exc:
+            print(exc.filename, exc.strerror, sep=": ", file=sys.stderr)
+        """
+    )
+    assert code == 0, stderr
+    assert stderr.strip() == f"{report.with_suffix('.json')}: File too large"  # JSON first
+    assert {p: p.read_bytes() for p in written} == ours
+    assert atomic_leftovers(tmp_path) == []
