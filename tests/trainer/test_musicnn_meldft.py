@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 from mertag.tagger.embeddings import frontend_path  # noqa: E402
 from mertag.trainer.musicnn_meldft import TIMBRAL_KEY, MelDftTimbral  # noqa: E402
 from mertag.trainer.musicnn_port import (  # noqa: E402
+    Musicnn,
     _FreqPooledConv,
     export_musicnn_onnx,
     load_musicnn,
@@ -53,12 +55,19 @@ def test_matches_the_conv_branch(kernel: tuple[int, int], chunks: int) -> None:
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=2e-6 * scale)
 
 
-def test_matches_musicnn_timbral_branches_on_real_input() -> None:
+def features_on_real_input(
+    form: Callable[[Musicnn], Musicnn],
+) -> tuple[Musicnn, Musicnn, dict, dict]:
+    """The MSD port, its export `form`, and both one's intermediates on TF's reference input."""
     model = load_musicnn(need_shared(MUSICNN_DIR) / "MSD_musicnn_weights.npz")
-    dft = with_mel_dft_timbral(model)
+    exported = form(model)
     x = torch.from_numpy(np.load(MUSICNN_DIR / "MSD_musicnn_tfref_input.npy"))
     with torch.no_grad():
-        want, got = model.features(x), dft.features(x)
+        return model, exported, model.features(x), exported.features(x)
+
+
+def test_matches_musicnn_timbral_branches_on_real_input() -> None:
+    model, dft, want, got = features_on_real_input(with_mel_dft_timbral)
     # The branch values reach ~50; float32 rounding of the two ways differs by ~1e-6 of that.
     np.testing.assert_allclose(got["timbral"], want["timbral"], rtol=0, atol=1e-4)
     np.testing.assert_array_equal(got["temporal"], want["temporal"])

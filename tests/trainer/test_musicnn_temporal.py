@@ -20,7 +20,7 @@ from mertag.trainer.musicnn_port import (  # noqa: E402
     with_max_first_temporal,
 )
 from mertag.trainer.musicnn_temporal import TEMPORAL_KEY, MaxFirstTemporal  # noqa: E402
-from tests.trainer.test_musicnn_meldft import random_branch  # noqa: E402
+from tests.trainer.test_musicnn_meldft import features_on_real_input, random_branch  # noqa: E402
 
 
 # Time kernels: even and odd ('same' pads one more frame after than before), and one frame.
@@ -44,11 +44,7 @@ def test_refuses_a_conv_that_is_not_temporal() -> None:
 
 
 def test_matches_musicnn_temporal_branches_on_real_input() -> None:
-    model = load_musicnn(need_shared(MUSICNN_DIR) / "MSD_musicnn_weights.npz")
-    first = with_max_first_temporal(model)
-    x = torch.from_numpy(np.load(MUSICNN_DIR / "MSD_musicnn_tfref_input.npy"))
-    with torch.no_grad():
-        want, got = model.features(x), first.features(x)
+    model, first, want, got = features_on_real_input(with_max_first_temporal)
     np.testing.assert_allclose(got["temporal"], want["temporal"], rtol=0, atol=1e-5)
     np.testing.assert_array_equal(got["timbral"], want["timbral"])
     np.testing.assert_allclose(got["penultimate"], want["penultimate"], rtol=0, atol=1e-5)
