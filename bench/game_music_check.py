@@ -13,7 +13,8 @@ their licences are the packages' own), fetched and unpacked once:
 Wesnoth's 41 orchestral tracks (median 214 s) and SuperTuxKart's 38 (electronic, pop and rock
 game music, median 73 s) are copied to a temp folder and scanned by `mertag scan --no-write`, a
 new process per model (the shipped pair when no --model is given; `--model FILE` classifies
-every track with FILE alone). It prints the quadrant counts per package and, on the Wesnoth
+every track with FILE alone). It prints the quadrant counts per package (and how many tracks
+are uncertain) and, on the Wesnoth
 tracks whose titles name a mood (`HIGH_AROUSAL` ... `NEGATIVE`, fixed before the first run and
 not tuned), the arousal AUC (the chance that a track titled for battle gets a higher arousal
 than one titled for sadness or calm) and the valence AUC alike. Weak labels from titles are
@@ -54,27 +55,36 @@ def auc(higher: list[float], lower: list[float]) -> float:
     return float(np.mean((a > b) + 0.5 * (a == b)))
 
 
-def scan(folder: Path, model: Path | None) -> dict[str, tuple[str | None, float, float]]:
-    """Each track's (quadrant, valence, arousal) by a `mertag scan --no-write` of `folder`."""
+Mood = tuple[str | None, float, float, bool]
+"""A track's (quadrant, valence, arousal, uncertain) as the index holds them."""
+
+
+def scan(folder: Path, model: Path | None) -> dict[str, Mood]:
+    """Each track's `Mood` by a `mertag scan --no-write` of `folder`."""
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index.db"
         command = [sys.executable, "-m", "mertag", "scan", str(folder), "--no-write", "-q"]
         command += ["--index", str(index)] + (["--model", str(model)] if model else [])
         subprocess.run(command, check=True)
         with sqlite3.connect(index) as db:
-            rows = db.execute("SELECT path, quadrant, valence, arousal FROM tracks").fetchall()
-    return {Path(p).stem: (q, v, a) for p, q, v, a in rows}
+            query = "SELECT path, quadrant, valence, arousal, uncertain FROM tracks"
+            rows = db.execute(query).fetchall()
+    return {Path(p).stem: (q, v, a, bool(u)) for p, q, v, a, u in rows}
 
 
-def report(name: str, moods: dict[str, tuple[str | None, float, float]]) -> None:
+def report(name: str, moods: dict[str, Mood]) -> None:
     print(f"\n{name}")
     for package in PACKAGES:
-        got = Counter(q for stem, (q, _, _) in moods.items() if stem.startswith(package + "_"))
-        n = sum(got.values())
+        mine = [m for stem, m in moods.items() if stem.startswith(package + "_")]
+        got = Counter(m[0] for m in mine)
+        n, unsure = len(mine), sum(m[3] for m in mine)
         counts = ", ".join(
             f"{MOODS.get(q or '', 'no mood')} {got[q]}" for q in sorted(got, key=str)
         )
-        print(f"  {package:<8} {n} tracks: {counts}; Sad+Relaxed {(got['Q3'] + got['Q4']) / n:.2f}")
+        print(
+            f"  {package:<8} {n} tracks: {counts}; Sad+Relaxed {(got['Q3'] + got['Q4']) / n:.2f}; "
+            f"uncertain {unsure}"
+        )
 
     def values(titles: list[str], column: int) -> list[float]:
         found = [moods.get("wesnoth_" + t) for t in titles]
