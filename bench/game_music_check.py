@@ -14,9 +14,8 @@ Wesnoth's 41 orchestral tracks (median 214 s) and SuperTuxKart's 38 (electronic,
 game music, median 73 s) are copied to a temp folder and scanned by `mertag scan --no-write`, a
 new process per model (the shipped pair when no --model is given; `--model FILE` classifies
 every track with FILE alone). It prints the quadrant counts per package (and how many tracks
-are uncertain) and, on the Wesnoth
-tracks whose titles name a mood (`HIGH_AROUSAL` ... `NEGATIVE`, fixed before the first run and
-not tuned), the arousal AUC (the chance that a track titled for battle gets a higher arousal
+are uncertain) and, on the Wesnoth tracks whose titles name a mood (`HIGH_AROUSAL` ...
+`NEGATIVE`, fixed before the first run and not tuned), the arousal AUC (the chance that a track titled for battle gets a higher arousal
 than one titled for sadness or calm) and the valence AUC alike. Weak labels from titles are
 crude and few (7-8 tracks a side): read large differences only.
 """
