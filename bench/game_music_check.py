@@ -15,8 +15,9 @@ game music, median 73 s) are copied to a temp folder and scanned by `mertag scan
 new process per model (the shipped pair when no --model is given; `--model FILE` classifies
 every track with FILE alone). It prints the quadrant counts per package (and how many tracks
 are uncertain) and, on the Wesnoth tracks whose titles name a mood (`HIGH_AROUSAL` ...
-`NEGATIVE`, fixed before the first run and not tuned), the arousal AUC (the chance that a track titled for battle gets a higher arousal
-than one titled for sadness or calm) and the valence AUC alike. Weak labels from titles are
+`NEGATIVE`, fixed before the first run and not tuned), the arousal AUC (the chance that a track
+titled for battle gets a higher arousal than one titled for sadness or calm) and the valence AUC
+alike. Weak labels from titles are
 crude and few (7-8 tracks a side): read large differences only.
 """
 
