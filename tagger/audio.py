@@ -41,22 +41,24 @@ at about a million seeks, while a real file, even a long fragmented MP4, needs f
 
 
 HEADER_PROBE = {"probesize": "32768"}
-"""FFmpeg's stream analysis for WAV, RF64 and AIFF files (`_header_says_all`): 32 KB instead of
+"""FFmpeg's stream analysis for WAV, RF64 and AIFF files (`_options_for`): 32 KB instead of
 its default 5 MB. Their header says all the decoder needs, yet FFmpeg reads and decodes up to
 5 MB to analyse the stream first: ~24 of the ~26 ms of CPU that opening a 12-s WAV cost. The
 same stream info and the same samples (tests/tagger/test_audio.py)."""
 
 
-def _header_says_all(head: bytes) -> bool:
-    """Whether a file starting with `head` is a RIFF/RF64 WAVE or an AIFF/AIFC file."""
+def _options_for(head: bytes) -> dict[str, str]:
+    """The FFmpeg options for opening a file that starts with `head` (its first 12 bytes):
+    HEADER_PROBE for a RIFF/RF64 WAVE or an AIFF/AIFC file, else FFmpeg's defaults."""
     riff = head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE"
-    return riff or (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"))
+    aiff = head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")
+    return HEADER_PROBE if riff or aiff else {}
 
 
 def open_options(path: Path) -> dict[str, str]:
-    """The FFmpeg options for opening the file at `path`: HEADER_PROBE for a WAV or AIFF."""
+    """The FFmpeg options for opening the file at `path` (`_options_for` its first bytes)."""
     with open(path, "rb") as file:
-        return HEADER_PROBE if _header_says_all(file.read(12)) else {}
+        return _options_for(file.read(12))
 
 
 class AudioError(Exception):
@@ -89,7 +91,7 @@ class _Source(io.RawIOBase):
         self.first_audio_at: int | None = None
         """Where FFmpeg was reading in the file when the first audio came out."""
         try:
-            self.probe_options = HEADER_PROBE if _header_says_all(self._file.read(12)) else {}
+            self.probe_options = _options_for(self._file.read(12))
             """FFmpeg options for opening this file (HEADER_PROBE for a WAV or AIFF)."""
             self._file.seek(0)
             self._hidden = _hidden_pictures(self._file)
