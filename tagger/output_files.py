@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -150,25 +151,63 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` so that `path` is always either the old file or the whole new one, through
     a temp file of a name no other file has (mkstemp: nothing beside `path` is replaced).
 
-    The file gets the mode a new file gets (0644 under umask 022), not the private 0600 of a
-    temp file, so a music server running as another user can read a playlist or a model. A
-    failure is an OSError naming `path`.
+    A file that is replaced keeps what the user gave it: its permission bits (and, where this
+    process may set them, its owner and group), and a symlink stays a symlink: the file it
+    points to is the one rewritten, beside itself. A new file gets the mode a new file gets
+    (0644 under umask 022), not the private 0600 of a temp file, so a music server running as
+    another user can read a playlist or a model. The data is fsynced before the rename and the
+    folder after it, so a power cut leaves the old file or the new one. A failure is an OSError
+    naming `path`.
     """
+    target = path.resolve() if path.is_symlink() else path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise _naming(exc, path) from exc
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        _take_identity(tmp, target)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.replace(tmp, path)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        _sync_folder(target.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise _naming(exc, path) from exc
         raise
+
+
+def _take_identity(tmp: str, target: Path) -> None:
+    """Give the temp file the mode (and owner and group, where allowed) of the file it will
+    replace, or a new file's mode when there is none."""
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        os.chmod(tmp, 0o666 & ~_umask())
+        return
+    if hasattr(os, "chown") and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+        try:
+            os.chown(tmp, old.st_uid, old.st_gid)
+        except PermissionError:  # not ours to give away: the replacement is the writer's
+            pass
+    os.chmod(tmp, stat.S_IMODE(old.st_mode))
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a power cut (where folders can be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _naming(exc: OSError, path: Path) -> OSError:

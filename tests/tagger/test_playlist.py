@@ -72,6 +72,28 @@ def test_playlist_modes_follow_the_umask(
         assert stat.S_IMODE(f.stat().st_mode) == mode, f.name
 
 
+def test_a_rewritten_playlist_keeps_its_mode_and_its_symlink(
+    library: Library, tmp_path: Path
+) -> None:
+    """Writing a playlist again replaces mertag's own file, but what the user did to it stays:
+    the mode they set (here 0664, for a music server's group), and a symlink they made to it
+    (the file it points to is rewritten; the link is still a link)."""
+    out = tmp_path / "calm.m3u8"
+    args = ["playlist", "arousal:..0", "-o", out, "--index", library.index]
+    assert invoke(args).exit_code == 0
+    out.chmod(0o664)
+    shared = tmp_path / "server" / "calm.m3u8"
+    shared.parent.mkdir()
+    shared.symlink_to(out)
+    out.write_text(out.read_text() + "#EXTINF:1,stale entry\n/nowhere.mp3\n")
+    result = invoke(["playlist", "arousal:..0", "-o", shared, "--index", library.index])
+    assert result.exit_code == 0, result.output
+    assert shared.is_symlink() and shared.resolve() == out.resolve()
+    assert "/nowhere.mp3" not in out.read_text() and read_playlist(out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o664
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_query_selects_the_tracks_of_one_playlist(library: Library, tmp_path: Path) -> None:
     rows = _ok_rows(library)
     mid = sorted(r.arousal for r in rows)[len(rows) // 2]
