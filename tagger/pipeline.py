@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
 from mertag.tagger.audio import AudioError
 from mertag.tagger.features import TrackFeatures, extract_track
@@ -60,10 +61,16 @@ class TrackWork(TagPolicy):
         return replace(self, write=False)
 
 
+def policy_values(policy: TagPolicy) -> dict[str, Any]:
+    """The TagPolicy fields of `policy` (a ScanOptions, a WriteOptions, ...) by name: what
+    another TagPolicy class is built from to write tags the same way."""
+    return {f.name: getattr(policy, f.name) for f in dataclass_fields(TagPolicy)}
+
+
 def track_work(policy: TagPolicy, model_path: Path, *, write: bool, dry_run: bool) -> TrackWork:
     """The work that writes tags by `policy` (when `write`), or in a dry run plans the changes a
     write would make and writes nothing."""
-    shared = {f.name: getattr(policy, f.name) for f in dataclass_fields(TagPolicy)}
+    shared = policy_values(policy)
     return TrackWork(model_path=model_path, write=write and not dry_run, plan=dry_run, **shared)
 
 

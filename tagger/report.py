@@ -226,6 +226,8 @@ class ScanReporter:
         if summary.excluded:
             table.add_row("excluded", str(summary.excluded))
         table.add_row("failed", str(len(summary.failures)))
+        if summary.tags_retried:
+            table.add_row("tagged now (an earlier tag write had failed)", str(summary.tags_retried))
         if summary.still_failing:
             table.add_row("failed before, unchanged", str(len(summary.still_failing)))
         if summary.untagged:
@@ -261,8 +263,8 @@ def leftover_lines(summary: ScanSummary) -> list[str]:
         lines.append(f"  ... and {more} more (`mertag list status:error` lists them)")
     if summary.still_failing:
         lines.append(
-            "  unchanged since they failed: --retry-failed analyses them again, "
-            "`mertag write` retries a failed tag write"
+            "  unchanged since they failed: --retry-failed analyses them again "
+            "(a failed tag write is tried again by every scan that writes tags)"
         )
     if summary.untagged:
         one = summary.untagged == 1
@@ -302,6 +304,7 @@ def summary_record(summary: ScanSummary, retag: RetagHint | None = None) -> dict
         "failed": [{"path": display(p), "reason": r} for p, r in summary.failures],
         "still_failing": [{"path": display(p), "reason": r} for p, r in summary.still_failing],
         "untagged": summary.untagged,
+        "tags_retried": summary.tags_retried,  # earlier failed tag writes, written now
         "pending_writes": [display(p) for p in summary.pending_writes],  # left as they are
         "ok": summary.ok,
         "interrupted": summary.interrupted,

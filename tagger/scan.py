@@ -36,7 +36,7 @@ from mertag.tagger.index import (
     needs_analysis,
 )
 from mertag.tagger.library import walk
-from mertag.tagger.pipeline import TagPolicy, TrackOutcome, track_work
+from mertag.tagger.pipeline import TagPolicy, TrackOutcome, policy_values, track_work
 from mertag.tagger.roots import split_roots
 from mertag.tagger.safe_write import (
     SafeWriteError,
@@ -96,8 +96,12 @@ class ScanSummary:
     skipped: list[Path] = field(default_factory=list)  # the unchanged tracks, not analysed
     moved: int = 0  # new paths recognised as moved indexed tracks: their analysis is kept
     still_failing: list[tuple[Path, str]] = field(default_factory=list)
-    """Unchanged tracks whose last result was a failure (analysis, or the tag write): not tried
-    again unless --retry-failed (analysis) or `mertag write` (tags)."""
+    """Unchanged tracks whose last result was a failure: an analysis, not tried again unless
+    --retry-failed; or a tag write, tried again by every scan that writes (it costs no analysis)
+    and listed here when it fails again."""
+    tags_retried: int = 0
+    """Unchanged tracks whose earlier tag write had failed (a read-only file since made
+    writable, a full disk since cleared), written by this scan from their analysis."""
     untagged: int = 0
     """Tracks found that are analysed but carry no mertag tags (an earlier --no-write, or this
     one): `mertag write` tags them. Formats mertag cannot tag are not counted."""
@@ -385,6 +389,8 @@ def run_scan(
                 _record(outcome, summary, index, options)
                 if on_outcome is not None:
                     on_outcome(outcome)
+            if index is not None and options.write:
+                leftovers = _retry_tag_writes(index, leftovers, summary, options)
             _leftovers(leftovers, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -402,6 +408,32 @@ def _read_only_state(
             return index.scan_state()
     except IndexMissing:
         return {}, {}
+
+
+def _retry_tag_writes(
+    index: Index, leftovers: Mapping[str, Leftover], summary: ScanSummary, options: ScanOptions
+) -> dict[str, Leftover]:
+    """Write again the tags of the unchanged tracks whose last tag write failed, from their
+    analysis in the index, as `mertag write` does (`writeback.write_row`: the same checks, the
+    crash-safe write, the row updated); the leftovers that remain, with the new reason of a
+    write that failed again."""
+    from mertag.tagger.writeback import WriteOptions, write_row
+
+    remaining = dict(leftovers)
+    policy = policy_values(options)
+    for path in summary.skipped:
+        if remaining.get(str(path), (None, False))[0] is None:
+            continue
+        row = index.get(str(path))
+        if row is None or row.status != "ok" or not row.tag_error:
+            continue  # a failed analysis: --retry-failed
+        result = write_row(index, row, WriteOptions(**policy))
+        if result.error is not None:
+            remaining[str(path)] = (result.error, False)
+        elif result.skipped is None:
+            del remaining[str(path)]
+            summary.tags_retried += 1
+    return remaining
 
 
 def _leftovers(leftovers: Mapping[str, Leftover], summary: ScanSummary) -> None:

@@ -72,3 +72,42 @@ def test_analysed_but_untagged_tracks_are_named_until_written(tmp_path: Path, mo
     assert written.exit_code == 0, written.output
     code, out, err = _scan(lib, index, model, "--format", "json")
     assert code == 0 and json.loads(out)["summary"]["untagged"] == 0
+
+
+def test_a_failed_tag_write_is_written_by_the_next_scan_once_its_cause_is_fixed(
+    tmp_path: Path, model: Path
+) -> None:
+    """A read-only file: analysed and indexed, its tag write fails (exit 1). The user makes it
+    writable (size and mtime unchanged, so it is not analysed again) and scans again: the scan
+    writes its tags from the index and all is well, the user's own tags kept."""
+    import mutagen
+
+    lib, index = tmp_path / "lib", tmp_path / "index.sqlite3"
+    lib.mkdir()
+    track = make_track(lib / "song.flac")
+    tags = mutagen.File(track)
+    tags["ARTIST"] = "The User's Artist"
+    tags["MOOD"] = "Melancholy"
+    tags.save()
+    track.chmod(0o444)
+    code, _, err = _scan(lib, index, model)
+    assert code == 1 and f"failed: {track}: tag write failed: read-only file" in err, err
+    assert "MERTAG_MODEL" not in mutagen.File(track)
+    before = track.stat()
+    code, _, err = _scan(lib, index, model)  # still read-only: tried again, fails again
+    assert code == 1 and f"still failing: {track}: tag write failed: read-only file" in err
+    track.chmod(0o644)
+    assert (track.stat().st_size, track.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    code, out, err = _scan(lib, index, model, "--format", "json")
+    summary = json.loads(out)["summary"]
+    assert code == 0, err
+    assert summary["analysed"] == 0 and summary["tags_retried"] == 1 and summary["ok"] is True
+    assert summary["still_failing"] == []
+    written = mutagen.File(track)
+    assert written["MERTAG_MODEL"] and written["ARTIST"] == ["The User's Artist"]
+    assert written["MOOD"] == ["Melancholy"]  # the user's MOOD stays (no --overwrite-mood)
+    code, _, err = _scan(lib, index, model)
+    assert code == 0 and "tagged now" not in err and "still failing" not in err
+    listed = invoke(["list", "--index", index, "--format", "json"])
+    (row,) = json.loads(listed.stdout)
+    assert row["tagged"] in (1, True) and not row["tag_error"]
