@@ -432,7 +432,8 @@ def _retry_tag_writes(
             remaining[str(path)] = (result.error, False)
         elif result.skipped is None:
             del remaining[str(path)]
-            summary.tags_retried += 1
+            if result.not_tagged is None:  # else a format mertag cannot tag: no failure either
+                summary.tags_retried += 1
     return remaining
 
 
