@@ -20,6 +20,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+from mertag.tagger.file_locks import HAVE_FLOCK, delete_unless_locked, lock
 from mertag.tagger.index import COLUMNS
 from mertag.tagger.model_names import MODEL_FORMAT_KEY, onnx_metadata
 
@@ -147,6 +148,13 @@ def _umask() -> int:
     return mask
 
 
+TEMP_SUFFIX = ".tmp"
+"""How the temp file of every `write_bytes_atomic` ends: `.NAME.XXXXXXXX.tmp` beside NAME."""
+
+_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
+"""The random part of a temp file's name, as `tempfile.mkstemp` makes it."""
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` so that `path` is always either the old file or the whole new one, through
     a temp file of a name no other file has (mkstemp: nothing beside `path` is replaced).
@@ -156,28 +164,63 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     points to is the one rewritten, beside itself. A new file gets the mode a new file gets
     (0644 under umask 022), not the private 0600 of a temp file, so a music server running as
     another user can read a playlist or a model. The data is fsynced before the rename and the
-    folder after it, so a power cut leaves the old file or the new one. A failure is an OSError
-    naming `path`.
+    folder after it, so a power cut leaves the old file or the new one. The writer holds an flock
+    on its temp file until it is renamed, and the temp files of `path` that a killed writer left
+    (`remove_stale_output_temps`) are deleted first. A failure is an OSError naming `path`.
     """
     target = path.resolve() if path.is_symlink() else path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        remove_stale_output_temps(target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     except OSError as exc:
         raise _naming(exc, path) from exc
     try:
+        lock(fd)  # a new file: nobody else holds it
         _take_identity(tmp, target)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.replace(tmp, target)  # still locked: no cleaner can take it away before this
         _sync_folder(target.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise _naming(exc, path) from exc
         raise
+    finally:
+        os.close(fd)
+
+
+STALE_AFTER = 10.0
+"""Seconds since its last change after which an unlocked temp file counts as a dead writer's
+(a live writer locks its temp file the instant after creating it)."""
+
+
+def remove_stale_output_temps(target: Path) -> list[Path]:
+    """Delete the temp files `write_bytes_atomic` made for `target` (`.NAME.XXXXXXXX.tmp`
+    beside it, regular files) that a killed writer left: unlocked and unchanged for
+    STALE_AFTER seconds; returns them. A file of another name, a user's `.NAME.notes.tmp` say,
+    is never one; a live writer's is locked. One that cannot be deleted stays, hidden, for the
+    next write to try again; where flock is missing (Windows) none is deleted."""
+    if not HAVE_FLOCK:
+        return []
+    prefix = f".{target.name}."
+    try:
+        with os.scandir(target.parent) as entries:
+            names = sorted(
+                e.name
+                for e in entries
+                if e.name.startswith(prefix)
+                and e.name.endswith(TEMP_SUFFIX)
+                and _TEMP_RANDOM.fullmatch(e.name[len(prefix) : -len(TEMP_SUFFIX)])
+                and e.is_file(follow_symlinks=False)
+            )
+    except OSError:
+        return []
+    candidates = (target.parent / name for name in names)
+    return [c for c in candidates if delete_unless_locked(c, STALE_AFTER)]
 
 
 def _take_identity(tmp: str, target: Path) -> None:

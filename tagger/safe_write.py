@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from mertag.tagger.file_locks import delete_unless_locked
 from mertag.tagger.write_journal import (
     TEMP_SUFFIX,
     JournalError,
@@ -161,22 +162,8 @@ def remove_stale_temps(folder: Path) -> list[Path]:
             ]
     except OSError:
         return []  # the walk has already reported a folder it could not list
-    removed: list[Path] = []
-    for name in names:
-        path = folder / name
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            continue  # gone already (another scan cleaned it) or unreadable: leave it
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
-            removed.append(path)
-        except OSError:
-            continue  # locked by a live writer, or not ours to delete
-        finally:
-            os.close(fd)
-    return removed
+    # gone already (another scan cleaned it), unreadable, or locked by a live writer: left
+    return [folder / name for name in names if delete_unless_locked(folder / name)]
 
 
 def _check_unchanged(fd: int, before: os.stat_result) -> None:

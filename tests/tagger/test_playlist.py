@@ -94,6 +94,56 @@ def test_a_rewritten_playlist_keeps_its_mode_and_its_symlink(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_killed_writers_temp_files_go_at_the_next_write_and_nothing_else(
+    library: Library, tmp_path: Path
+) -> None:
+    """A writer killed between creating its temp file and renaming it leaves a hidden
+    `.NAME.XXXXXXXX.tmp` beside the target; the next write of that target deletes it. A live
+    writer's (flocked by another process), a just-made one and a user's file of another name
+    stay."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "calm.m3u8"
+    hour_ago = time.time() - 3600
+
+    def leftover(name: str, old: bool = True) -> Path:
+        path = tmp_path / name
+        path.write_text("#EXTM3U\n")
+        if old:
+            os.utime(path, (hour_ago, hour_ago))
+        return path
+
+    dead = leftover(".calm.m3u8.k1ll3d_0.tmp")
+    live = leftover(".calm.m3u8.l1ve0000.tmp")
+    fresh = leftover(".calm.m3u8.fresh000.tmp", old=False)
+    users = [leftover(".calm.m3u8.notes.tmp"), leftover(".other.m3u8.k1ll3d_0.tmp")]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); time.sleep(120)",
+            str(live),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        args = ["playlist", "arousal:..0", "-o", out, "--index", library.index]
+        assert invoke(args).exit_code == 0
+        assert not dead.exists() and live.exists() and fresh.exists()
+        assert all(p.exists() for p in users) and read_playlist(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    os.utime(fresh, (hour_ago, hour_ago))
+    assert invoke(args).exit_code == 0  # the holder is gone: its file is a dead writer's now
+    assert not live.exists() and not fresh.exists() and all(p.exists() for p in users)
+
+
 def test_a_query_selects_the_tracks_of_one_playlist(library: Library, tmp_path: Path) -> None:
     rows = _ok_rows(library)
     mid = sorted(r.arousal for r in rows)[len(rows) // 2]
