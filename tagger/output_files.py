@@ -148,7 +148,7 @@ def _umask() -> int:
     return mask
 
 
-TEMP_SUFFIX = ".tmp"
+OUTPUT_TEMP_SUFFIX = ".tmp"
 """How the temp file of every `write_bytes_atomic` ends: `.NAME.XXXXXXXX.tmp` beside NAME."""
 
 _TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
@@ -172,7 +172,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_output_temps(target)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=OUTPUT_TEMP_SUFFIX
+        )
     except OSError as exc:
         raise _naming(exc, path) from exc
     try:
@@ -213,8 +215,8 @@ def remove_stale_output_temps(target: Path) -> list[Path]:
                 e.name
                 for e in entries
                 if e.name.startswith(prefix)
-                and e.name.endswith(TEMP_SUFFIX)
-                and _TEMP_RANDOM.fullmatch(e.name[len(prefix) : -len(TEMP_SUFFIX)])
+                and e.name.endswith(OUTPUT_TEMP_SUFFIX)
+                and _TEMP_RANDOM.fullmatch(e.name[len(prefix) : -len(OUTPUT_TEMP_SUFFIX)])
                 and e.is_file(follow_symlinks=False)
             )
     except OSError:

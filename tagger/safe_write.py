@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from mertag.tagger.file_locks import delete_unless_locked
+from mertag.tagger.file_locks import HAVE_FLOCK, delete_unless_locked, lock
 from mertag.tagger.write_journal import (
     TEMP_SUFFIX,
     JournalError,
@@ -147,7 +147,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     left alone. A copy that cannot be checked or removed stays too: it is hidden and skipped by the
     walker, and the next call tries again.
     """
-    if fcntl is None:
+    if not HAVE_FLOCK:
         return []
     finish_interrupted_writes(folder)
     needed = referenced_copies(folder)
@@ -288,8 +288,7 @@ def rewrite_file(
         _check_space(real.parent, before.st_size)
         lock_fd, tmp_name = _make_copy_file(real)
         fds.append(lock_fd)
-        if fcntl is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # held until the end: this copy is in use
+        lock(lock_fd)  # held until the end: this copy is in use
         # Reopened by name so the file object carries it (mutagen and errors show it).
         with open(tmp_name, "w+b") as tmp:
             with open(target_fd, "rb", closefd=False) as src:
